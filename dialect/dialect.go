@@ -1,0 +1,48 @@
+// Package dialect defines how ops are written on a message queue for one
+// family of Socket.IO peers. The implementations are dialect/python (the
+// "python" JSON dialect of python-socketio >= 5.15.1 and the "python-pickle"
+// dialect of python-socketio < 5.14) and dialect/node (@socket.io/redis-adapter
+// 8 and @socket.io/redis-emitter 5).
+//
+// A dialect is pure code: it owns channel names, host ids and uids, the
+// payload encoding and version quirks, and never touches the network.
+package dialect
+
+import (
+	"errors"
+
+	"github.com/siobridge/siobridge/op"
+	"github.com/siobridge/siobridge/queue"
+)
+
+// Dialect encodes ops into queue messages and decodes queue messages into
+// ops. Implementations are safe for concurrent use.
+type Dialect interface {
+	// Name is the dialect's name: "python", "python-pickle" or "node".
+	Name() string
+	// Origin is this process's identity on the wire (python host_id,
+	// node uid); it is put on every op this dialect encodes without one.
+	Origin() string
+	// Encode returns the messages that carry o, in publishing order.
+	// An op the dialect's peers cannot perform is refused with an error
+	// wrapping ErrUnsupported, never published half-way.
+	Encode(o op.Op) ([]queue.Message, error)
+	// Decode turns one received message into an op. Bytes it does not
+	// understand give an error wrapping ErrMalformed (or ErrUnsupported for
+	// well-formed messages of kinds it does not handle); Decode never panics
+	// and bounds the memory it allocates by the message size.
+	Decode(m queue.Message) (op.Op, error)
+	// NewAckID returns a fresh AckRequest.ID in the form the dialect needs.
+	NewAckID() string
+	// ReplySubscription is what a requester (an emitter waiting for acks)
+	// must subscribe to in order to receive the replies to its requests in
+	// namespace ns.
+	ReplySubscription(ns string) queue.Subscription
+}
+
+// ErrUnsupported is wrapped by errors for ops, or messages, that a dialect
+// or its peers cannot handle.
+var ErrUnsupported = errors.New("not supported by this dialect")
+
+// ErrMalformed is wrapped by decoding errors for invalid bytes.
+var ErrMalformed = errors.New("malformed queue message")

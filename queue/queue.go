@@ -1,0 +1,160 @@
+// Package queue defines the bus: what siobridge needs from a message broker.
+// A bus publishes opaque messages to named channels and delivers the messages
+// of subscribed channels (and, where the broker supports it, channel
+// patterns). Concrete buses live in adapter/redis, adapter/amqp and
+// adapter/nats; queue/memory is an in-process bus for unit tests.
+//
+// Channels are the dialect's names (python: "flask-socketio"; node:
+// "socket.io#/#room#"); each bus maps them onto its broker's own objects
+// (Redis channels, AMQP fanout exchanges, NATS subjects).
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Message is one queue message.
+type Message struct {
+	// Channel is the dialect-level channel name.
+	Channel string
+	// Data is the payload, opaque to the bus.
+	Data []byte
+	// ContentType and ContentEncoding are message properties for brokers
+	// that carry them (AMQP); other buses ignore them on publish and leave
+	// them empty on delivery.
+	ContentType     string
+	ContentEncoding string
+	// Pattern is the subscription pattern that matched, on delivery of a
+	// pattern subscription; empty otherwise.
+	Pattern string
+}
+
+// Subscription lists what to receive.
+type Subscription struct {
+	// Channels are exact channel names.
+	Channels []string
+	// Patterns are Redis-style glob patterns ("socket.io#/#*"). Buses that
+	// cannot match patterns return ErrPatternsUnsupported.
+	Patterns []string
+}
+
+// Handler receives the messages of a subscription. The bus calls it from one
+// goroutine per subscription, one message at a time; it must not block for
+// long. The Message and its Data belong to the handler.
+type Handler func(Message)
+
+// Bus is a connection to a message broker. Implementations are safe for
+// concurrent use, reconnect by themselves after a broker outage and
+// re-establish every live subscription.
+type Bus interface {
+	// Publish sends the messages in order. It returns when the broker has
+	// taken them (or the bus has handed them to the broker's connection,
+	// for brokers without publish confirmation), or with an error when ctx
+	// ends first or the broker refuses.
+	Publish(ctx context.Context, msgs ...Message) error
+	// Subscribe starts delivering the messages of sub to h. It returns once
+	// the broker has confirmed the subscription, so that a message published
+	// after Subscribe returns is delivered.
+	Subscribe(ctx context.Context, sub Subscription, h Handler) (Subscriber, error)
+	// Close stops every goroutine of the bus and closes its connections.
+	Close() error
+}
+
+// Subscriber is a live subscription.
+type Subscriber interface {
+	// Close ends the subscription; no handler call starts after it returns.
+	Close() error
+}
+
+// SubscriberCounter is implemented by buses that can count the subscribers
+// of a channel (Redis PUBSUB NUMSUB). The node dialect uses it to know how
+// many servers will answer a request.
+type SubscriberCounter interface {
+	NumSub(ctx context.Context, channel string) (int, error)
+}
+
+// Stats are counters a bus keeps about itself.
+type Stats struct {
+	Published   uint64 // messages handed to the broker
+	Delivered   uint64 // messages passed to handlers
+	Reconnects  uint64 // successful reconnections after a failure
+	PublishErrs uint64 // Publish calls that returned an error
+}
+
+// StatsReporter is implemented by buses that keep Stats.
+type StatsReporter interface {
+	Stats() Stats
+}
+
+// ErrPatternsUnsupported is returned by Subscribe on buses whose broker
+// cannot match channel patterns.
+var ErrPatternsUnsupported = errors.New("queue: this bus does not support pattern subscriptions")
+
+// ErrClosed is returned by operations on a closed bus.
+var ErrClosed = errors.New("queue: bus is closed")
+
+// Opener opens a bus from a URL.
+type Opener func(ctx context.Context, u *url.URL) (Bus, error)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Opener{}
+)
+
+// Register makes a bus available to Open under a URL scheme. Adapters call
+// it from their init function; importing an adapter package registers it.
+func Register(scheme string, open Opener) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[scheme]; dup {
+		panic("queue: Register called twice for scheme " + scheme)
+	}
+	registry[scheme] = open
+}
+
+// Schemes lists the registered URL schemes.
+func Schemes() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for s := range registry {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Open opens a bus from a URL whose scheme an imported adapter registered
+// ("redis://127.0.0.1:6379/0", "amqp://guest:guest@127.0.0.1:5672/",
+// "nats://127.0.0.1:4222").
+func Open(ctx context.Context, rawURL string) (Bus, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("queue: invalid broker URL: %w", err)
+	}
+	if u.Scheme == "" {
+		return nil, fmt.Errorf("queue: broker URL %q has no scheme (want one of %s)", Redact(rawURL), strings.Join(Schemes(), ", "))
+	}
+	registryMu.RLock()
+	open, ok := registry[strings.ToLower(u.Scheme)]
+	registryMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("queue: unsupported broker URL scheme %q (registered: %s; import the adapter package)", u.Scheme, strings.Join(Schemes(), ", "))
+	}
+	return open(ctx, u)
+}
+
+// Redact returns rawURL with any password replaced, for error messages.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "<invalid URL>"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The one command that runs every test: set-up, static checks, unit,
+# integration (real brokers) and compat (real peers) tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
+echo "== go vet"
+go vet ./...
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./... 2>&1 | tee /tmp/siobridge-test.log
