@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The set-up above installs and starts every broker and peer, so a missing one is a failure, not a skip.
+export SIOBRIDGE_REQUIRE_BROKERS=1 SIOBRIDGE_REQUIRE_PEERS=1
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
