@@ -82,16 +82,17 @@ type ClientCount struct {
 	Origin    string
 }
 
-// Join makes the sockets selected by Target join Rooms.
+// Join makes the sockets selected by Target join Rooms. (Target is a named
+// field here, not embedded, so that Rooms and Target.Rooms stay distinct.)
 type Join struct {
-	Target
+	Target Target
 	Rooms  []string
 	Origin string
 }
 
 // Leave makes the sockets selected by Target leave Rooms.
 type Leave struct {
-	Target
+	Target Target
 	Rooms  []string
 	Origin string
 }
