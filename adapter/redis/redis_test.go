@@ -1,0 +1,337 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/siobridge/siobridge/internal/testenv"
+	"github.com/siobridge/siobridge/queue"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func open(t *testing.T, url string) *Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+type sink struct {
+	mu   sync.Mutex
+	msgs []queue.Message
+}
+
+func (s *sink) handle(m queue.Message) {
+	s.mu.Lock()
+	s.msgs = append(s.msgs, m)
+	s.mu.Unlock()
+}
+
+func (s *sink) wait(t *testing.T, n int, within time.Duration) []queue.Message {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		if len(s.msgs) >= n {
+			out := append([]queue.Message(nil), s.msgs...)
+			s.mu.Unlock()
+			return out
+		}
+		s.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.Fatalf("got %d messages, want %d", len(s.msgs), n)
+	return nil
+}
+
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
+func uniq(t *testing.T) string { return fmt.Sprintf("siobridge-test-%s-%d", t.Name(), time.Now().UnixNano()) }
+
+func TestPublishSubscribeBinarySafe(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	b := open(t, "redis://"+testenv.RedisAddr+"/0")
+	ch := uniq(t)
+	var s sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	ctx := context.Background()
+	if err := b.Publish(ctx, queue.Message{Channel: ch, Data: all}, queue.Message{Channel: ch, Data: []byte("second")}); err != nil {
+		t.Fatal(err)
+	}
+	got := s.wait(t, 2, 5*time.Second)
+	if !bytes.Equal(got[0].Data, all) || string(got[1].Data) != "second" || got[0].Channel != ch {
+		t.Fatalf("got %+v", got)
+	}
+	if n, err := b.NumSub(ctx, ch); err != nil || n != 1 {
+		t.Fatalf("NumSub = %d, %v", n, err)
+	}
+	if st := b.Stats(); st.Published != 2 || st.Delivered != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestPatternsAndIsolation(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	b := open(t, "redis://"+testenv.RedisAddr)
+	prefix := uniq(t)
+	var a, p, other sink
+	ctx := context.Background()
+	sa, err := b.Subscribe(ctx, queue.Subscription{Channels: []string{prefix + "-A"}}, a.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sa.Close()
+	sp, err := b.Subscribe(ctx, queue.Subscription{Patterns: []string{queue.EscapeGlob(prefix+"#/#") + "*"}}, p.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	so, err := b.Subscribe(ctx, queue.Subscription{Channels: []string{prefix + "-B"}}, other.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer so.Close()
+	for i := 0; i < 10; i++ {
+		if err := b.Publish(ctx,
+			queue.Message{Channel: prefix + "-A", Data: []byte("a")},
+			queue.Message{Channel: prefix + "#/#room" + fmt.Sprint(i) + "#", Data: []byte("p")},
+		); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.wait(t, 10, 5*time.Second)
+	got := p.wait(t, 10, 5*time.Second)
+	if got[0].Pattern == "" || !strings.HasPrefix(got[3].Channel, prefix+"#/#room") {
+		t.Fatalf("pattern delivery %+v", got[0])
+	}
+	// a marker on B proves B's subscriber is live; nothing else may arrive there
+	if err := b.Publish(ctx, queue.Message{Channel: prefix + "-B", Data: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	if g := other.wait(t, 1, 5*time.Second); len(g) != 1 || string(g[0].Data) != "b" {
+		t.Fatalf("channel B saw %+v", g)
+	}
+	if a.count() != 10 {
+		t.Fatalf("channel A saw %d messages, want 10", a.count())
+	}
+}
+
+func TestConcurrentPublishCoalesces(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	b := open(t, "redis://"+testenv.RedisAddr)
+	ch := uniq(t)
+	var s sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	const workers, each = 16, 200
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := b.Publish(context.Background(), queue.Message{Channel: ch, Data: []byte(fmt.Sprintf("%d-%d", w, i))}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	got := s.wait(t, workers*each, 20*time.Second)
+	seen := map[string]bool{}
+	for _, m := range got {
+		seen[string(m.Data)] = true
+	}
+	if len(seen) != workers*each {
+		t.Fatalf("%d distinct messages, want %d", len(seen), workers*each)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := Open(ctx, "redis://127.0.0.1:notaport"); err == nil {
+		t.Error("bad URL accepted")
+	}
+	if _, err := Open(ctx, "http://127.0.0.1:6379"); err == nil || !strings.Contains(err.Error(), "unsupported URL scheme") {
+		t.Errorf("bad scheme: %v", err)
+	}
+	// unreachable: a free port nobody listens on
+	port := testenv.FreePort(t)
+	start := time.Now()
+	short, cancel2 := context.WithTimeout(context.Background(), 1*time.Second)
+	defer cancel2()
+	if _, err := Open(short, fmt.Sprintf("redis://127.0.0.1:%d", port)); err == nil || !strings.Contains(err.Error(), "connect to") {
+		t.Errorf("unreachable: %v", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("Open ignored its context deadline")
+	}
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	// auth refused: the shared server has no password, so AUTH must fail
+	if _, err := Open(ctx, "redis://nobody:wrong@"+testenv.RedisAddr); err == nil {
+		t.Error("wrong credentials accepted")
+	} else {
+		t.Logf("auth error reads: %v", err)
+	}
+}
+
+func TestParseSentinel(t *testing.T) {
+	o, err := parseSentinel("user:p%40ss@h1:1,h2/3/mymaster2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Username != "user" || o.Password != "p@ss" || o.DB != 3 || o.MasterName != "mymaster2" ||
+		len(o.SentinelAddrs) != 2 || o.SentinelAddrs[1] != "h2:26379" {
+		t.Fatalf("parsed %+v", o)
+	}
+	if _, err := parseSentinel("/0"); err == nil {
+		t.Fatal("sentinel URL without host accepted")
+	}
+}
+
+func TestOpenThroughRegistry(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	b, err := queue.Open(context.Background(), "redis://"+testenv.RedisAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+}
+
+// TestOutageAndResubscribe restarts a private redis-server: publishes during
+// the outage end within their deadline, and the subscription works again
+// after the restart without any action from the caller.
+func TestOutageAndResubscribe(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	b := open(t, "redis://"+srv.Addr)
+	var s sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{"outage"}}, s.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := b.Publish(context.Background(), queue.Message{Channel: "outage", Data: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	s.wait(t, 1, 5*time.Second)
+
+	srv.Stop()
+	failed := 0
+	for i := 0; i < 5; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		start := time.Now()
+		err := b.Publish(ctx, queue.Message{Channel: "outage", Data: []byte("during")})
+		cancel()
+		if err != nil {
+			failed++
+		}
+		if el := time.Since(start); el > 5*time.Second {
+			t.Fatalf("publish during outage took %s", el)
+		}
+	}
+	if failed == 0 {
+		t.Fatal("every publish succeeded while the server was down")
+	}
+	srv.Start()
+	// resubscription happens in the background; publish until delivered
+	deadline := time.Now().Add(30 * time.Second)
+	for s.count() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no delivery after the restart")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		b.Publish(ctx, queue.Message{Channel: "outage", Data: []byte("after")})
+		cancel()
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := s.wait(t, 2, time.Second)
+	if string(got[1].Data) != "after" {
+		t.Fatalf("after restart got %q", got[1].Data)
+	}
+}
+
+func TestCloseFailsPublish(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	b := open(t, "redis://"+testenv.RedisAddr)
+	b.Close()
+	if err := b.Publish(context.Background(), queue.Message{Channel: "x"}); !errors.Is(err, queue.ErrClosed) {
+		t.Fatalf("publish after close: %v", err)
+	}
+	if _, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{"x"}}, func(queue.Message) {}); !errors.Is(err, queue.ErrClosed) {
+		t.Fatalf("subscribe after close: %v", err)
+	}
+}
+
+var _ goredis.UniversalClient = (*goredis.Client)(nil)
+
+func BenchmarkPublishSerial(b *testing.B) {
+	testenv.Need(b, "redis", testenv.RedisAddr)
+	bus, err := Open(context.Background(), "redis://"+testenv.RedisAddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bus.Close()
+	msg := queue.Message{Channel: "siobridge-bench", Data: []byte(`{"n":1}`)}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := bus.Publish(context.Background(), msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkPublishParallel(b *testing.B) {
+	testenv.Need(b, "redis", testenv.RedisAddr)
+	bus, err := Open(context.Background(), "redis://"+testenv.RedisAddr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bus.Close()
+	msg := queue.Message{Channel: "siobridge-bench", Data: []byte(`{"n":1}`)}
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := bus.Publish(context.Background(), msg); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
