@@ -69,7 +69,9 @@ func (s *sink) count() int {
 	return len(s.msgs)
 }
 
-func uniq(t *testing.T) string { return fmt.Sprintf("siobridge-test-%s-%d", t.Name(), time.Now().UnixNano()) }
+func uniq(t *testing.T) string {
+	return fmt.Sprintf("siobridge-test-%s-%d", t.Name(), time.Now().UnixNano())
+}
 
 func TestPublishSubscribeBinarySafe(t *testing.T) {
 	testenv.Need(t, "redis", testenv.RedisAddr)
