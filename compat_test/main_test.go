@@ -1,0 +1,36 @@
+// Package compat_test proves, against the real peers, that siobridge's bytes
+// interoperate: Debian's Flask-SocketIO 5.3.2 / python-socketio 5.7.2
+// servers and clients, and (node_test.go) Node socket.io 4.8 with
+// @socket.io/redis-adapter 8 and @socket.io/redis-emitter 5. Every test
+// starts its peers as real processes on loopback ports and talks through
+// the real brokers.
+package compat_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// sioemitBin is the sioemit binary built for the tests.
+var sioemitBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "siobridge-compat-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sioemitBin = filepath.Join(dir, "sioemit")
+	build := exec.Command("go", "build", "-o", sioemitBin, "../cmd/sioemit")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building sioemit:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/python3
+"""Publish a fixed set of messages with python-socketio's write-only
+RedisManager (what a Celery worker does), for the reverse-decoding test.
+
+    emit.py --url redis://127.0.0.1:6379/0 --channel NAME
+"""
+import argparse
+import socketio
+
+p = argparse.ArgumentParser()
+p.add_argument("--url", required=True)
+p.add_argument("--channel", required=True)
+a = p.parse_args()
+m = socketio.RedisManager(a.url, channel=a.channel, write_only=True)
+m.host_id = "0123456789abcdef0123456789abcdef"
+m.emit("multi", ("a", 1, b"\x00\xff", {"k": [1.5, None, True]}), namespace="/chat", room=["r1", "r2"], skip_sid="SID9")
+m.emit("one", {"big": 2 ** 80, "u": "é😀"}, room="r1")
+m.close_room("r1", namespace="/chat")
+m.disconnect("SID1", namespace="/")
+m.emit("done", None)
