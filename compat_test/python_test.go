@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/siobridge/siobridge/adapter/amqp"
 	_ "github.com/siobridge/siobridge/adapter/redis"
 	"github.com/siobridge/siobridge/dialect/python"
 	"github.com/siobridge/siobridge/emitter"
@@ -102,6 +103,13 @@ func openBus(t *testing.T, url string) queue.Bus {
 func TestFlaskSocketIORedis(t *testing.T) {
 	testenv.Need(t, "redis", testenv.RedisAddr)
 	testFlaskSocketIO(t, redisURL, redisURL, uniq("fsio"))
+}
+
+// TestFlaskSocketIOAMQP: the server uses Kombu on RabbitMQ, the Go side
+// adapter/amqp; both declare the same fanout exchange.
+func TestFlaskSocketIOAMQP(t *testing.T) {
+	testenv.Need(t, "rabbitmq", testenv.AMQPAddr)
+	testFlaskSocketIO(t, "amqp://guest:guest@"+testenv.AMQPAddr+"//", "amqp://guest:guest@"+testenv.AMQPAddr+"/", uniq("fsio-amqp"))
 }
 
 // TestFlaskSocketIODefaultChannel uses Flask-SocketIO's true default channel.

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	_ "github.com/siobridge/siobridge/adapter/amqp"
 	_ "github.com/siobridge/siobridge/adapter/redis"
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/emitter"
