@@ -18,6 +18,7 @@ import (
 	"time"
 
 	_ "github.com/siobridge/siobridge/adapter/amqp"
+	_ "github.com/siobridge/siobridge/adapter/nats"
 	_ "github.com/siobridge/siobridge/adapter/redis"
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/emitter"
