@@ -77,7 +77,9 @@ func TestOperatorsBuildOps(t *testing.T) {
 	chat := em.Of("chat")
 	steps := []func() error{
 		func() error { return em.Emit(ctx, "hello", 1, "two", []byte{3}) },
-		func() error { return chat.To("r1", "r2").To("r1").Except("sid9").Volatile().Compress(false).Emit(ctx, "news", map[string]int{"n": 1}) },
+		func() error {
+			return chat.To("r1", "r2").To("r1").Except("sid9").Volatile().Compress(false).Emit(ctx, "news", map[string]int{"n": 1})
+		},
 		func() error { return chat.Send(ctx, "hi") },
 		func() error { return chat.In("r1").SocketsJoin(ctx, "r2") },
 		func() error { return chat.In("r1").SocketsLeave(ctx, "r3") },
