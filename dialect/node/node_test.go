@@ -59,9 +59,9 @@ var emitterOps = map[string]op.Op{
 			map[string]any{"b": int64(1), "2": int64(2), "a": []any{int64(1), map[string]any{"x": nil}}}}},
 	"emitter of /admin to room1 except r9 volatile compress false": &op.Emit{Target: op.Target{Namespace: "/admin", Rooms: []string{"room1"}, Except: []string{"r9"}},
 		Event: "news", Args: []any{"x"}, Volatile: true, Compress: &f},
-	"emitter to two rooms": &op.Emit{Target: op.Target{Namespace: "/", Rooms: []string{"r1", "r2"}}, Event: "two"},
-	"emitter socketsJoin":  &op.Join{Target: op.Target{Namespace: "/", Rooms: []string{"room1"}}, Rooms: []string{"room2"}},
-	"emitter socketsLeave": &op.Leave{Target: op.Target{Namespace: "/"}, Rooms: []string{"room2"}},
+	"emitter to two rooms":            &op.Emit{Target: op.Target{Namespace: "/", Rooms: []string{"r1", "r2"}}, Event: "two"},
+	"emitter socketsJoin":             &op.Join{Target: op.Target{Namespace: "/", Rooms: []string{"room1"}}, Rooms: []string{"room2"}},
+	"emitter socketsLeave":            &op.Leave{Target: op.Target{Namespace: "/"}, Rooms: []string{"room2"}},
 	"emitter disconnectSockets close": &op.Disconnect{Target: op.Target{Namespace: "/", Rooms: []string{"room1"}, Except: []string{"r9"}}, Close: true},
 	"emitter serverSideEmit":          &op.ServerSideEmit{Namespace: "/", Event: "ping", Args: []any{map[string]any{"x": int64(1)}}},
 }
@@ -256,10 +256,10 @@ func TestRefusals(t *testing.T) {
 func TestMsgpackExtensions(t *testing.T) {
 	// timestamp32, timestamp64, undefined, legacy Date ms, ArrayBuffer
 	cases := map[string]any{
-		"d6ff5e0be100":             "2020-01-01T00:00:00.000Z",
-		"d4000":                    nil,
+		"d6ff5e0be100":              "2020-01-01T00:00:00.000Z",
+		"d4000":                     nil,
 		"d700000001" + "6f5e66e800": "2020-01-01T00:00:00.000Z",
-		"c70200abcd":               []byte{0xab, 0xcd},
+		"c70200abcd":                []byte{0xab, 0xcd},
 	}
 	for h, want := range cases {
 		if len(h)%2 == 1 {
