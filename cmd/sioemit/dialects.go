@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/siobridge/siobridge/dialect"
+	"github.com/siobridge/siobridge/dialect/node"
 	"github.com/siobridge/siobridge/dialect/python"
 )
 
@@ -12,6 +13,8 @@ func newDialect(name, channel string) (dialect.Dialect, error) {
 		return python.New(python.Options{Channel: channel}), nil
 	case "python-pickle":
 		return python.NewPickle(python.Options{Channel: channel}), nil
+	case "node":
+		return node.New(node.Options{Key: channel}), nil
 	}
 	return nil, usagef("unknown dialect %q (want python, python-pickle or node)", name)
 }

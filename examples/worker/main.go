@@ -22,6 +22,7 @@ import (
 
 	_ "github.com/siobridge/siobridge/adapter/redis"
 	"github.com/siobridge/siobridge/dialect"
+	"github.com/siobridge/siobridge/dialect/node"
 	"github.com/siobridge/siobridge/dialect/python"
 	"github.com/siobridge/siobridge/emitter"
 	"github.com/siobridge/siobridge/queue"
@@ -29,8 +30,8 @@ import (
 
 func main() {
 	url := flag.String("url", "redis://127.0.0.1:6379/0", "broker URL")
-	dialectName := flag.String("dialect", "python-pickle", "python | python-pickle")
-	channel := flag.String("channel", "", "channel (default flask-socketio)")
+	dialectName := flag.String("dialect", "python-pickle", "python | python-pickle | node")
+	channel := flag.String("channel", "", "channel (default flask-socketio), or key prefix for node (default socket.io)")
 	ns := flag.String("namespace", "/", "namespace")
 	room := flag.String("room", "news", "room to emit to (empty: everybody)")
 	count := flag.Int("count", 0, "stop after this many emits (0: until interrupted)")
@@ -44,6 +45,8 @@ func main() {
 		d = python.New(python.Options{Channel: *channel})
 	case "python-pickle":
 		d = python.NewPickle(python.Options{Channel: *channel})
+	case "node":
+		d = node.New(node.Options{Key: *channel})
 	default:
 		fmt.Fprintf(os.Stderr, "worker: unknown dialect %q\n", *dialectName)
 		os.Exit(2)
