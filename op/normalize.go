@@ -22,11 +22,26 @@ import (
 // base64 string, as with encoding/json. Channels, functions and complex
 // numbers are refused with an error.
 func Normalize(v any) (any, error) {
+	if canonical(v, 0) {
+		return v, nil
+	}
 	return normalize(v, 0)
 }
 
-// NormalizeArgs normalizes every argument of an argument list.
+// NormalizeArgs normalizes every argument of an argument list. Arguments
+// that are already plain data are kept as they are (not copied): the
+// result may share the slice and values of args.
 func NormalizeArgs(args []any) ([]any, error) {
+	all := true
+	for _, a := range args {
+		if !canonical(a, 0) {
+			all = false
+			break
+		}
+	}
+	if all {
+		return args, nil
+	}
 	out := make([]any, len(args))
 	for i, a := range args {
 		n, err := normalize(a, 0)
@@ -39,6 +54,34 @@ func NormalizeArgs(args []any) ([]any, error) {
 }
 
 const maxDepth = 1000
+
+// canonical reports whether v is already a plain data tree (no copy needed).
+func canonical(v any, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	switch x := v.(type) {
+	case nil, bool, int, int64, uint64, float64, string, []byte:
+		return true
+	case *big.Int:
+		return x != nil && !x.IsInt64()
+	case []any:
+		for _, e := range x {
+			if !canonical(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if !canonical(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
 
 var (
 	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()

@@ -25,7 +25,7 @@ func TestNormalize(t *testing.T) {
 		want any
 	}{
 		{"nil", nil, nil},
-		{"int", 42, int64(42)},
+		{"int (kept: encoders take int)", 42, 42},
 		{"int8", int8(-3), int64(-3)},
 		{"uint big", uint64(math.MaxUint64), uint64(math.MaxUint64)},
 		{"uint small", uint32(7), int64(7)},

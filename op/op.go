@@ -9,7 +9,8 @@
 // Argument values (Emit.Args, AckReply.Args, ...) are plain data trees:
 // nil, bool, int64, uint64, *big.Int, float64, string, []byte (binary),
 // []any and map[string]any. Values produced by decoders are always of these
-// types; values given to encoders may be any Go value that Normalize accepts.
+// types; values given to encoders may be any Go value that Normalize accepts
+// (Normalize keeps plain data, and int, as it is, so encoders also take int).
 package op
 
 import (

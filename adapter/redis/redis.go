@@ -76,6 +76,8 @@ type Bus struct {
 	closed  bool
 	closeMu sync.Once
 
+	fast *publisher // nil for sentinel clients: they use go-redis pipelines
+
 	published   atomic.Uint64
 	delivered   atomic.Uint64
 	publishErrs atomic.Uint64
@@ -118,6 +120,10 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 		subs:   map[*subscriber]struct{}{},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if c, ok := client.(*goredis.Client); ok {
+		b.fast = newPublisher(c.Options(), cfg.writers)
+		return b, nil
+	}
 	for i := 0; i < cfg.writers; i++ {
 		b.wg.Add(1)
 		go b.writer()
@@ -196,6 +202,17 @@ func (b *Bus) Client() goredis.UniversalClient { return b.client }
 // returns when Redis has answered, or when ctx ends.
 func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if len(msgs) == 0 {
+		return nil
+	}
+	if b.fast != nil {
+		if err := b.fast.publish(ctx, msgs); err != nil {
+			b.publishErrs.Add(1)
+			if errors.Is(err, queue.ErrClosed) {
+				return err
+			}
+			return fmt.Errorf("redis: publish to %s: %w", b.url, err)
+		}
+		b.published.Add(uint64(len(msgs)))
 		return nil
 	}
 	req := &pubReq{ctx: ctx, msgs: msgs, done: make(chan error, 1)}
@@ -430,6 +447,9 @@ func (b *Bus) Close() error {
 		close(b.stop)
 		b.cancel()
 		b.wg.Wait()
+		if b.fast != nil {
+			b.fast.close()
+		}
 		// fail what is still queued
 		for {
 			select {

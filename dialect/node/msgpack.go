@@ -158,6 +158,11 @@ func appendInt(b []byte, i int64) []byte {
 // jsKeyOrder orders keys like Object.keys: array-index-like keys
 // ascending, then the others (sorted here, for determinism).
 func jsKeyOrder(m map[string]any) []string {
+	if len(m) == 1 {
+		for k := range m {
+			return []string{k}
+		}
+	}
 	var idx, other []string
 	for k := range m {
 		if isArrayIndex(k) {

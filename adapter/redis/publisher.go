@@ -1,0 +1,286 @@
+package redis
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/siobridge/siobridge/queue"
+)
+
+// publisher is the fast PUBLISH path: group commit over a few dedicated
+// connections. Callers append their commands (already in RESP form) to the
+// open batch under a mutex and wait for that batch's completion; one of the
+// connection goroutines takes the whole batch, writes it with one write
+// call and reads the replies. While one connection waits for its replies
+// the next batch fills, so the pipeline never stalls and no per-message
+// goroutine hand-off happens.
+type publisher struct {
+	opts *goredis.Options
+
+	mu     sync.Mutex
+	cur    *batch
+	kick   chan struct{} // a batch is waiting to be taken
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed bool
+}
+
+type batch struct {
+	buf  []byte
+	n    int // commands in buf
+	done chan struct{}
+	err  error
+}
+
+const (
+	maxBatchBytes = 1 << 20  // capacity kept for the next batch
+	maxBacklog    = 64 << 20 // bytes waiting before Publish refuses
+)
+
+func newPublisher(opts *goredis.Options, conns int) *publisher {
+	p := &publisher{opts: opts, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	p.cur = &batch{done: make(chan struct{})}
+	for i := 0; i < conns; i++ {
+		p.wg.Add(1)
+		go p.loop()
+	}
+	return p
+}
+
+// batch buffers are recycled: allocating (and zeroing) a fresh one per
+// round trip costs more than the round trip's own work.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func getBuf() []byte {
+	return (*bufPool.Get().(*[]byte))[:0]
+}
+
+func putBuf(b []byte) {
+	if cap(b) > maxBatchBytes {
+		return
+	}
+	bufPool.Put(&b)
+}
+
+// appendPublish writes PUBLISH channel data in RESP.
+func appendPublish(b []byte, channel string, data []byte) []byte {
+	b = append(b, "*3\r\n$7\r\nPUBLISH\r\n$"...)
+	b = strconv.AppendInt(b, int64(len(channel)), 10)
+	b = append(b, '\r', '\n')
+	b = append(b, channel...)
+	b = append(b, "\r\n$"...)
+	b = strconv.AppendInt(b, int64(len(data)), 10)
+	b = append(b, '\r', '\n')
+	b = append(b, data...)
+	return append(b, '\r', '\n')
+}
+
+// publish queues msgs in the open batch and waits for its result.
+func (p *publisher) publish(ctx context.Context, msgs []queue.Message) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return queue.ErrClosed
+	}
+	bt := p.cur
+	if len(bt.buf) > maxBacklog {
+		p.mu.Unlock()
+		return errors.New("redis: more than 64 MiB of publishes waiting for the server")
+	}
+	for _, m := range msgs {
+		bt.buf = appendPublish(bt.buf, m.Channel, m.Data)
+	}
+	bt.n += len(msgs)
+	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case <-bt.done:
+		return bt.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// take swaps the open batch for a fresh one.
+func (p *publisher) take() *batch {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	bt := p.cur
+	if bt.n == 0 {
+		return nil
+	}
+	p.cur = &batch{done: make(chan struct{}), buf: getBuf()}
+	return bt
+}
+
+func (p *publisher) loop() {
+	defer p.wg.Done()
+	var c *rawConn
+	defer func() {
+		if c != nil {
+			c.close()
+		}
+	}()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.kick:
+		}
+		for {
+			bt := p.take()
+			if bt == nil {
+				break
+			}
+			// let the other connections pick up what arrives meanwhile
+			select {
+			case p.kick <- struct{}{}:
+			default:
+			}
+			if c == nil {
+				var err error
+				if c, err = p.dial(); err != nil {
+					bt.err = err
+					close(bt.done)
+					continue
+				}
+			}
+			if err := c.roundTrip(bt.buf, bt.n); err != nil {
+				bt.err = err
+				c.close()
+				c = nil
+			}
+			putBuf(bt.buf)
+			bt.buf = nil
+			close(bt.done)
+		}
+	}
+}
+
+func (p *publisher) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	bt := p.cur
+	p.mu.Unlock()
+	close(p.stop)
+	p.wg.Wait()
+	if bt.n > 0 {
+		bt.err = queue.ErrClosed
+		close(bt.done)
+	}
+}
+
+// rawConn is one RESP connection used for PUBLISH only.
+type rawConn struct {
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+func (p *publisher) dial() (*rawConn, error) {
+	o := p.opts
+	timeout := o.DialTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	network := o.Network
+	if network == "" {
+		network = "tcp"
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, network, o.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if o.TLSConfig != nil {
+		tc := tls.Client(nc, o.TLSConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		nc = tc
+	}
+	c := &rawConn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+	if o.Password != "" {
+		var cmd []byte
+		if o.Username != "" {
+			cmd = appendCommand(nil, "AUTH", o.Username, o.Password)
+		} else {
+			cmd = appendCommand(nil, "AUTH", o.Password)
+		}
+		nc.SetDeadline(time.Now().Add(timeout))
+		if err := c.roundTrip(cmd, 1); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		nc.SetDeadline(time.Time{})
+	}
+	return c, nil
+}
+
+func appendCommand(b []byte, args ...string) []byte {
+	b = append(b, '*')
+	b = strconv.AppendInt(b, int64(len(args)), 10)
+	b = append(b, '\r', '\n')
+	for _, a := range args {
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(len(a)), 10)
+		b = append(b, '\r', '\n')
+		b = append(b, a...)
+		b = append(b, '\r', '\n')
+	}
+	return b
+}
+
+// roundTrip writes buf and reads n replies; the first error reply is
+// returned (the other commands of the batch still ran).
+func (c *rawConn) roundTrip(buf []byte, n int) error {
+	c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	defer c.nc.SetDeadline(time.Time{})
+	if _, err := c.nc.Write(buf); err != nil {
+		return err
+	}
+	var first error
+	for i := 0; i < n; i++ {
+		line, err := c.r.ReadSlice('\n')
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if len(line) < 3 {
+			return fmt.Errorf("redis: short reply %q", line)
+		}
+		switch line[0] {
+		case ':', '+':
+		case '-':
+			if first == nil {
+				first = errors.New("redis: " + string(line[1:len(line)-2]))
+			}
+		default:
+			return fmt.Errorf("redis: unexpected reply %q", line)
+		}
+	}
+	return first
+}
+
+func (c *rawConn) close() { c.nc.Close() }
