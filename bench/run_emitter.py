@@ -40,9 +40,13 @@ CONTENDERS = {
                                                  "-P", "64", "-c", "50", "-q", "PUBLISH", "bench#/#bench#", PAYLOAD],
     "siobridge Go emitter, node dialect": [a.emitbench, "-n", str(a.n), "-dialect", "node", "-concurrency", "128"],
     "siobridge Go emitter, python dialect": [a.emitbench, "-n", str(a.n), "-dialect", "python", "-concurrency", "128"],
+    "siobridge Go emitter.Batch (256 per publish), node dialect": [a.emitbench, "-n", str(a.n), "-dialect", "node", "-concurrency", "4", "-batch", "256"],
+    "siobridge Go emitter.Batch (256 per publish), python dialect": [a.emitbench, "-n", str(a.n), "-dialect", "python", "-concurrency", "4", "-batch", "256"],
     "@socket.io/redis-emitter 5.1.0 (Node 20)": ["node", os.path.join(ROOT, "bench/node/emit.js"), str(a.n), "bench"],
     "python-socketio 5.7.2 RedisManager(write_only=True)": ["/usr/bin/python3", os.path.join(ROOT, "bench/python/emit.py"), str(a.n), "bench"],
 }
+NODE = "@socket.io/redis-emitter 5.1.0 (Node 20)"
+PYTHON = "python-socketio 5.7.2 RedisManager(write_only=True)"
 env = dict(os.environ, NODE_PATH=os.path.join(ROOT, "compat_test/node/node_modules"))
 
 rates = {k: [] for k in CONTENDERS}
@@ -63,8 +67,8 @@ for r in range(a.rounds):
     for k in CONTENDERS:
         rates[k].append(round_rates[k])
         ratios[k]["ceiling"].append(round_rates[k] / round_rates[names[0]])
-        ratios[k]["node"].append(round_rates[k] / round_rates[names[3]])
-        ratios[k]["python"].append(round_rates[k] / round_rates[names[4]])
+        ratios[k]["node"].append(round_rates[k] / round_rates[NODE])
+        ratios[k]["python"].append(round_rates[k] / round_rates[PYTHON])
 
 print(f"| contender ({a.n:,} emits, {a.rounds} rounds, medians) | publishes/s counted by Redis | vs ceiling | vs Node emitter | vs Python emitter |")
 print("|---|---:|---:|---:|---:|")

@@ -53,7 +53,8 @@ type Emitter struct {
 	root *Operator
 
 	mu      sync.Mutex
-	closed  bool
+	closed  bool                        // guarded by mu
+	isDone  atomic.Bool                 // mirrors closed for the lock-free emit path
 	subs    map[string]queue.Subscriber // reply subscriptions by key
 	pending map[string]*ackWait         // by ack ID
 
@@ -150,6 +151,7 @@ func (e *Emitter) Close() error {
 		return nil
 	}
 	e.closed = true
+	e.isDone.Store(true)
 	subs := e.subs
 	e.subs = nil
 	pending := e.pending
@@ -181,10 +183,7 @@ func (e *Emitter) publish(ctx context.Context, o op.Op) error {
 
 // send publishes already encoded messages.
 func (e *Emitter) send(ctx context.Context, msgs []queue.Message) error {
-	e.mu.Lock()
-	closed := e.closed
-	e.mu.Unlock()
-	if closed {
+	if e.isDone.Load() {
 		return ErrClosed
 	}
 	if err := e.bus.Publish(ctx, msgs...); err != nil {

@@ -30,6 +30,7 @@ func main() {
 	conc := flag.Int("concurrency", 64, "emitting goroutines")
 	dialectName := flag.String("dialect", "node", "node | python | python-pickle")
 	channel := flag.String("channel", "bench", "python channel / node key prefix")
+	batchSize := flag.Int("batch", 0, "emit through emitter.Batch, this many emits per Publish (0: one Emit call per emit)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -74,6 +75,23 @@ func main() {
 		go func() {
 			defer wg.Done()
 			for {
+				if *batchSize > 0 {
+					b := em.NewBatch()
+					first := next.Add(int64(*batchSize)) - int64(*batchSize)
+					if first >= int64(*n) {
+						return
+					}
+					last := min(first+int64(*batchSize), int64(*n))
+					for i := first; i < last; i++ {
+						if err := b.Emit(room, "tick", map[string]any{"n": i}); err != nil {
+							failed.Add(1)
+						}
+					}
+					if err := b.Publish(ctx); err != nil {
+						failed.Add(last - first)
+					}
+					continue
+				}
 				i := next.Add(1) - 1
 				if i >= int64(*n) {
 					return
@@ -87,7 +105,7 @@ func main() {
 	wg.Wait()
 	el := time.Since(start)
 	json.NewEncoder(os.Stdout).Encode(map[string]any{
-		"contender": "go-" + *dialectName, "n": *n, "failed": failed.Load(),
+		"contender": "go-" + *dialectName, "batch": *batchSize, "n": *n, "failed": failed.Load(),
 		"seconds": el.Seconds(), "msgs_per_s": float64(*n) / el.Seconds(),
 	})
 }

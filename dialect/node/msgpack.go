@@ -60,18 +60,7 @@ func appendMsgpack(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return binary.BigEndian.AppendUint64(append(b, 0xcb), math.Float64bits(x)), nil
 	case string:
-		n := len(x)
-		switch {
-		case n < 32:
-			b = append(b, 0xa0|byte(n))
-		case n < 1<<8:
-			b = append(b, 0xd9, byte(n))
-		case n < 1<<16:
-			b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-		default:
-			b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
-		}
-		return append(b, x...), nil
+		return appendStr(b, x), nil
 	case []byte:
 		n := len(x)
 		switch {
@@ -99,19 +88,30 @@ func appendMsgpack(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return b, nil
 	case map[string]any:
-		keys := jsKeyOrder(x)
-		m := make(omap, len(keys))
-		for i, k := range keys {
-			m[i] = kv{k, x[k]}
+		b = appendLen(b, len(x), 0x80, 0xde, 0xdf)
+		if len(x) == 1 { // the common case needs no ordering
+			var err error
+			for k, v := range x {
+				b = appendStr(b, k)
+				if b, err = appendMsgpack(b, v, depth+1); err != nil {
+					return nil, err
+				}
+			}
+			return b, nil
 		}
-		return appendMsgpack(b, m, depth)
+		var err error
+		for _, k := range jsKeyOrder(x) {
+			b = appendStr(b, k)
+			if b, err = appendMsgpack(b, x[k], depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
 	case omap:
 		b = appendLen(b, len(x), 0x80, 0xde, 0xdf)
 		var err error
 		for _, e := range x {
-			if b, err = appendMsgpack(b, e.k, depth+1); err != nil {
-				return nil, err
-			}
+			b = appendStr(b, e.k)
 			if b, err = appendMsgpack(b, e.v, depth+1); err != nil {
 				return nil, err
 			}
@@ -119,6 +119,22 @@ func appendMsgpack(b []byte, v any, depth int) ([]byte, error) {
 		return b, nil
 	}
 	return nil, fmt.Errorf("node: cannot encode a value of type %T", v)
+}
+
+// appendStr writes a msgpack str (without boxing the string in an any).
+func appendStr(b []byte, x string) []byte {
+	n := len(x)
+	switch {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n < 1<<8:
+		b = append(b, 0xd9, byte(n))
+	case n < 1<<16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+	}
+	return append(b, x...)
 }
 
 func appendLen(b []byte, n int, fix, b16, b32 byte) []byte {

@@ -236,10 +236,10 @@ func (d *Dialect) encodeEmit(x *op.Emit) ([]queue.Message, error) {
 	// key order), written directly: this is the hot path of every emit.
 	b := make([]byte, 0, 64+len(x.Event)+len(ns)+16*len(x.Args))
 	b = append(b, 0x93)
-	b, _ = appendMsgpack(b, d.origin(x.Origin), 0)
+	b = appendStr(b, d.origin(x.Origin))
 	b = append(b, 0x83, 0xa4, 't', 'y', 'p', 'e', 0x02, 0xa4, 'd', 'a', 't', 'a')
 	b = appendLen(b, 1+len(x.Args), 0x90, 0xdc, 0xdd)
-	b, _ = appendMsgpack(b, x.Event, 0)
+	b = appendStr(b, x.Event)
 	var err error
 	for _, a := range x.Args {
 		if b, err = appendMsgpack(b, a, 1); err != nil {
@@ -247,7 +247,7 @@ func (d *Dialect) encodeEmit(x *op.Emit) ([]queue.Message, error) {
 		}
 	}
 	b = append(b, 0xa3, 'n', 's', 'p')
-	b, _ = appendMsgpack(b, ns, 0)
+	b = appendStr(b, ns)
 	b = append(b, 0x83, 0xa5, 'r', 'o', 'o', 'm', 's')
 	b = appendStrings(b, x.Rooms)
 	b = append(b, 0xa5, 'f', 'l', 'a', 'g', 's')
@@ -262,7 +262,7 @@ func (d *Dialect) encodeEmit(x *op.Emit) ([]queue.Message, error) {
 func appendStrings(b []byte, s []string) []byte {
 	b = appendLen(b, len(s), 0x90, 0xdc, 0xdd)
 	for _, e := range s {
-		b, _ = appendMsgpack(b, e, 0)
+		b = appendStr(b, e)
 	}
 	return b
 }

@@ -70,16 +70,34 @@ func appendPyJSON(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return append(b, ']'), nil
 	case map[string]any:
+		b = append(b, '{')
+		var err error
+		if len(x) == 1 { // the common case needs no ordering
+			for k, v := range x {
+				b = appendPyString(b, k)
+				b = append(b, ": "...)
+				if b, err = appendPyJSON(b, v, depth+1); err != nil {
+					return nil, err
+				}
+			}
+			return append(b, '}'), nil
+		}
 		keys := make([]string, 0, len(x))
 		for k := range x {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		d := make(odict, len(keys))
 		for i, k := range keys {
-			d[i] = kv{k, x[k]}
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = appendPyString(b, k)
+			b = append(b, ": "...)
+			if b, err = appendPyJSON(b, x[k], depth+1); err != nil {
+				return nil, err
+			}
 		}
-		return appendPyJSON(b, d, depth)
+		return append(b, '}'), nil
 	case odict:
 		b = append(b, '{')
 		for i, e := range x {

@@ -133,6 +133,9 @@ func roomValue(rooms []string) any {
 
 // Encode turns o into one or more messages on the cluster channel.
 func (d *Dialect) Encode(o op.Op) ([]queue.Message, error) {
+	if e, ok := o.(*op.Emit); ok && !d.pickle && e.Ack == nil && !hasBinary(e.Args, 0) {
+		return d.encodeJSONEmit(e)
+	}
 	var msgs []odict
 	switch x := o.(type) {
 	case *op.Emit:
@@ -210,6 +213,78 @@ func (d *Dialect) Encode(o op.Op) ([]queue.Message, error) {
 		}
 	}
 	return out, nil
+}
+
+// encodeJSONEmit writes the most common message directly: a JSON emit
+// without binary data or callback (the same bytes the odict path writes).
+func (d *Dialect) encodeJSONEmit(x *op.Emit) ([]queue.Message, error) {
+	if err := op.ValidateEvent(x.Event); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 160+len(x.Event)+len(d.hostID)+32*len(x.Args))
+	b = append(b, `{"method": "emit", "event": `...)
+	b = appendPyString(b, x.Event)
+	b = append(b, `, "data": [`...)
+	var err error
+	for i, a := range x.Args {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		if b, err = appendPyJSON(b, a, 1); err != nil {
+			return nil, err
+		}
+	}
+	b = append(b, `], "binary": false, "namespace": `...)
+	b = appendPyString(b, op.NamespaceOrRoot(x.Namespace))
+	b = append(b, `, "room": `...)
+	b = appendRoomValue(b, x.Rooms)
+	b = append(b, `, "skip_sid": `...)
+	b = appendRoomValue(b, x.Except)
+	b = append(b, `, "callback": null, "host_id": `...)
+	b = appendPyString(b, d.origin(x.Origin))
+	b = append(b, '}')
+	return []queue.Message{{Channel: d.channel, Data: b, ContentType: "text/plain", ContentEncoding: "utf-8"}}, nil
+}
+
+func appendRoomValue(b []byte, rooms []string) []byte {
+	switch len(rooms) {
+	case 0:
+		return append(b, "null"...)
+	case 1:
+		return appendPyString(b, rooms[0])
+	}
+	b = append(b, '[')
+	for i, r := range rooms {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = appendPyString(b, r)
+	}
+	return append(b, ']')
+}
+
+// hasBinary reports whether v holds a []byte anywhere.
+func hasBinary(v any, depth int) bool {
+	if depth > 1000 {
+		return true // let the general path report the depth
+	}
+	switch x := v.(type) {
+	case []byte:
+		return true
+	case []any:
+		for _, e := range x {
+			if hasBinary(e, depth+1) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if hasBinary(e, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (d *Dialect) tuple(args []any) any {
