@@ -342,7 +342,7 @@ func TestBrokerRestartPython(t *testing.T) {
 	}
 	// after the restart: the emitter works, and once python's listener has
 	// resubscribed (its back-off is 1, 2, 4 ... s) the client receives again
-	eventually(t, "delivery after the restart", 40*time.Second, 500*time.Millisecond, func() bool {
+	eventually(t, "delivery after the restart", 90*time.Second, 500*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err := em.To(sid).Emit(ctx, "marker", "after-restart"); err != nil {

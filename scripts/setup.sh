@@ -33,9 +33,11 @@ apt_install() { # packages...
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# brokers (redis-tools brings redis-cli and redis-benchmark; rabbitmqctl comes with the server)
+# and the Python peers of compat_test (Debian's Flask-SocketIO 5.3.2 / python-socketio 5.7.2)
 apt_install redis-server redis-tools rabbitmq-server nats-server \
-  python3-flask-socketio python3-socketio python3-kombu python3-redis python3-requests python3-websocket \
-  chromium
+  python3-flask-socketio python3-socketio python3-kombu python3-redis python3-requests
+command -v node >/dev/null || apt_install nodejs npm
 
 # Redis on 127.0.0.1:6379
 if ! port_open 127.0.0.1 6379; then
