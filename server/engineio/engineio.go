@@ -1,0 +1,862 @@
+// Package engineio is an Engine.IO v4 server: HTTP long-polling and
+// WebSocket transports, the polling-to-WebSocket upgrade, heartbeats,
+// maxPayload, CORS and the error responses the official engine.io-protocol
+// test suite expects. Package server builds Socket.IO on top of it.
+package engineio
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Options configure a Server. Zero values take the defaults of the
+// reference engine.io server.
+type Options struct {
+	PingInterval time.Duration // default 25s
+	PingTimeout  time.Duration // default 20s
+	MaxPayload   int           // bytes; default 1_000_000
+	// Transports allowed; default polling and websocket.
+	Transports []string
+	// DisableUpgrades keeps polling sessions on polling.
+	DisableUpgrades bool
+	// CORS, when set, answers cross-origin requests.
+	CORS *CORS
+	// Cookie, when set, is sent with the handshake (io=<sid>).
+	Cookie *Cookie
+	// SendQueueSize bounds the packets waiting for one client (default
+	// 1024); a client that falls further behind is disconnected with
+	// reason "send queue full", so it never delays the others.
+	SendQueueSize int
+	// PerMessageDeflate enables WebSocket compression.
+	PerMessageDeflate bool
+	// AllowRequest can refuse a handshake (403, code 4 "Forbidden").
+	AllowRequest func(r *http.Request) error
+	Logger       *slog.Logger
+}
+
+// CORS configures cross-origin answers.
+type CORS struct {
+	Origins     []string // "*" allows every origin
+	Credentials bool
+}
+
+// Cookie configures the session cookie.
+type Cookie struct {
+	Name     string // default "io"
+	Path     string // default "/"
+	HTTPOnly bool
+	SameSite http.SameSite
+}
+
+// Message is one Engine.IO message.
+type Message struct {
+	Data   []byte
+	Binary bool
+	// control marks an Engine.IO control packet (ping, noop, close) in the
+	// WebSocket queue; Data then holds the whole packet.
+	control bool
+}
+
+// Error codes of Engine.IO handshake failures.
+const (
+	codeTransportUnknown = 0
+	codeSessionUnknown   = 1
+	codeBadHandshake     = 2
+	codeBadRequest       = 3
+	codeForbidden        = 4
+	codeBadVersion       = 5
+)
+
+var codeMessages = map[int]string{
+	codeTransportUnknown: "Transport unknown",
+	codeSessionUnknown:   "Session ID unknown",
+	codeBadHandshake:     "Bad handshake method",
+	codeBadRequest:       "Bad request",
+	codeForbidden:        "Forbidden",
+	codeBadVersion:       "Unsupported protocol version",
+}
+
+// Server is an Engine.IO server; it is an http.Handler.
+type Server struct {
+	o      Options
+	log    *slog.Logger
+	onConn func(*Conn)
+
+	mu       sync.Mutex
+	sessions map[string]*Conn
+	closing  bool
+	wg       sync.WaitGroup
+}
+
+// NewServer returns a server with options o.
+func NewServer(o Options) *Server {
+	if o.PingInterval <= 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 20 * time.Second
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = 1_000_000
+	}
+	if len(o.Transports) == 0 {
+		o.Transports = []string{"polling", "websocket"}
+	}
+	if o.SendQueueSize <= 0 {
+		o.SendQueueSize = 1024
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{o: o, log: log, sessions: map[string]*Conn{}}
+}
+
+// OnConnection sets the function called for every new session, before any
+// of its messages is delivered. Set it before serving.
+func (s *Server) OnConnection(fn func(c *Conn)) { s.onConn = fn }
+
+// Count returns the number of open sessions.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Shutdown closes every session ("server shutting down") and waits for
+// their goroutines, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*Conn, 0, len(s.sessions))
+	for _, c := range s.sessions {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith("server shutting down", true)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) fail(w http.ResponseWriter, code int) {
+	status := http.StatusBadRequest
+	if code == codeForbidden {
+		status = http.StatusForbidden
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"code": code, "message": codeMessages[code]})
+}
+
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
+	c := s.o.CORS
+	if c == nil {
+		return
+	}
+	origin := r.Header.Get("Origin")
+	allowed := ""
+	for _, o := range c.Origins {
+		if o == "*" {
+			allowed = "*"
+			if c.Credentials && origin != "" {
+				allowed = origin
+			}
+			break
+		}
+		if o == origin {
+			allowed = origin
+			break
+		}
+	}
+	if allowed == "" {
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", allowed)
+	if allowed != "*" {
+		h.Add("Vary", "Origin")
+	}
+	if c.Credentials {
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+			h.Set("Access-Control-Allow-Headers", req)
+		}
+	}
+}
+
+// ServeHTTP serves the Engine.IO endpoint.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.cors(w, r)
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	q := r.URL.Query()
+	transport := q.Get("transport")
+	if !slices.Contains(s.o.Transports, transport) {
+		s.fail(w, codeTransportUnknown)
+		return
+	}
+	if q.Get("EIO") != "4" {
+		s.fail(w, codeBadVersion)
+		return
+	}
+	sid := q.Get("sid")
+	if sid == "" {
+		if r.Method != http.MethodGet {
+			s.fail(w, codeBadHandshake)
+			return
+		}
+		if s.o.AllowRequest != nil {
+			if err := s.o.AllowRequest(r); err != nil {
+				s.fail(w, codeForbidden)
+				return
+			}
+		}
+		s.handshake(w, r, transport)
+		return
+	}
+	s.mu.Lock()
+	c := s.sessions[sid]
+	s.mu.Unlock()
+	if c == nil {
+		s.fail(w, codeSessionUnknown)
+		return
+	}
+	if transport == "websocket" {
+		c.upgrade(w, r)
+		return
+	}
+	if c.transportName() != "polling" {
+		s.fail(w, codeBadRequest)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		c.pollGet(w, r)
+	case http.MethodPost:
+		c.pollPost(w, r)
+	default:
+		s.fail(w, codeBadRequest)
+	}
+}
+
+// NewID returns a 20-character session id (URL-safe base64 of 15 random
+// bytes, like Node's base64id).
+func NewID() string {
+	var b [15]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport string) {
+	c := newConn(s, r, transport)
+	upgrades := []string{}
+	if transport == "polling" && !s.o.DisableUpgrades && slices.Contains(s.o.Transports, "websocket") {
+		upgrades = append(upgrades, "websocket")
+	}
+	open, _ := json.Marshal(struct {
+		Sid          string   `json:"sid"`
+		Upgrades     []string `json:"upgrades"`
+		PingInterval int64    `json:"pingInterval"`
+		PingTimeout  int64    `json:"pingTimeout"`
+		MaxPayload   int      `json:"maxPayload"`
+	}{c.id, upgrades, s.o.PingInterval.Milliseconds(), s.o.PingTimeout.Milliseconds(), s.o.MaxPayload})
+	if s.o.Cookie != nil {
+		ck := *s.o.Cookie
+		if ck.Name == "" {
+			ck.Name = "io"
+		}
+		if ck.Path == "" {
+			ck.Path = "/"
+		}
+		http.SetCookie(w, &http.Cookie{Name: ck.Name, Value: c.id, Path: ck.Path, HttpOnly: ck.HTTPOnly, SameSite: ck.SameSite})
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.fail(w, codeBadRequest)
+		return
+	}
+	s.sessions[c.id] = c
+	s.mu.Unlock()
+
+	if transport == "websocket" {
+		ws, err := s.accept(w, r)
+		if err != nil {
+			s.remove(c)
+			return
+		}
+		c.mu.Lock()
+		c.ws = ws
+		c.transport = "websocket"
+		c.mu.Unlock()
+		if s.onConn != nil {
+			s.onConn(c)
+		}
+		c.wsWrite(context.Background(), websocket.MessageText, append([]byte{'0'}, open...))
+		c.startHeartbeat()
+		c.runWebSocket(ws, r.Context())
+		return
+	}
+	if s.onConn != nil {
+		s.onConn(c)
+	}
+	c.startHeartbeat()
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Write(append([]byte{'0'}, open...))
+}
+
+func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+	mode := websocket.CompressionDisabled
+	if s.o.PerMessageDeflate {
+		mode = websocket.CompressionContextTakeover
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: mode})
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(int64(s.o.MaxPayload) + 1)
+	return ws, nil
+}
+
+func (s *Server) remove(c *Conn) {
+	s.mu.Lock()
+	delete(s.sessions, c.id)
+	s.mu.Unlock()
+}
+
+// ---------------------------------------------------------------- session
+
+// Conn is one Engine.IO session.
+type Conn struct {
+	s   *Server
+	id  string
+	req *http.Request
+
+	onMessage func(data []byte, binary bool)
+	onClose   func(reason string)
+
+	mu        sync.Mutex
+	transport string
+	queue     []Message     // polling: packets waiting for a GET
+	notify    chan struct{} // polling: wakes the waiting GET
+	getActive bool
+	postBusy  bool
+	ws        *websocket.Conn
+	wsOut     chan Message // websocket: packets waiting for the writer
+	upgrading bool
+	closed    bool
+	closeOnce sync.Once
+	done      chan struct{}
+	pongCh    chan struct{}
+}
+
+func newConn(s *Server, r *http.Request, transport string) *Conn {
+	return &Conn{
+		s: s, id: NewID(), req: r, transport: transport,
+		notify: make(chan struct{}, 1), done: make(chan struct{}), pongCh: make(chan struct{}, 1),
+	}
+}
+
+// ID returns the session id.
+func (c *Conn) ID() string { return c.id }
+
+// Request returns the handshake request.
+func (c *Conn) Request() *http.Request { return c.req }
+
+// Transport returns "polling" or "websocket".
+func (c *Conn) Transport() string { return c.transportName() }
+
+func (c *Conn) transportName() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.transport
+}
+
+// OnMessage sets the message callback; call it from OnConnection.
+// Messages of one session are delivered one at a time.
+func (c *Conn) OnMessage(fn func(data []byte, binary bool)) { c.onMessage = fn }
+
+// OnClose sets the close callback; call it from OnConnection.
+func (c *Conn) OnClose(fn func(reason string)) { c.onClose = fn }
+
+// Done is closed when the session ends.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// ErrClosed is returned by Send on a closed session.
+var ErrClosed = errors.New("engineio: session closed")
+
+// Send queues one message without blocking. data may be shared between
+// sessions and must not be modified afterwards.
+func (c *Conn) Send(data []byte, binary bool) error {
+	return c.SendBatch([]Message{{Data: data, Binary: binary}})
+}
+
+// SendBatch queues several messages together, in order.
+func (c *Conn) SendBatch(msgs []Message) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.wsOut != nil && !c.upgrading {
+		out := c.wsOut
+		c.mu.Unlock()
+		for _, m := range msgs {
+			select {
+			case out <- m:
+			default:
+				c.closeWith("send queue full", false)
+				return ErrClosed
+			}
+		}
+		return nil
+	}
+	if len(c.queue)+len(msgs) > c.s.o.SendQueueSize {
+		c.mu.Unlock()
+		c.closeWith("send queue full", false)
+		return ErrClosed
+	}
+	for _, m := range msgs {
+		c.queue = append(c.queue, Message{Data: append([]byte{'4'}, m.Data...), Binary: m.Binary})
+	}
+	c.mu.Unlock()
+	c.wake()
+	return nil
+}
+
+// sendPacket queues a control packet (ping, noop, close...).
+func (c *Conn) sendPacket(p string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.wsOut != nil && !c.upgrading {
+		out := c.wsOut
+		c.mu.Unlock()
+		select {
+		case out <- Message{Data: []byte(p), Binary: false, control: true}:
+		default:
+		}
+		return
+	}
+	c.queue = append(c.queue, Message{Data: []byte(p)})
+	c.mu.Unlock()
+	c.wake()
+}
+
+func (c *Conn) wake() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Close closes the session ("forced close").
+func (c *Conn) Close() error {
+	c.closeWith("forced close", true)
+	return nil
+}
+
+// closeWith ends the session once: sendClose queues a close packet first.
+func (c *Conn) closeWith(reason string, sendClose bool) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		ws := c.ws
+		wsTransport := c.wsOut != nil && !c.upgrading
+		c.closed = true
+		if sendClose && !wsTransport {
+			c.queue = append(c.queue, Message{Data: []byte{'1'}})
+		}
+		c.mu.Unlock()
+		c.wake()
+		c.s.remove(c)
+		close(c.done)
+		if ws != nil {
+			if sendClose && wsTransport {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				ws.Write(ctx, websocket.MessageText, []byte{'1'})
+				cancel()
+			}
+			ws.Close(websocket.StatusNormalClosure, "")
+		}
+		if c.onClose != nil {
+			c.onClose(reason)
+		}
+	})
+}
+
+// ---------------------------------------------------------------- heartbeat
+
+func (c *Conn) startHeartbeat() {
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		t := time.NewTimer(c.s.o.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.done:
+				return
+			case <-t.C:
+			}
+			// drop a stale pong
+			select {
+			case <-c.pongCh:
+			default:
+			}
+			c.sendPacket("2")
+			t.Reset(c.s.o.PingTimeout)
+			select {
+			case <-c.done:
+				return
+			case <-c.pongCh:
+				if !t.Stop() {
+					<-t.C
+				}
+				t.Reset(c.s.o.PingInterval)
+			case <-t.C:
+				c.closeWith("ping timeout", false)
+				return
+			}
+		}
+	}()
+}
+
+// ---------------------------------------------------------------- packets
+
+// handlePacket handles one incoming Engine.IO packet; false means the
+// packet was invalid and the session must close.
+func (c *Conn) handlePacket(p []byte, binary bool) bool {
+	if binary {
+		c.deliver(p, true)
+		return true
+	}
+	if len(p) == 0 {
+		return false
+	}
+	switch p[0] {
+	case '1':
+		c.mu.Lock()
+		if c.getActive { // the waiting GET ends with a noop
+			c.queue = append(c.queue, Message{Data: []byte{'6'}})
+		}
+		c.mu.Unlock()
+		c.closeWith("transport close", false)
+	case '2': // a client ping (probe is handled by the upgrade)
+		c.sendPacket("3" + string(p[1:]))
+	case '3':
+		select {
+		case c.pongCh <- struct{}{}:
+		default:
+		}
+	case '4':
+		c.deliver(p[1:], false)
+	case '6':
+	default:
+		return false
+	}
+	return true
+}
+
+func (c *Conn) deliver(data []byte, binary bool) {
+	if c.onMessage != nil {
+		c.onMessage(data, binary)
+	}
+}
+
+// ---------------------------------------------------------------- polling
+
+func (c *Conn) pollGet(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	if c.getActive {
+		c.mu.Unlock()
+		c.s.fail(w, codeBadRequest)
+		c.closeWith("transport error", true)
+		return
+	}
+	c.getActive = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.getActive = false
+		c.mu.Unlock()
+	}()
+	for {
+		c.mu.Lock()
+		if len(c.queue) > 0 {
+			q := c.queue
+			c.queue = nil
+			c.mu.Unlock()
+			writePayload(w, q)
+			return
+		}
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			c.s.fail(w, codeSessionUnknown)
+			return
+		}
+		select {
+		case <-c.notify:
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// writePayload writes packets joined by the record separator; binary
+// packets as "b" + base64.
+func writePayload(w http.ResponseWriter, q []Message) {
+	n := 0
+	for _, m := range q {
+		n += len(m.Data)*4/3 + 4
+	}
+	buf := make([]byte, 0, n)
+	for i, m := range q {
+		if i > 0 {
+			buf = append(buf, 0x1e)
+		}
+		if m.Binary {
+			buf = append(buf, 'b')
+			buf = base64.StdEncoding.AppendEncode(buf, m.Data[1:]) // drop the '4' type byte
+		} else {
+			buf = append(buf, m.Data...)
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	w.Write(buf)
+}
+
+func (c *Conn) pollPost(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	if c.postBusy {
+		c.mu.Unlock()
+		c.s.fail(w, codeBadRequest)
+		c.closeWith("transport error", true)
+		return
+	}
+	c.postBusy = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.postBusy = false
+		c.mu.Unlock()
+	}()
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(c.s.o.MaxPayload)+1))
+	if err != nil {
+		c.s.fail(w, codeBadRequest)
+		c.closeWith("transport error", false)
+		return
+	}
+	if len(body) > c.s.o.MaxPayload {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		c.closeWith("transport error", true)
+		return
+	}
+	for _, rec := range strings.Split(string(body), "\x1e") {
+		var ok bool
+		if strings.HasPrefix(rec, "b") {
+			data, err := base64.StdEncoding.DecodeString(rec[1:])
+			ok = err == nil && c.handlePacket(data, true)
+		} else {
+			ok = c.handlePacket([]byte(rec), false)
+		}
+		if !ok {
+			c.s.fail(w, codeBadRequest)
+			c.closeWith("parse error", false)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/html")
+	w.Write([]byte("ok"))
+}
+
+// ---------------------------------------------------------------- websocket
+
+func (c *Conn) upgrade(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	if c.transport != "polling" || c.upgrading || c.closed || c.s.o.DisableUpgrades {
+		c.mu.Unlock()
+		// a second WebSocket for the same session: accept and close it
+		if ws, err := c.s.accept(w, r); err == nil {
+			ws.Close(websocket.StatusPolicyViolation, "session already upgraded")
+		}
+		return
+	}
+	c.upgrading = true
+	c.mu.Unlock()
+	ws, err := c.s.accept(w, r)
+	if err != nil {
+		c.mu.Lock()
+		c.upgrading = false
+		c.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	// probe: 2probe -> 3probe, the pending GET gets a noop, then 5
+	for {
+		typ, p, err := ws.Read(ctx)
+		if err != nil || typ != websocket.MessageText {
+			c.abortUpgrade(ws)
+			return
+		}
+		switch {
+		case string(p) == "2probe":
+			if err := ws.Write(ctx, websocket.MessageText, []byte("3probe")); err != nil {
+				c.abortUpgrade(ws)
+				return
+			}
+			c.sendPacket("6")
+			continue
+		case string(p) == "5":
+		default:
+			c.abortUpgrade(ws)
+			return
+		}
+		break
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		ws.Close(websocket.StatusNormalClosure, "")
+		return
+	}
+	c.ws = ws
+	c.transport = "websocket"
+	pending := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	c.runWebSocketWith(ws, r.Context(), pending)
+}
+
+func (c *Conn) abortUpgrade(ws *websocket.Conn) {
+	c.mu.Lock()
+	c.upgrading = false
+	c.mu.Unlock()
+	ws.Close(websocket.StatusProtocolError, "upgrade failed")
+}
+
+func (c *Conn) wsWrite(ctx context.Context, typ websocket.MessageType, p []byte) error {
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return ws.Write(ctx, typ, p)
+}
+
+func (c *Conn) runWebSocket(ws *websocket.Conn, ctx context.Context) {
+	c.runWebSocketWith(ws, ctx, nil)
+}
+
+// runWebSocketWith runs the reader in this goroutine and a writer goroutine
+// until the session ends. pending are polling packets to send first.
+func (c *Conn) runWebSocketWith(ws *websocket.Conn, _ context.Context, pending []Message) {
+	out := make(chan Message, c.s.o.SendQueueSize)
+	for _, m := range pending {
+		if m.Binary {
+			out <- Message{Data: m.Data[1:], Binary: true}
+		} else if len(m.Data) > 0 && m.Data[0] == '4' {
+			out <- Message{Data: m.Data[1:]}
+		} else {
+			out <- Message{Data: m.Data, control: true}
+		}
+	}
+	c.mu.Lock()
+	c.wsOut = out
+	c.upgrading = false
+	c.mu.Unlock()
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		c.writer(ws, out)
+	}()
+	ctx := context.Background()
+	for {
+		typ, p, err := ws.Read(ctx)
+		if err != nil {
+			reason := "transport close"
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) && !errors.Is(err, io.EOF) {
+				reason = "transport error"
+			}
+			c.closeWith(reason, false)
+			return
+		}
+		if len(p) > c.s.o.MaxPayload {
+			c.closeWith("transport error", false)
+			return
+		}
+		if !c.handlePacket(p, typ == websocket.MessageBinary) {
+			c.closeWith("parse error", false)
+			return
+		}
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+	}
+}
+
+func (c *Conn) writer(ws *websocket.Conn, out chan Message) {
+	var buf []byte
+	for {
+		select {
+		case <-c.done:
+			return
+		case m := <-out:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var err error
+			switch {
+			case m.Binary:
+				err = ws.Write(ctx, websocket.MessageBinary, m.Data)
+			case m.control:
+				err = ws.Write(ctx, websocket.MessageText, m.Data)
+			default:
+				buf = append(append(buf[:0], '4'), m.Data...)
+				err = ws.Write(ctx, websocket.MessageText, buf)
+			}
+			cancel()
+			if err != nil {
+				c.closeWith("transport error", false)
+				return
+			}
+		}
+	}
+}
+
+// String describes the session for logs.
+func (c *Conn) String() string {
+	return fmt.Sprintf("engineio session %s (%s)", c.id, c.transportName())
+}

@@ -1,0 +1,396 @@
+package engineio
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+)
+
+// This file is a Go port of every case of the official engine.io-protocol
+// test suite (socketio/engine.io-protocol, test-suite/test-suite.js, 24
+// cases), run against an echo server configured like the suite's reference
+// server: pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000,
+// CORS "*".
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	pingInterval = 300 * time.Millisecond
+	pingTimeout  = 200 * time.Millisecond
+)
+
+// EchoServer returns the reference echo server of the suite.
+func echoServer(t *testing.T) (string, *Server) {
+	t.Helper()
+	s := NewServer(Options{PingInterval: pingInterval, PingTimeout: pingTimeout, MaxPayload: 1_000_000, CORS: &CORS{Origins: []string{"*"}}})
+	s.OnConnection(func(c *Conn) {
+		c.OnMessage(func(data []byte, binary bool) { c.Send(append([]byte(nil), data...), binary) })
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/engine.io/", s)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		hs.CloseClientConnections()
+		hs.Close()
+	})
+	return hs.URL + "/engine.io/", s
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func do(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func openPolling(t *testing.T, base string) string {
+	t.Helper()
+	code, body := get(t, base+"?EIO=4&transport=polling")
+	if code != 200 || !strings.HasPrefix(body, "0") {
+		t.Fatalf("handshake: %d %q", code, body)
+	}
+	var v struct{ Sid string }
+	json.Unmarshal([]byte(body[1:]), &v)
+	return v.Sid
+}
+
+func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") }
+
+func dialWS(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func readWS(t *testing.T, c *websocket.Conn) (websocket.MessageType, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	typ, p, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return typ, string(p)
+}
+
+func writeWS(t *testing.T, c *websocket.Conn, s string) {
+	t.Helper()
+	if err := c.Write(context.Background(), websocket.MessageText, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitClose reads until the server closes the connection.
+func waitClose(t *testing.T, c *websocket.Conn, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("the server did not close the connection")
+			}
+			return
+		}
+	}
+}
+
+func handshakeKeys(t *testing.T, body string, upgrades []string) {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal([]byte(body[1:]), &v); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if !slices.Equal(keys, []string{"maxPayload", "pingInterval", "pingTimeout", "sid", "upgrades"}) {
+		t.Fatalf("handshake keys %v", keys)
+	}
+	if _, ok := v["sid"].(string); !ok {
+		t.Fatal("sid is not a string")
+	}
+	ups, _ := json.Marshal(v["upgrades"])
+	want, _ := json.Marshal(upgrades)
+	if string(ups) != string(want) || v["pingInterval"] != 300.0 || v["pingTimeout"] != 200.0 || v["maxPayload"] != 1e6 {
+		t.Fatalf("handshake %v", v)
+	}
+}
+
+func TestEngineIOProtocolSuite(t *testing.T) {
+	base, _ := echoServer(t)
+	ws := wsURL(base)
+
+	t.Run("handshake/polling/successfully opens a session", func(t *testing.T) {
+		code, body := get(t, base+"?EIO=4&transport=polling")
+		if code != 200 || !strings.HasPrefix(body, "0") {
+			t.Fatalf("%d %q", code, body)
+		}
+		handshakeKeys(t, body, []string{"websocket"})
+	})
+	t.Run("handshake/polling/fails with an invalid EIO query parameter", func(t *testing.T) {
+		for _, q := range []string{"?transport=polling", "?EIO=abc&transport=polling"} {
+			if code, _ := get(t, base+q); code != 400 {
+				t.Fatalf("%s: %d", q, code)
+			}
+		}
+	})
+	t.Run("handshake/polling/fails with an invalid transport query parameter", func(t *testing.T) {
+		for _, q := range []string{"?EIO=4", "?EIO=4&transport=abc"} {
+			if code, _ := get(t, base+q); code != 400 {
+				t.Fatalf("%s: %d", q, code)
+			}
+		}
+	})
+	t.Run("handshake/polling/fails with an invalid request method", func(t *testing.T) {
+		for _, m := range []string{"POST", "PUT"} {
+			if code, _ := do(t, m, base+"?EIO=4&transport=polling", ""); code != 400 {
+				t.Fatalf("%s: %d", m, code)
+			}
+		}
+	})
+	t.Run("handshake/websocket/successfully opens a session", func(t *testing.T) {
+		c := dialWS(t, ws+"?EIO=4&transport=websocket")
+		_, data := readWS(t, c)
+		if !strings.HasPrefix(data, "0") {
+			t.Fatalf("%q", data)
+		}
+		handshakeKeys(t, data, []string{})
+	})
+	t.Run("handshake/websocket/fails with an invalid EIO query parameter", func(t *testing.T) {
+		for _, q := range []string{"?transport=websocket", "?EIO=abc&transport=websocket"} {
+			if _, _, err := websocket.Dial(context.Background(), ws+q, nil); err == nil {
+				t.Fatalf("%s: the WebSocket opened", q)
+			}
+		}
+	})
+	t.Run("handshake/websocket/fails with an invalid transport query parameter", func(t *testing.T) {
+		for _, q := range []string{"?EIO=4", "?EIO=4&transport=abc"} {
+			if _, _, err := websocket.Dial(context.Background(), ws+q, nil); err == nil {
+				t.Fatalf("%s: the WebSocket opened", q)
+			}
+		}
+	})
+
+	t.Run("message/polling/one plain text packet", func(t *testing.T) {
+		sid := openPolling(t, base)
+		if code, body := do(t, "POST", base+"?EIO=4&transport=polling&sid="+sid, "4hello"); code != 200 || body != "ok" {
+			t.Fatalf("%d %q", code, body)
+		}
+		if code, body := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 200 || body != "4hello" {
+			t.Fatalf("%d %q", code, body)
+		}
+	})
+	t.Run("message/polling/several plain text packets", func(t *testing.T) {
+		sid := openPolling(t, base)
+		if code, body := do(t, "POST", base+"?EIO=4&transport=polling&sid="+sid, "4test1\x1e4test2\x1e4test3"); code != 200 || body != "ok" {
+			t.Fatalf("%d %q", code, body)
+		}
+		if code, body := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 200 || body != "4test1\x1e4test2\x1e4test3" {
+			t.Fatalf("%d %q", code, body)
+		}
+	})
+	t.Run("message/polling/plain text and binary packets", func(t *testing.T) {
+		sid := openPolling(t, base)
+		if code, body := do(t, "POST", base+"?EIO=4&transport=polling&sid="+sid, "4hello\x1ebAQIDBA=="); code != 200 || body != "ok" {
+			t.Fatalf("%d %q", code, body)
+		}
+		if code, body := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 200 || body != "4hello\x1ebAQIDBA==" {
+			t.Fatalf("%d %q", code, body)
+		}
+	})
+	t.Run("message/polling/closes the session upon invalid packet format", func(t *testing.T) {
+		sid := openPolling(t, base)
+		if code, _ := do(t, "POST", base+"?EIO=4&transport=polling&sid="+sid, "abc"); code != 400 && code != 0 {
+			t.Fatalf("POST abc: %d", code)
+		}
+		if code, _ := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 400 {
+			t.Fatalf("GET after: %d", code)
+		}
+	})
+	t.Run("message/polling/closes the session upon duplicate poll requests", func(t *testing.T) {
+		sid := openPolling(t, base)
+		var wg sync.WaitGroup
+		var c1, c2 int
+		var b1 string
+		wg.Add(2)
+		go func() { defer wg.Done(); c1, b1 = get(t, base+"?EIO=4&transport=polling&sid="+sid) }()
+		go func() {
+			defer wg.Done()
+			time.Sleep(5 * time.Millisecond)
+			c2, _ = get(t, base+"?EIO=4&transport=polling&sid="+sid+"&t=burst")
+		}()
+		wg.Wait()
+		if c1 != 200 || b1 != "1" || (c2 != 400 && c2 != 500) {
+			t.Fatalf("first %d %q, second %d", c1, b1, c2)
+		}
+		if code, _ := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 400 {
+			t.Fatalf("later GET: %d", code)
+		}
+	})
+	t.Run("message/websocket/plain text packet", func(t *testing.T) {
+		c := dialWS(t, ws+"?EIO=4&transport=websocket")
+		readWS(t, c)
+		writeWS(t, c, "4hello")
+		if _, d := readWS(t, c); d != "4hello" {
+			t.Fatalf("%q", d)
+		}
+	})
+	t.Run("message/websocket/binary packet", func(t *testing.T) {
+		c := dialWS(t, ws+"?EIO=4&transport=websocket")
+		readWS(t, c)
+		c.Write(context.Background(), websocket.MessageBinary, []byte{1, 2, 3, 4})
+		if typ, d := readWS(t, c); typ != websocket.MessageBinary || d != "\x01\x02\x03\x04" {
+			t.Fatalf("%v %q", typ, d)
+		}
+	})
+	t.Run("message/websocket/closes the session upon invalid packet format", func(t *testing.T) {
+		c := dialWS(t, ws+"?EIO=4&transport=websocket")
+		readWS(t, c)
+		writeWS(t, c, "abc")
+		waitClose(t, c, 5*time.Second)
+	})
+
+	t.Run("heartbeat/polling/sends ping/pong packets", func(t *testing.T) {
+		sid := openPolling(t, base)
+		for i := 0; i < 3; i++ {
+			if code, body := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 200 || body != "2" {
+				t.Fatalf("round %d: %d %q", i, code, body)
+			}
+			if code, body := do(t, "POST", base+"?EIO=4&transport=polling&sid="+sid, "3"); code != 200 || body != "ok" {
+				t.Fatalf("round %d: %d %q", i, code, body)
+			}
+		}
+	})
+	t.Run("heartbeat/polling/closes the session upon ping timeout", func(t *testing.T) {
+		sid := openPolling(t, base)
+		time.Sleep(pingInterval + pingTimeout)
+		if code, _ := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 400 {
+			t.Fatalf("GET after the ping timeout: %d", code)
+		}
+	})
+	t.Run("heartbeat/websocket/sends ping/pong packets", func(t *testing.T) {
+		c := dialWS(t, ws+"?EIO=4&transport=websocket")
+		readWS(t, c)
+		for i := 0; i < 3; i++ {
+			if _, d := readWS(t, c); d != "2" {
+				t.Fatalf("round %d: %q", i, d)
+			}
+			writeWS(t, c, "3")
+		}
+	})
+	t.Run("heartbeat/websocket/closes the session upon ping timeout", func(t *testing.T) {
+		c := dialWS(t, ws+"?EIO=4&transport=websocket")
+		waitClose(t, c, 5*time.Second)
+	})
+
+	t.Run("close/polling/forcefully closes the session", func(t *testing.T) {
+		sid := openPolling(t, base)
+		var wg sync.WaitGroup
+		var code int
+		var body string
+		wg.Add(1)
+		go func() { defer wg.Done(); code, body = get(t, base+"?EIO=4&transport=polling&sid="+sid) }()
+		time.Sleep(20 * time.Millisecond)
+		do(t, "POST", base+"?EIO=4&transport=polling&sid="+sid, "1")
+		wg.Wait()
+		if code != 200 || body != "6" {
+			t.Fatalf("pending GET: %d %q", code, body)
+		}
+		if code, _ := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 400 {
+			t.Fatalf("GET after close: %d", code)
+		}
+	})
+	t.Run("close/websocket/forcefully closes the session", func(t *testing.T) {
+		c := dialWS(t, ws+"?EIO=4&transport=websocket")
+		readWS(t, c)
+		writeWS(t, c, "1")
+		waitClose(t, c, 5*time.Second)
+	})
+
+	t.Run("upgrade/successfully upgrades from polling to WebSocket", func(t *testing.T) {
+		sid := openPolling(t, base)
+		c := dialWS(t, ws+"?EIO=4&transport=websocket&sid="+sid)
+		writeWS(t, c, "2probe")
+		if _, d := readWS(t, c); d != "3probe" {
+			t.Fatalf("probe: %q", d)
+		}
+		if code, body := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 200 || body != "6" {
+			t.Fatalf("pending GET: %d %q", code, body)
+		}
+		writeWS(t, c, "5")
+		writeWS(t, c, "4hello")
+		if _, d := readWS(t, c); d != "4hello" {
+			t.Fatalf("echo: %q", d)
+		}
+	})
+	t.Run("upgrade/ignores HTTP requests with same sid after upgrade", func(t *testing.T) {
+		sid := openPolling(t, base)
+		c := dialWS(t, ws+"?EIO=4&transport=websocket&sid="+sid)
+		writeWS(t, c, "2probe")
+		readWS(t, c)
+		writeWS(t, c, "5")
+		if _, d := readWS(t, c); d != "6" {
+			t.Fatalf("after upgrade: %q", d)
+		}
+		if code, _ := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 400 {
+			t.Fatalf("polling after upgrade: %d", code)
+		}
+		writeWS(t, c, "4hello")
+		if _, d := readWS(t, c); d != "4hello" {
+			t.Fatalf("echo: %q", d)
+		}
+	})
+	t.Run("upgrade/ignores WebSocket connection with same sid after upgrade", func(t *testing.T) {
+		sid := openPolling(t, base)
+		c := dialWS(t, ws+"?EIO=4&transport=websocket&sid="+sid)
+		writeWS(t, c, "2probe")
+		readWS(t, c)
+		writeWS(t, c, "5")
+		readWS(t, c)
+		c2 := dialWS(t, ws+"?EIO=4&transport=websocket&sid="+sid)
+		waitClose(t, c2, 5*time.Second)
+		writeWS(t, c, "4hello")
+		if _, d := readWS(t, c); d != "4hello" {
+			t.Fatalf("echo on the first socket: %q", d)
+		}
+	})
+}
