@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -248,6 +249,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, codeSessionUnknown)
 		return
 	}
+	if time.Now().UnixNano() > c.expires.Load() {
+		c.closeWith("ping timeout", false)
+		s.fail(w, codeSessionUnknown)
+		return
+	}
 	if transport == "websocket" {
 		c.upgrade(w, r)
 		return
@@ -375,6 +381,9 @@ type Conn struct {
 	closeOnce sync.Once
 	done      chan struct{}
 	pongCh    chan struct{}
+	// expires is when the session times out without a pong (unix ns):
+	// requests arriving later are refused even if the timer has not fired yet.
+	expires atomic.Int64
 }
 
 func newConn(s *Server, r *http.Request, transport string) *Conn {
@@ -515,7 +524,12 @@ func (c *Conn) closeWith(reason string, sendClose bool) {
 
 // ---------------------------------------------------------------- heartbeat
 
+func (c *Conn) extend() {
+	c.expires.Store(time.Now().Add(c.s.o.PingInterval + c.s.o.PingTimeout).UnixNano())
+}
+
 func (c *Conn) startHeartbeat() {
+	c.extend()
 	c.s.wg.Add(1)
 	go func() {
 		defer c.s.wg.Done()
@@ -573,6 +587,7 @@ func (c *Conn) handlePacket(p []byte, binary bool) bool {
 	case '2': // a client ping (probe is handled by the upgrade)
 		c.sendPacket("3" + string(p[1:]))
 	case '3':
+		c.extend()
 		select {
 		case c.pongCh <- struct{}{}:
 		default:
