@@ -1,0 +1,354 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/siobridge/siobridge/server/parser"
+)
+
+// Namespace is a Socket.IO namespace: its handlers, sockets and rooms.
+type Namespace struct {
+	s    *Server
+	name string
+
+	mu           sync.RWMutex
+	handlers     map[string]*handler
+	onAny        func(s *Socket, event string, args []any)
+	onConnect    func(s *Socket, auth json.RawMessage) error
+	onDisconnect func(s *Socket, reason string)
+	onError      func(s *Socket, event string, err error)
+	mws          []func(s *Socket, auth json.RawMessage) error
+	sockets      map[string]*Socket
+	rooms        map[string]map[*Socket]struct{}
+}
+
+func newNamespace(s *Server, name string) *Namespace {
+	return &Namespace{s: s, name: name, handlers: map[string]*handler{}, sockets: map[string]*Socket{}, rooms: map[string]map[*Socket]struct{}{}}
+}
+
+// Name returns the namespace's name.
+func (n *Namespace) Name() string { return n.name }
+
+// On registers the handler of event. fn is a function whose first
+// parameter is *Socket; the following parameters receive the event's
+// arguments, decoded from JSON into their types ([]byte parameters receive
+// binary attachments, any parameters receive plain data with []byte for
+// binary; a final ...any parameter receives the remaining arguments). Its
+// results, except a final error, are sent as the acknowledgement when the
+// client asked for one. A non-nil error goes to the error handler.
+//
+// It panics when fn has another shape: a programming error.
+func (n *Namespace) On(event string, fn any) {
+	h, err := newHandler(fn)
+	if err != nil {
+		panic(fmt.Sprintf("socket.io: On(%q, %q): %v", n.name, event, err))
+	}
+	n.mu.Lock()
+	n.handlers[event] = h
+	n.mu.Unlock()
+}
+
+// OnAny registers a catch-all handler (Flask-SocketIO's on('*')) for
+// events without a handler of their own.
+func (n *Namespace) OnAny(fn func(s *Socket, event string, args []any)) {
+	n.mu.Lock()
+	n.onAny = fn
+	n.mu.Unlock()
+}
+
+// OnConnect sets the connect handler. It runs before the client is told
+// it is connected; returning an error refuses the connection (the client
+// gets CONNECT_ERROR with the error's message, and ConnectError's data).
+// Emits made inside it reach the client right after the connection.
+func (n *Namespace) OnConnect(fn func(s *Socket, auth json.RawMessage) error) {
+	n.mu.Lock()
+	n.onConnect = fn
+	n.mu.Unlock()
+}
+
+// OnDisconnect sets the disconnect handler.
+func (n *Namespace) OnDisconnect(fn func(s *Socket, reason string)) {
+	n.mu.Lock()
+	n.onDisconnect = fn
+	n.mu.Unlock()
+}
+
+// OnError sets the error handler: it receives the errors returned by event
+// handlers, and the panics they raise, with the event's name.
+func (n *Namespace) OnError(fn func(s *Socket, event string, err error)) {
+	n.mu.Lock()
+	n.onError = fn
+	n.mu.Unlock()
+}
+
+// Use adds a middleware that runs before the connect handler, for
+// authentication; an error refuses the connection.
+func (n *Namespace) Use(mw func(s *Socket, auth json.RawMessage) error) {
+	n.mu.Lock()
+	n.mws = append(n.mws, mw)
+	n.mu.Unlock()
+}
+
+func (n *Namespace) middlewares() []func(*Socket, json.RawMessage) error {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.mws
+}
+
+func (n *Namespace) connectHandler() func(*Socket, json.RawMessage) error {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.onConnect
+}
+
+// RegisterHandlers registers the methods of v as the namespace's handlers,
+// the way Flask-SocketIO's class-based namespaces do: OnConnect(s, auth)
+// error, OnDisconnect(s, reason), and On<Event> methods for the events
+// (OnMyEvent handles "my_event"; a method named after the exact event,
+// e.g. "OnmyEvent", is not needed: the snake_case name and the name with
+// its first letter lowered are both registered).
+func (n *Namespace) RegisterHandlers(v any) {
+	rv := reflect.ValueOf(v)
+	rt := rv.Type()
+	for i := 0; i < rt.NumMethod(); i++ {
+		m := rt.Method(i)
+		fn := rv.Method(i).Interface()
+		switch m.Name {
+		case "OnConnect":
+			if f, ok := fn.(func(*Socket, json.RawMessage) error); ok {
+				n.OnConnect(f)
+			}
+			continue
+		case "OnDisconnect":
+			if f, ok := fn.(func(*Socket, string)); ok {
+				n.OnDisconnect(f)
+			}
+			continue
+		}
+		if len(m.Name) > 2 && m.Name[:2] == "On" {
+			ev := m.Name[2:]
+			n.On(snake(ev), fn)
+			n.On(lowerFirst(ev), fn)
+		}
+	}
+}
+
+func snake(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			if i > 0 {
+				b = append(b, '_')
+			}
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+func lowerFirst(s string) string {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return s
+	}
+	return string(s[0]+'a'-'A') + s[1:]
+}
+
+func (n *Namespace) add(s *Socket) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.sockets[s.id] = s
+	n.joinLocked(s, s.id)
+}
+
+func (n *Namespace) removeSocket(s *Socket) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.sockets, s.id)
+	for r := range s.rooms {
+		if m := n.rooms[r]; m != nil {
+			delete(m, s)
+			if len(m) == 0 {
+				delete(n.rooms, r)
+			}
+		}
+	}
+	s.rooms = map[string]struct{}{}
+}
+
+func (n *Namespace) joinLocked(s *Socket, room string) {
+	m := n.rooms[room]
+	if m == nil {
+		m = map[*Socket]struct{}{}
+		n.rooms[room] = m
+	}
+	m[s] = struct{}{}
+	s.rooms[room] = struct{}{}
+}
+
+func (n *Namespace) leaveLocked(s *Socket, room string) {
+	if m := n.rooms[room]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(n.rooms, room)
+		}
+	}
+	delete(s.rooms, room)
+}
+
+// Sockets returns the ids of the namespace's sockets.
+func (n *Namespace) Sockets() []string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := make([]string, 0, len(n.sockets))
+	for id := range n.sockets {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Socket returns the socket with id sid, or nil.
+func (n *Namespace) Socket(sid string) *Socket {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.sockets[sid]
+}
+
+// To selects the sockets in rooms for a broadcast.
+func (n *Namespace) To(rooms ...string) *Broadcast { return (&Broadcast{n: n}).To(rooms...) }
+
+// In is the same as To.
+func (n *Namespace) In(rooms ...string) *Broadcast { return n.To(rooms...) }
+
+// Except excludes the sockets in rooms from a broadcast.
+func (n *Namespace) Except(rooms ...string) *Broadcast { return (&Broadcast{n: n}).Except(rooms...) }
+
+// Emit sends event to every socket of the namespace.
+func (n *Namespace) Emit(event string, args ...any) error {
+	return (&Broadcast{n: n}).Emit(event, args...)
+}
+
+// CloseRoom removes every socket from room.
+func (n *Namespace) CloseRoom(room string) { n.In(room).SocketsLeave(room) }
+
+// ------------------------------------------------------------ broadcasts
+
+// Broadcast selects sockets of a namespace. It is immutable.
+type Broadcast struct {
+	n        *Namespace
+	rooms    []string
+	except   []string
+	volatile bool
+}
+
+func (b *Broadcast) clone() *Broadcast {
+	c := *b
+	c.rooms = append([]string(nil), b.rooms...)
+	c.except = append([]string(nil), b.except...)
+	return &c
+}
+
+// To adds rooms (or socket ids) to the selection.
+func (b *Broadcast) To(rooms ...string) *Broadcast {
+	c := b.clone()
+	c.rooms = append(c.rooms, rooms...)
+	return c
+}
+
+// In is the same as To.
+func (b *Broadcast) In(rooms ...string) *Broadcast { return b.To(rooms...) }
+
+// Except excludes the sockets in rooms (or with these ids).
+func (b *Broadcast) Except(rooms ...string) *Broadcast {
+	c := b.clone()
+	c.except = append(c.except, rooms...)
+	return c
+}
+
+// Volatile drops the event for clients whose send queue is not empty.
+func (b *Broadcast) Volatile() *Broadcast {
+	c := b.clone()
+	c.volatile = true
+	return c
+}
+
+// targets returns the selected sockets.
+func (b *Broadcast) targets() []*Socket {
+	n := b.n
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	excluded := map[*Socket]struct{}{}
+	for _, r := range b.except {
+		for s := range n.rooms[r] {
+			excluded[s] = struct{}{}
+		}
+	}
+	var out []*Socket
+	if len(b.rooms) == 0 {
+		out = make([]*Socket, 0, len(n.sockets))
+		for _, s := range n.sockets {
+			if _, ex := excluded[s]; !ex {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	seen := map[*Socket]struct{}{}
+	for _, r := range b.rooms {
+		for s := range n.rooms[r] {
+			if _, ex := excluded[s]; ex {
+				continue
+			}
+			if _, dup := seen[s]; dup {
+				continue
+			}
+			seen[s] = struct{}{}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Emit sends event with args to the selected sockets. The packet is
+// encoded once for all of them.
+func (b *Broadcast) Emit(event string, args ...any) error {
+	data, atts, err := parser.EncodeData(append([]any{event}, args...))
+	if err != nil {
+		return err
+	}
+	text := parser.Encode(&parser.Packet{Type: parser.Event, Namespace: b.n.name, Data: data, Attachments: atts})
+	for _, s := range b.targets() {
+		s.sendEncoded(text, atts)
+	}
+	return nil
+}
+
+// SocketsJoin makes the selected sockets join rooms.
+func (b *Broadcast) SocketsJoin(rooms ...string) {
+	for _, s := range b.targets() {
+		s.Join(rooms...)
+	}
+}
+
+// SocketsLeave makes the selected sockets leave rooms.
+func (b *Broadcast) SocketsLeave(rooms ...string) {
+	for _, s := range b.targets() {
+		s.Leave(rooms...)
+	}
+}
+
+// DisconnectSockets disconnects the selected sockets; with close their
+// connections are closed too.
+func (b *Broadcast) DisconnectSockets(close bool) {
+	for _, s := range b.targets() {
+		if close {
+			s.c.conn.Close()
+		} else {
+			s.Disconnect()
+		}
+	}
+}

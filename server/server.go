@@ -1,0 +1,359 @@
+// Package server is a Socket.IO v5 server (on Engine.IO v4, package
+// engineio) with the Flask-SocketIO feature set: namespaces, event handlers
+// with typed arguments whose return values become the acknowledgement,
+// connect handlers that can refuse a client, rooms, broadcasting with
+// include-self / skip-sid, acknowledgements in both directions, and
+// emitting from any goroutine.
+//
+//	srv := server.New()
+//	srv.On("/", "chat", func(s *server.Socket, msg string) string {
+//		s.To("lobby").Emit("chat", msg)
+//		return "delivered"
+//	})
+//	http.Handle("/socket.io/", srv)
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/siobridge/siobridge/server/engineio"
+	"github.com/siobridge/siobridge/server/parser"
+)
+
+// Option configures a Server.
+type Option func(*config)
+
+type config struct {
+	eio            engineio.Options
+	connectTimeout time.Duration
+	log            *slog.Logger
+}
+
+// WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
+func WithPing(interval, timeout time.Duration) Option {
+	return func(c *config) { c.eio.PingInterval, c.eio.PingTimeout = interval, timeout }
+}
+
+// WithMaxPayload bounds one HTTP body or WebSocket frame (default 1 MB).
+func WithMaxPayload(n int) Option { return func(c *config) { c.eio.MaxPayload = n } }
+
+// WithCORS answers cross-origin requests from origins ("*" for any).
+func WithCORS(credentials bool, origins ...string) Option {
+	return func(c *config) { c.eio.CORS = &engineio.CORS{Origins: origins, Credentials: credentials} }
+}
+
+// WithTransports restricts the transports ("polling", "websocket").
+func WithTransports(t ...string) Option { return func(c *config) { c.eio.Transports = t } }
+
+// WithConnectTimeout closes connections that join no namespace in time
+// (default 45 s).
+func WithConnectTimeout(d time.Duration) Option { return func(c *config) { c.connectTimeout = d } }
+
+// WithCookie sends the Engine.IO session cookie.
+func WithCookie(ck engineio.Cookie) Option { return func(c *config) { c.eio.Cookie = &ck } }
+
+// WithEngineOptions sets every Engine.IO option at once.
+func WithEngineOptions(o engineio.Options) Option { return func(c *config) { c.eio = o } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// Server is a Socket.IO server and an http.Handler.
+type Server struct {
+	eio            *engineio.Server
+	connectTimeout time.Duration
+	log            *slog.Logger
+
+	mu      sync.RWMutex
+	nsps    map[string]*Namespace
+	dynamic []dynamicNamespace
+	wg      sync.WaitGroup
+}
+
+type dynamicNamespace struct {
+	match func(string) bool
+	setup func(*Namespace)
+}
+
+// New returns a server; namespace "/" always exists.
+func New(opts ...Option) *Server {
+	c := config{connectTimeout: 45 * time.Second}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.eio.Logger = c.log
+	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{}}
+	s.Of("/")
+	s.eio.OnConnection(s.onConnection)
+	return s
+}
+
+// ServeHTTP serves Socket.IO; mount it at "/socket.io/".
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.ServeHTTP(w, r) }
+
+// Run serves on addr at /socket.io/ until the listener fails.
+func (s *Server) Run(addr string) error {
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", s)
+	return http.ListenAndServe(addr, mux)
+}
+
+// Shutdown disconnects every client and waits for handlers to finish, or
+// for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.eio.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return err
+}
+
+// Of returns namespace name, creating it if needed.
+func (s *Server) Of(name string) *Namespace {
+	if name == "" || name[0] != '/' {
+		name = "/" + name
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nsps[name]
+	if n == nil {
+		n = newNamespace(s, name)
+		s.nsps[name] = n
+	}
+	return n
+}
+
+// OfFunc accepts namespaces whose name match accepts (dynamic namespaces);
+// setup configures each one when a client first connects to it.
+func (s *Server) OfFunc(match func(name string) bool, setup func(*Namespace)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dynamic = append(s.dynamic, dynamicNamespace{match, setup})
+}
+
+// OfPattern accepts namespaces whose name matches re.
+func (s *Server) OfPattern(re *regexp.Regexp, setup func(*Namespace)) {
+	s.OfFunc(re.MatchString, setup)
+}
+
+// lookup returns the namespace a client asks for, or nil.
+func (s *Server) lookup(name string) *Namespace {
+	s.mu.RLock()
+	n := s.nsps[name]
+	dyn := s.dynamic
+	s.mu.RUnlock()
+	if n != nil {
+		return n
+	}
+	for _, d := range dyn {
+		if d.match(name) {
+			s.mu.Lock()
+			n = s.nsps[name]
+			created := n == nil
+			if created {
+				n = newNamespace(s, name)
+				s.nsps[name] = n
+			}
+			s.mu.Unlock()
+			if created && d.setup != nil {
+				d.setup(n)
+			}
+			return n
+		}
+	}
+	return nil
+}
+
+// On registers an event handler in namespace ns; see Namespace.On.
+func (s *Server) On(ns, event string, fn any) { s.Of(ns).On(event, fn) }
+
+// OnConnect registers the connect handler of namespace ns.
+func (s *Server) OnConnect(ns string, fn func(s *Socket, auth json.RawMessage) error) {
+	s.Of(ns).OnConnect(fn)
+}
+
+// OnDisconnect registers the disconnect handler of namespace ns.
+func (s *Server) OnDisconnect(ns string, fn func(s *Socket, reason string)) {
+	s.Of(ns).OnDisconnect(fn)
+}
+
+// Emit emits to every client of namespace "/" (from any goroutine).
+func (s *Server) Emit(event string, args ...any) error { return s.Of("/").Emit(event, args...) }
+
+// ---------------------------------------------------------------- client
+
+// client is one Engine.IO connection and the namespaces it joined.
+type client struct {
+	s    *Server
+	conn *engineio.Conn
+	dec  parser.Decoder
+
+	mu      sync.Mutex
+	sockets map[string]*Socket
+	closed  bool
+	timer   *time.Timer
+}
+
+func (s *Server) onConnection(conn *engineio.Conn) {
+	c := &client{s: s, conn: conn, sockets: map[string]*Socket{}}
+	c.timer = time.AfterFunc(s.connectTimeout, func() {
+		c.mu.Lock()
+		n := len(c.sockets)
+		c.mu.Unlock()
+		if n == 0 {
+			conn.Close()
+		}
+	})
+	conn.OnMessage(c.onMessage)
+	conn.OnClose(c.onClose)
+}
+
+func (c *client) send(text []byte, atts [][]byte) error {
+	if len(atts) == 0 {
+		return c.conn.Send(text, false)
+	}
+	msgs := make([]engineio.Message, 0, 1+len(atts))
+	msgs = append(msgs, engineio.Message{Data: text})
+	for _, a := range atts {
+		msgs = append(msgs, engineio.Message{Data: a, Binary: true})
+	}
+	return c.conn.SendBatch(msgs)
+}
+
+func (c *client) sendPacket(p *parser.Packet) error {
+	return c.send(parser.Encode(p), p.Attachments)
+}
+
+func (c *client) onMessage(data []byte, binary bool) {
+	p, err := c.dec.Add(data, binary)
+	if err != nil {
+		c.s.log.Debug("socket.io: closing a client after an invalid packet", "sid", c.conn.ID(), "err", err)
+		c.conn.Close()
+		return
+	}
+	if p == nil {
+		return
+	}
+	switch p.Type {
+	case parser.Connect:
+		c.connect(p)
+	case parser.Disconnect:
+		if sock := c.socket(p.Namespace); sock != nil {
+			sock.remove("client namespace disconnect")
+		}
+	case parser.Event, parser.BinaryEvent:
+		if sock := c.socket(p.Namespace); sock != nil {
+			c.s.wg.Add(1)
+			go func() {
+				defer c.s.wg.Done()
+				sock.dispatch(p)
+			}()
+		}
+	case parser.Ack, parser.BinaryAck:
+		if sock := c.socket(p.Namespace); sock != nil {
+			sock.onAck(p)
+		}
+	default:
+		c.conn.Close()
+	}
+}
+
+func (c *client) socket(ns string) *Socket {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sockets[ns]
+}
+
+func (c *client) onClose(reason string) {
+	c.timer.Stop()
+	c.mu.Lock()
+	c.closed = true
+	socks := make([]*Socket, 0, len(c.sockets))
+	for _, s := range c.sockets {
+		socks = append(socks, s)
+	}
+	c.mu.Unlock()
+	for _, s := range socks {
+		s.remove(reason)
+	}
+}
+
+// ConnectError refuses a connection with a message and data for the client
+// (socket.io's CONNECT_ERROR {"message", "data"}).
+type ConnectError struct {
+	Message string
+	Data    any
+}
+
+func (e *ConnectError) Error() string { return e.Message }
+
+func connectErrorPayload(err error) json.RawMessage {
+	var ce *ConnectError
+	body := map[string]any{"message": err.Error()}
+	if errors.As(err, &ce) && ce.Data != nil {
+		body["data"] = ce.Data
+	}
+	b, _ := json.Marshal(body)
+	return b
+}
+
+func (c *client) connect(p *parser.Packet) {
+	n := c.s.lookup(p.Namespace)
+	if n == nil {
+		c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: p.Namespace, Data: json.RawMessage(`{"message":"Invalid namespace"}`)})
+		return
+	}
+	auth := p.Data
+	if len(auth) == 0 {
+		auth = json.RawMessage("{}")
+	}
+	c.mu.Lock()
+	if c.sockets[n.name] != nil || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	sock := newSocket(c, n, auth)
+	for _, mw := range n.middlewares() {
+		if err := mw(sock, auth); err != nil {
+			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})
+			return
+		}
+	}
+	c.mu.Lock()
+	c.sockets[n.name] = sock
+	c.mu.Unlock()
+	n.add(sock)
+	if h := n.connectHandler(); h != nil {
+		if err := h(sock, auth); err != nil {
+			n.removeSocket(sock)
+			c.mu.Lock()
+			delete(c.sockets, n.name)
+			c.mu.Unlock()
+			sock.dropPending()
+			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})
+			return
+		}
+	}
+	ack, _ := json.Marshal(map[string]string{"sid": sock.id})
+	c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
+	sock.flushPending()
+}
+
+// errorf formats handler errors for logs.
+func errorf(format string, a ...any) error { return fmt.Errorf("socket.io: "+format, a...) }

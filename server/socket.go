@@ -1,0 +1,334 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/siobridge/siobridge/server/engineio"
+	"github.com/siobridge/siobridge/server/parser"
+)
+
+// Socket is one client connected to one namespace. Its methods are safe
+// for concurrent use.
+type Socket struct {
+	id   string
+	n    *Namespace
+	c    *client
+	auth json.RawMessage
+
+	rooms map[string]struct{} // guarded by n.mu
+
+	mu         sync.Mutex
+	connecting bool
+	pending    [][]engineio.Message
+	acks       map[uint64]chan []json.RawMessage
+	ackSeq     uint64
+	session    map[string]any
+	gone       bool
+}
+
+func newSocket(c *client, n *Namespace, auth json.RawMessage) *Socket {
+	return &Socket{id: engineio.NewID(), n: n, c: c, auth: auth, rooms: map[string]struct{}{}, connecting: true,
+		acks: map[uint64]chan []json.RawMessage{}, session: map[string]any{}}
+}
+
+// ID returns the socket id (20 characters, like Node and python-socketio).
+func (s *Socket) ID() string { return s.id }
+
+// Namespace returns the socket's namespace name.
+func (s *Socket) Namespace() string { return s.n.name }
+
+// Request returns the handshake request: headers, cookies, query.
+func (s *Socket) Request() *http.Request { return s.c.conn.Request() }
+
+// Auth returns the auth payload the client sent when it connected.
+func (s *Socket) Auth() json.RawMessage { return s.auth }
+
+// Transport returns the current transport ("polling" or "websocket").
+func (s *Socket) Transport() string { return s.c.conn.Transport() }
+
+// Get returns a value of the socket's session (kept for the life of the
+// connection, like Flask-SocketIO's session with manage_session).
+func (s *Socket) Get(key string) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.session[key]
+	return v, ok
+}
+
+// Set stores a value in the socket's session.
+func (s *Socket) Set(key string, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.session[key] = v
+}
+
+func (s *Socket) sendEncoded(text []byte, atts [][]byte) {
+	msgs := make([]engineio.Message, 0, 1+len(atts))
+	msgs = append(msgs, engineio.Message{Data: text})
+	for _, a := range atts {
+		msgs = append(msgs, engineio.Message{Data: a, Binary: true})
+	}
+	s.mu.Lock()
+	if s.connecting {
+		s.pending = append(s.pending, msgs)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.c.conn.SendBatch(msgs)
+}
+
+func (s *Socket) flushPending() {
+	s.mu.Lock()
+	p := s.pending
+	s.pending = nil
+	s.connecting = false
+	s.mu.Unlock()
+	for _, msgs := range p {
+		s.c.conn.SendBatch(msgs)
+	}
+}
+
+func (s *Socket) dropPending() {
+	s.mu.Lock()
+	s.pending = nil
+	s.gone = true
+	s.mu.Unlock()
+}
+
+func (s *Socket) packet(t parser.Type, id uint64, hasID bool, args []any) error {
+	data, atts, err := parser.EncodeData(args)
+	if err != nil {
+		return err
+	}
+	text := parser.Encode(&parser.Packet{Type: t, Namespace: s.n.name, ID: id, HasID: hasID, Data: data, Attachments: atts})
+	s.sendEncoded(text, atts)
+	return nil
+}
+
+// Emit sends event with args to this client. []byte arguments (also inside
+// []any and map[string]any) travel as binary attachments.
+func (s *Socket) Emit(event string, args ...any) error {
+	return s.packet(parser.Event, 0, false, append([]any{event}, args...))
+}
+
+// Send sends an unnamed message (event "message"), like Flask-SocketIO's
+// send().
+func (s *Socket) Send(msg any) error { return s.Emit("message", msg) }
+
+// ErrAckTimeout is returned by EmitWithAck when the client did not answer
+// before the context ended.
+var ErrAckTimeout = errors.New("socket.io: acknowledgement timeout")
+
+// EmitWithAck sends event and waits for the client's acknowledgement.
+func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]json.RawMessage, error) {
+	s.mu.Lock()
+	s.ackSeq++
+	id := s.ackSeq
+	ch := make(chan []json.RawMessage, 1)
+	s.acks[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.acks, id)
+		s.mu.Unlock()
+	}()
+	if err := s.packet(parser.Event, id, true, append([]any{event}, args...)); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v", ErrAckTimeout, ctx.Err())
+	case <-s.c.conn.Done():
+		return nil, errors.New("socket.io: client disconnected")
+	}
+}
+
+// EmitWithAckTimeout is EmitWithAck with a timeout instead of a context.
+func (s *Socket) EmitWithAckTimeout(d time.Duration, event string, args ...any) ([]json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return s.EmitWithAck(ctx, event, args...)
+}
+
+func (s *Socket) onAck(p *parser.Packet) {
+	args, err := decodeArgs(p)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	ch := s.acks[p.ID]
+	s.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- args:
+		default:
+		}
+	}
+}
+
+// Join adds the socket to rooms.
+func (s *Socket) Join(rooms ...string) {
+	s.n.mu.Lock()
+	defer s.n.mu.Unlock()
+	if _, ok := s.n.sockets[s.id]; !ok {
+		return
+	}
+	for _, r := range rooms {
+		s.n.joinLocked(s, r)
+	}
+}
+
+// Leave removes the socket from rooms.
+func (s *Socket) Leave(rooms ...string) {
+	s.n.mu.Lock()
+	defer s.n.mu.Unlock()
+	for _, r := range rooms {
+		s.n.leaveLocked(s, r)
+	}
+}
+
+// Rooms returns the rooms of the socket (its own id included).
+func (s *Socket) Rooms() []string {
+	s.n.mu.RLock()
+	defer s.n.mu.RUnlock()
+	out := make([]string, 0, len(s.rooms))
+	for r := range s.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// To selects the sockets in rooms, except this one (socket.io's
+// socket.to(room).emit and Flask-SocketIO's emit(..., to=room,
+// include_self=False)).
+func (s *Socket) To(rooms ...string) *Broadcast { return s.n.To(rooms...).Except(s.id) }
+
+// Broadcast selects every socket of the namespace except this one.
+func (s *Socket) Broadcast() *Broadcast { return s.n.Except(s.id) }
+
+// Disconnect disconnects the socket from its namespace; the connection
+// stays open for the client's other namespaces.
+func (s *Socket) Disconnect() {
+	s.c.sendPacket(&parser.Packet{Type: parser.Disconnect, Namespace: s.n.name})
+	s.remove("server namespace disconnect")
+}
+
+// remove takes the socket out of its namespace and calls the disconnect
+// handler once.
+func (s *Socket) remove(reason string) {
+	s.mu.Lock()
+	if s.gone {
+		s.mu.Unlock()
+		return
+	}
+	s.gone = true
+	s.mu.Unlock()
+	s.n.removeSocket(s)
+	s.c.mu.Lock()
+	if s.c.sockets[s.n.name] == s {
+		delete(s.c.sockets, s.n.name)
+	}
+	s.c.mu.Unlock()
+	s.n.mu.RLock()
+	h := s.n.onDisconnect
+	s.n.mu.RUnlock()
+	if h != nil {
+		h(s, reason)
+	}
+}
+
+// dispatch runs the handler of one event.
+func (s *Socket) dispatch(p *parser.Packet) {
+	args, err := decodeArgs(p)
+	if err != nil || len(args) == 0 {
+		return
+	}
+	var event string
+	if json.Unmarshal(args[0], &event) != nil {
+		event = string(args[0]) // numeric event names
+	}
+	args = args[1:]
+	s.n.mu.RLock()
+	h := s.n.handlers[event]
+	catchAll := s.n.onAny
+	onErr := s.n.onError
+	s.n.mu.RUnlock()
+	report := func(err error) {
+		if onErr != nil {
+			onErr(s, event, err)
+		} else {
+			s.n.s.log.Warn("socket.io: event handler failed", "namespace", s.n.name, "event", event, "err", err)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			report(fmt.Errorf("panic: %v", r))
+		}
+	}()
+	var results []any
+	switch {
+	case h != nil:
+		results, err = h.call(s, args, p.Attachments)
+	case catchAll != nil:
+		var vals []any
+		vals, err = plainArgs(args, p.Attachments)
+		if err == nil {
+			catchAll(s, event, vals)
+		}
+	default:
+		return
+	}
+	if err != nil {
+		report(err)
+		return
+	}
+	if p.HasID {
+		if results == nil {
+			results = []any{}
+		}
+		s.packet(parser.Ack, p.ID, true, results)
+	}
+}
+
+// decodeArgs splits a packet's JSON array; attachments stay aside.
+func decodeArgs(p *parser.Packet) ([]json.RawMessage, error) {
+	var args []json.RawMessage
+	if err := json.Unmarshal(p.Data, &args); err != nil {
+		return nil, err
+	}
+	return args, nil // placeholders are resolved per argument by the handler
+}
+
+// plainArgs decodes raw arguments into plain values, with []byte for
+// binary attachments.
+func plainArgs(args []json.RawMessage, atts [][]byte) ([]any, error) {
+	out := make([]any, len(args))
+	for i, a := range args {
+		v, err := plainArg(a, atts)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+func plainArg(a json.RawMessage, atts [][]byte) (any, error) {
+	var v any
+	if err := json.Unmarshal(a, &v); err != nil {
+		return nil, err
+	}
+	if len(atts) > 0 {
+		return parser.Reconstruct(v, atts)
+	}
+	return v, nil
+}
