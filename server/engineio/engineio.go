@@ -501,12 +501,22 @@ func (c *Conn) closeWith(reason string, sendClose bool) {
 		ws := c.ws
 		wsTransport := c.wsOut != nil && !c.upgrading
 		c.closed = true
+		if !sendClose && reason != "transport close" {
+			c.queue = nil // nothing more for a client that timed out or misbehaved
+		}
 		if sendClose && !wsTransport {
 			c.queue = append(c.queue, Message{Data: []byte{'1'}})
 		}
+		polling := c.transport == "polling"
 		c.mu.Unlock()
 		c.wake()
-		c.s.remove(c)
+		if polling {
+			// a closed polling session stays findable for a moment so that
+			// a GET racing with the close gets its last packets (then 400)
+			time.AfterFunc(c.s.o.PingTimeout, func() { c.s.remove(c) })
+		} else {
+			c.s.remove(c)
+		}
 		close(c.done)
 		if ws != nil {
 			if sendClose && wsTransport {
@@ -578,10 +588,9 @@ func (c *Conn) handlePacket(p []byte, binary bool) bool {
 	}
 	switch p[0] {
 	case '1':
+		// the waiting (or next) GET ends with a noop
 		c.mu.Lock()
-		if c.getActive { // the waiting GET ends with a noop
-			c.queue = append(c.queue, Message{Data: []byte{'6'}})
-		}
+		c.queue = append(c.queue, Message{Data: []byte{'6'}})
 		c.mu.Unlock()
 		c.closeWith("transport close", false)
 	case '2': // a client ping (probe is handled by the upgrade)
@@ -671,8 +680,19 @@ func writePayload(w http.ResponseWriter, q []Message) {
 	w.Write(buf)
 }
 
+func (c *Conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
 func (c *Conn) pollPost(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.s.fail(w, codeSessionUnknown)
+		return
+	}
 	if c.postBusy {
 		c.mu.Unlock()
 		c.s.fail(w, codeBadRequest)

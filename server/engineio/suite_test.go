@@ -339,6 +339,17 @@ func TestEngineIOProtocolSuite(t *testing.T) {
 			t.Fatalf("GET after close: %d", code)
 		}
 	})
+	// the suite sends the GET and the POST at once: either may arrive first
+	t.Run("close/polling/close packet before the GET", func(t *testing.T) {
+		sid := openPolling(t, base)
+		do(t, "POST", base+"?EIO=4&transport=polling&sid="+sid, "1")
+		if code, body := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 200 || body != "6" {
+			t.Fatalf("GET after the close: %d %q", code, body)
+		}
+		if code, _ := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 400 {
+			t.Fatalf("second GET: %d", code)
+		}
+	})
 	t.Run("close/websocket/forcefully closes the session", func(t *testing.T) {
 		c := dialWS(t, ws+"?EIO=4&transport=websocket")
 		readWS(t, c)
