@@ -258,11 +258,7 @@ func (c *client) onMessage(data []byte, binary bool) {
 		}
 	case parser.Event, parser.BinaryEvent:
 		if sock := c.socket(p.Namespace); sock != nil {
-			c.s.wg.Add(1)
-			go func() {
-				defer c.s.wg.Done()
-				sock.dispatch(p)
-			}()
+			sock.enqueue(p)
 		}
 	case parser.Ack, parser.BinaryAck:
 		if sock := c.socket(p.Namespace); sock != nil {

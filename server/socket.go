@@ -30,6 +30,38 @@ type Socket struct {
 	ackSeq     uint64
 	session    map[string]any
 	gone       bool
+	inbox      []*parser.Packet // events waiting for their handler
+	running    bool             // a goroutine is draining inbox
+}
+
+// enqueue runs the handlers of a socket's events one after the other, in
+// arrival order, off the connection's read loop (so a handler may wait,
+// e.g. for an acknowledgement, without blocking the connection).
+func (s *Socket) enqueue(p *parser.Packet) {
+	s.mu.Lock()
+	s.inbox = append(s.inbox, p)
+	if s.running {
+		s.mu.Unlock()
+		return
+	}
+	s.running = true
+	s.mu.Unlock()
+	s.n.s.wg.Add(1)
+	go func() {
+		defer s.n.s.wg.Done()
+		for {
+			s.mu.Lock()
+			if len(s.inbox) == 0 {
+				s.running = false
+				s.mu.Unlock()
+				return
+			}
+			next := s.inbox[0]
+			s.inbox = s.inbox[1:]
+			s.mu.Unlock()
+			s.dispatch(next)
+		}
+	}()
 }
 
 func newSocket(c *client, n *Namespace, auth json.RawMessage) *Socket {
