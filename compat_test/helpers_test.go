@@ -54,12 +54,35 @@ type peer struct {
 	raw   bytes.Buffer
 	cond  chan struct{} // closed and replaced on every new line
 	done  chan struct{}
+	stdin io.WriteCloser
+}
+
+// send writes one JSON line to the peer's stdin.
+func (p *peer) send(v any) {
+	p.t.Helper()
+	b, _ := json.Marshal(v)
+	if _, err := p.stdin.Write(append(b, '\n')); err != nil {
+		p.t.Fatalf("%s: write: %v", p.name, err)
+	}
 }
 
 func startPeer(t *testing.T, name string, argv ...string) *peer {
 	t.Helper()
+	return startPeerWith(t, name, false, argv...)
+}
+
+// startPeerWith starts a peer; with stdin, send writes lines to it.
+func startPeerWith(t *testing.T, name string, stdin bool, argv ...string) *peer {
+	t.Helper()
 	p := &peer{t: t, name: name, cond: make(chan struct{}), done: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
+	if stdin {
+		w, err := p.cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.stdin = w
+	}
 	p.cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

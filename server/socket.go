@@ -26,7 +26,7 @@ type Socket struct {
 	mu         sync.Mutex
 	connecting bool
 	pending    [][]engineio.Message
-	acks       map[uint64]chan []json.RawMessage
+	acks       map[uint64]chan []any
 	ackSeq     uint64
 	session    map[string]any
 	gone       bool
@@ -66,7 +66,7 @@ func (s *Socket) enqueue(p *parser.Packet) {
 
 func newSocket(c *client, n *Namespace, auth json.RawMessage) *Socket {
 	return &Socket{id: engineio.NewID(), n: n, c: c, auth: auth, rooms: map[string]struct{}{}, connecting: true,
-		acks: map[uint64]chan []json.RawMessage{}, session: map[string]any{}}
+		acks: map[uint64]chan []any{}, session: map[string]any{}}
 }
 
 // ID returns the socket id (20 characters, like Node and python-socketio).
@@ -158,12 +158,14 @@ func (s *Socket) Send(msg any) error { return s.Emit("message", msg) }
 // before the context ended.
 var ErrAckTimeout = errors.New("socket.io: acknowledgement timeout")
 
-// EmitWithAck sends event and waits for the client's acknowledgement.
-func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]json.RawMessage, error) {
+// EmitWithAck sends event and waits for the client's acknowledgement; its
+// arguments come back as plain values (float64, string, bool, nil, []any,
+// map[string]any, and []byte for binary).
+func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
 	s.mu.Lock()
 	s.ackSeq++
 	id := s.ackSeq
-	ch := make(chan []json.RawMessage, 1)
+	ch := make(chan []any, 1)
 	s.acks[id] = ch
 	s.mu.Unlock()
 	defer func() {
@@ -185,14 +187,18 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 }
 
 // EmitWithAckTimeout is EmitWithAck with a timeout instead of a context.
-func (s *Socket) EmitWithAckTimeout(d time.Duration, event string, args ...any) ([]json.RawMessage, error) {
+func (s *Socket) EmitWithAckTimeout(d time.Duration, event string, args ...any) ([]any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	return s.EmitWithAck(ctx, event, args...)
 }
 
 func (s *Socket) onAck(p *parser.Packet) {
-	args, err := decodeArgs(p)
+	raw, err := decodeArgs(p)
+	if err != nil {
+		return
+	}
+	args, err := plainArgs(raw, p.Attachments)
 	if err != nil {
 		return
 	}
