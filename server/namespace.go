@@ -322,6 +322,9 @@ func (b *Broadcast) Emit(event string, args ...any) error {
 	}
 	text := parser.Encode(&parser.Packet{Type: parser.Event, Namespace: b.n.name, Data: data, Attachments: atts})
 	for _, s := range b.targets() {
+		if b.volatile && !s.c.conn.Writable() {
+			continue
+		}
 		s.sendEncoded(text, atts)
 	}
 	return nil

@@ -488,6 +488,21 @@ func (c *Conn) wake() {
 	}
 }
 
+// Writable reports whether a message sent now would go out right away:
+// the WebSocket queue is empty, or a polling GET is waiting. Volatile
+// messages are dropped for sessions that are not writable.
+func (c *Conn) Writable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	if c.wsOut != nil && !c.upgrading {
+		return len(c.wsOut) == 0
+	}
+	return c.getActive && len(c.queue) == 0
+}
+
 // Close closes the session ("forced close").
 func (c *Conn) Close() error {
 	c.closeWith("forced close", true)
@@ -717,15 +732,14 @@ func (c *Conn) pollPost(w http.ResponseWriter, r *http.Request) {
 		c.closeWith("transport error", true)
 		return
 	}
-	for _, rec := range strings.Split(string(body), "\x1e") {
-		var ok bool
-		if strings.HasPrefix(rec, "b") {
-			data, err := base64.StdEncoding.DecodeString(rec[1:])
-			ok = err == nil && c.handlePacket(data, true)
-		} else {
-			ok = c.handlePacket([]byte(rec), false)
-		}
-		if !ok {
+	packets, err := decodePayload(body)
+	if err != nil {
+		c.s.fail(w, codeBadRequest)
+		c.closeWith("parse error", false)
+		return
+	}
+	for _, p := range packets {
+		if !c.handlePacket(p.Data, p.Binary) {
 			c.s.fail(w, codeBadRequest)
 			c.closeWith("parse error", false)
 			return
@@ -733,6 +747,31 @@ func (c *Conn) pollPost(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html")
 	w.Write([]byte("ok"))
+}
+
+// decodePayload splits a polling payload: packets separated by 0x1e,
+// binary ones as "b" + base64.
+func decodePayload(body []byte) ([]Message, error) {
+	recs := strings.Split(string(body), "\x1e")
+	out := make([]Message, 0, len(recs))
+	for _, rec := range recs {
+		if rec == "" {
+			return nil, errors.New("engineio: empty packet in payload")
+		}
+		if rec[0] == 'b' {
+			data, err := base64.StdEncoding.DecodeString(rec[1:])
+			if err != nil {
+				return nil, fmt.Errorf("engineio: invalid base64 packet: %w", err)
+			}
+			out = append(out, Message{Data: data, Binary: true})
+			continue
+		}
+		if rec[0] < '0' || rec[0] > '6' {
+			return nil, fmt.Errorf("engineio: unknown packet type %q", rec[0])
+		}
+		out = append(out, Message{Data: []byte(rec)})
+	}
+	return out, nil
 }
 
 // ---------------------------------------------------------------- websocket

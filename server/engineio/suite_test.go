@@ -405,3 +405,20 @@ func TestEngineIOProtocolSuite(t *testing.T) {
 		}
 	})
 }
+
+func FuzzDecodePayload(f *testing.F) {
+	for _, s := range []string{"4hello", "4test1\x1e4test2", "4hello\x1ebAQIDBA==", "abc", "2\x1e3", "b!!"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		msgs, err := decodePayload(body)
+		if err != nil {
+			return
+		}
+		for _, m := range msgs {
+			if !m.Binary && (len(m.Data) == 0 || m.Data[0] < '0' || m.Data[0] > '6') {
+				t.Fatalf("accepted an invalid packet %q", m.Data)
+			}
+		}
+	})
+}
