@@ -227,7 +227,7 @@ func TestServerToClientAckSessionSendAndDisconnect(t *testing.T) {
 		return len(r), err
 	})
 	srv.On("/", "kick", func(s *server.Socket) { s.Disconnect() })
-	srv.On("/", "send", func(s *server.Socket, m string) { s.Send(m) })
+	srv.On("/", "send", func(s *server.Socket, m string) { s.Send(m); s.SendJSON(map[string]string{"event": s.Event()}) })
 	c := client(t, srv, "/", servertest.Options{})
 	c.Emit("/", "remember", "kept")
 	if r, err := c.EmitWithAck("/", 5*time.Second, "recall"); err != nil || r[0] != "kept" {
@@ -237,7 +237,9 @@ func TestServerToClientAckSessionSendAndDisconnect(t *testing.T) {
 		t.Fatalf("server-to-client ack: %v %v", r, err)
 	}
 	c.Emit("/", "send", "hi")
-	if got, err := c.WaitFor("/", "message", 5*time.Second); err != nil || got[len(got)-1].Args[0] != "hi" {
+	got, err := c.WaitFor("/", "json", 5*time.Second)
+	if err != nil || len(got) < 2 || got[len(got)-2].Event != "message" || got[len(got)-2].Args[0] != "hi" ||
+		!reflect.DeepEqual(got[len(got)-1].Args[0], map[string]any{"event": "send"}) {
 		t.Fatalf("send: %v %v", got, err)
 	}
 	c.Emit("/", "kick")

@@ -30,6 +30,7 @@ type Socket struct {
 	ackSeq     uint64
 	session    map[string]any
 	gone       bool
+	event      string           // the event whose handler is running
 	inbox      []*parser.Packet // events waiting for their handler
 	running    bool             // a goroutine is draining inbox
 }
@@ -153,6 +154,18 @@ func (s *Socket) Emit(event string, args ...any) error {
 // Send sends an unnamed message (event "message"), like Flask-SocketIO's
 // send().
 func (s *Socket) Send(msg any) error { return s.Emit("message", msg) }
+
+// SendJSON sends a JSON message (event "json"), like Flask-SocketIO's
+// send(data, json=True).
+func (s *Socket) SendJSON(v any) error { return s.Emit("json", v) }
+
+// Event returns the name of the event whose handler is running for this
+// socket (Flask-SocketIO's request.event), or "" outside handlers.
+func (s *Socket) Event() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.event
+}
 
 // ErrAckTimeout is returned by EmitWithAck when the client did not answer
 // before the context ended.
@@ -295,6 +308,14 @@ func (s *Socket) dispatch(p *parser.Packet) {
 		event = string(args[0]) // numeric event names
 	}
 	args = args[1:]
+	s.mu.Lock()
+	s.event = event
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.event = ""
+		s.mu.Unlock()
+	}()
 	s.n.mu.RLock()
 	h := s.n.handlers[event]
 	catchAll := s.n.onAny
