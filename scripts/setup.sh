@@ -35,8 +35,10 @@ apt_install() { # packages...
 
 # brokers (redis-tools brings redis-cli and redis-benchmark; rabbitmqctl comes with the server)
 # and the Python peers of compat_test (Debian's Flask-SocketIO 5.3.2 / python-socketio 5.7.2)
+# and Chromium for the browser test of examples/chat
 apt_install redis-server redis-tools rabbitmq-server nats-server \
-  python3-flask-socketio python3-socketio python3-kombu python3-redis python3-requests
+  python3-flask-socketio python3-socketio python3-kombu python3-redis python3-requests \
+  chromium
 command -v node >/dev/null || apt_install nodejs npm
 
 # Redis on 127.0.0.1:6379
@@ -63,11 +65,13 @@ if ! port_open 127.0.0.1 5672; then
   wait_port 127.0.0.1 5672 120 rabbitmq
 fi
 
-# Node peers for compat_test (never committed: installed from the lock file).
-if [ -f compat_test/node/package-lock.json ]; then
-  if [ ! -d compat_test/node/node_modules ] || [ compat_test/node/package-lock.json -nt compat_test/node/node_modules ]; then
-    log "npm ci (compat_test/node)"
-    (cd compat_test/node && npm ci --no-audit --no-fund --loglevel=error)
+# Node packages (never committed: installed from the lock files): the peers
+# of compat_test, and the browser side of examples/chat.
+for dir in compat_test/node examples/chat; do
+  [ -f "$dir/package-lock.json" ] || continue
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    log "npm ci ($dir)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
-fi
+done
 log "ready"
