@@ -729,7 +729,7 @@ func (c *Conn) pollPost(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(body) > c.s.o.MaxPayload {
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
-		c.closeWith("transport error", true)
+		c.closeWith("transport error", false)
 		return
 	}
 	packets, err := decodePayload(body)

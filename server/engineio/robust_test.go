@@ -1,0 +1,179 @@
+package engineio
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func serverWith(t *testing.T, o Options, onConn func(*Conn)) (string, *Server) {
+	t.Helper()
+	s := NewServer(o)
+	s.OnConnection(onConn)
+	hs := httptest.NewServer(s)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		hs.CloseClientConnections()
+		hs.Close()
+	})
+	return hs.URL + "/", s
+}
+
+func TestMaxPayloadEnforcedOnBothTransports(t *testing.T) {
+	base, _ := serverWith(t, Options{MaxPayload: 100, PingInterval: time.Minute}, func(c *Conn) {
+		c.OnMessage(func(d []byte, b bool) { c.Send(append([]byte(nil), d...), b) })
+	})
+	sid := openPolling(t, base)
+	if code, _ := do(t, "POST", base+"?EIO=4&transport=polling&sid="+sid, "4"+strings.Repeat("x", 200)); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversize POST: %d", code)
+	}
+	if code, _ := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 400 {
+		t.Fatalf("the session survived an oversize POST: %d", code)
+	}
+	c := dialWS(t, wsURL(base)+"?EIO=4&transport=websocket")
+	readWS(t, c)
+	writeWS(t, c, "4"+strings.Repeat("x", 50)) // under the limit: echoed
+	if _, d := readWS(t, c); len(d) != 51 {
+		t.Fatalf("echo %q", d)
+	}
+	c.Write(context.Background(), websocket.MessageText, []byte("4"+strings.Repeat("x", 200)))
+	waitClose(t, c, 5*time.Second)
+}
+
+// TestSlowClientDoesNotDelayOthers: a client that never reads is closed
+// when its bounded queue fills; the others keep receiving.
+func TestSlowClientDoesNotDelayOthers(t *testing.T) {
+	var mu sync.Mutex
+	var conns []*Conn
+	var reasons []string
+	base, _ := serverWith(t, Options{SendQueueSize: 16, PingInterval: time.Minute}, func(c *Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		c.OnClose(func(r string) { mu.Lock(); reasons = append(reasons, r); mu.Unlock() })
+	})
+	fast := dialWS(t, wsURL(base)+"?EIO=4&transport=websocket")
+	readWS(t, fast)
+	slowSid := openPolling(t, base) // a polling client that never polls: nothing drains its queue
+	_ = slowSid
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(conns)
+		mu.Unlock()
+		if n == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	payload := []byte(strings.Repeat("y", 1000))
+	// the sender waits for the fast client every 8 messages (so the fast
+	// client never has more than 8 queued); nobody drains the slow one
+	for i := 0; i < 100; i++ {
+		mu.Lock()
+		cs := append([]*Conn(nil), conns...)
+		mu.Unlock()
+		for _, c := range cs {
+			c.Send(payload, false) // never blocks
+		}
+		if i%8 == 7 || i == 99 {
+			for j := 0; j < 8 && (i != 99 || j < 4); j++ {
+				if _, d := readWS(t, fast); len(d) != 1001 {
+					t.Fatalf("fast client got %q", d)
+				}
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reasons) != 1 || reasons[0] != "send queue full" {
+		t.Fatalf("close reasons %v", reasons)
+	}
+}
+
+// TestManyWebSocketClients: thousands of WebSocket clients connect,
+// exchange a message and disconnect; every session and goroutine goes
+// away (goleak checks the goroutines at the end of the package).
+func TestManyWebSocketClients(t *testing.T) {
+	n := 2000
+	if v := os.Getenv("SIOBRIDGE_MANY_CLIENTS"); v != "" {
+		n, _ = strconv.Atoi(v) // by hand: SIOBRIDGE_MANY_CLIENTS=10000
+	}
+	// client and server ends both live in this process: two descriptors
+	// per client
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(2*n+1000) {
+		lim.Cur = min(lim.Max, uint64(2*n+1000))
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		if lim.Cur < uint64(2*n+1000) {
+			t.Skipf("RLIMIT_NOFILE %d is too low for %d clients in one process", lim.Cur, n)
+		}
+	}
+	var open atomic.Int64
+	base, s := serverWith(t, Options{PingInterval: time.Minute}, func(c *Conn) {
+		open.Add(1)
+		c.OnMessage(func(d []byte, b bool) { c.Send(append([]byte(nil), d...), b) })
+		c.OnClose(func(string) { open.Add(-1) })
+	})
+	url := wsURL(base) + "?EIO=4&transport=websocket"
+	before := runtime.NumGoroutine()
+	clients := make([]*websocket.Conn, n)
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range clients {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, url, nil)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			c.Read(ctx) // open packet
+			msg := fmt.Sprintf("4hello %d", i)
+			c.Write(ctx, websocket.MessageText, []byte(msg))
+			if _, d, err := c.Read(ctx); err != nil || string(d) != msg {
+				failed.Add(1)
+			}
+			clients[i] = c
+		}(i)
+	}
+	wg.Wait()
+	during := runtime.NumGoroutine()
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d clients failed", failed.Load(), n)
+	}
+	if got := s.Count(); got != n {
+		t.Fatalf("server counts %d sessions, want %d", got, n)
+	}
+	for _, c := range clients {
+		c.Close(websocket.StatusNormalClosure, "")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Count() != 0 || open.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions still open after every client left", s.Count())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d clients; goroutines before %d, with every client connected %d", n, before, during)
+}
