@@ -321,11 +321,12 @@ func (b *Broadcast) Emit(event string, args ...any) error {
 		return err
 	}
 	text := parser.Encode(&parser.Packet{Type: parser.Event, Namespace: b.n.name, Data: data, Attachments: atts})
+	msgs := engineMessages(text, atts) // encoded once, shared by every recipient
 	for _, s := range b.targets() {
 		if b.volatile && !s.c.conn.Writable() {
 			continue
 		}
-		s.sendEncoded(text, atts)
+		s.sendMessages(msgs)
 	}
 	return nil
 }

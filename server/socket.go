@@ -102,11 +102,22 @@ func (s *Socket) Set(key string, v any) {
 }
 
 func (s *Socket) sendEncoded(text []byte, atts [][]byte) {
+	s.sendMessages(engineMessages(text, atts))
+}
+
+// engineMessages is a packet's text and attachments as Engine.IO messages.
+func engineMessages(text []byte, atts [][]byte) []engineio.Message {
 	msgs := make([]engineio.Message, 0, 1+len(atts))
 	msgs = append(msgs, engineio.Message{Data: text})
 	for _, a := range atts {
 		msgs = append(msgs, engineio.Message{Data: a, Binary: true})
 	}
+	return msgs
+}
+
+// sendMessages queues msgs (which may be shared with other sockets: they
+// are only read).
+func (s *Socket) sendMessages(msgs []engineio.Message) {
 	s.mu.Lock()
 	if s.connecting {
 		s.pending = append(s.pending, msgs)

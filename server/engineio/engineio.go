@@ -375,12 +375,15 @@ type Conn struct {
 	getActive bool
 	postBusy  bool
 	ws        *websocket.Conn
-	wsOut     chan Message // websocket: packets waiting for the writer
+	wsActive  bool      // the WebSocket carries the session (after handshake or upgrade)
+	wsQueue   []Message // websocket: packets waiting for the writer
+	writing   bool      // a writer goroutine is draining wsQueue
 	upgrading bool
 	closed    bool
 	closeOnce sync.Once
 	done      chan struct{}
-	pongCh    chan struct{}
+	pingTimer *time.Timer // sends the next ping
+	deadTimer *time.Timer // fires when the pong is late
 	// expires is when the session times out without a pong (unix ns):
 	// requests arriving later are refused even if the timer has not fired yet.
 	expires atomic.Int64
@@ -389,7 +392,7 @@ type Conn struct {
 func newConn(s *Server, r *http.Request, transport string) *Conn {
 	return &Conn{
 		s: s, id: NewID(), req: r, transport: transport,
-		notify: make(chan struct{}, 1), done: make(chan struct{}), pongCh: make(chan struct{}, 1),
+		notify: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
 
@@ -434,17 +437,15 @@ func (c *Conn) SendBatch(msgs []Message) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.wsOut != nil && !c.upgrading {
-		out := c.wsOut
-		c.mu.Unlock()
-		for _, m := range msgs {
-			select {
-			case out <- m:
-			default:
-				c.closeWith("send queue full", false)
-				return ErrClosed
-			}
+	if c.wsActive && !c.upgrading {
+		if len(c.wsQueue)+len(msgs) > c.s.o.SendQueueSize {
+			c.mu.Unlock()
+			c.closeWith("send queue full", false)
+			return ErrClosed
 		}
+		c.wsQueue = append(c.wsQueue, msgs...)
+		c.startWriterLocked()
+		c.mu.Unlock()
 		return nil
 	}
 	if len(c.queue)+len(msgs) > c.s.o.SendQueueSize {
@@ -467,13 +468,10 @@ func (c *Conn) sendPacket(p string) {
 		c.mu.Unlock()
 		return
 	}
-	if c.wsOut != nil && !c.upgrading {
-		out := c.wsOut
+	if c.wsActive && !c.upgrading {
+		c.wsQueue = append(c.wsQueue, Message{Data: []byte(p), control: true})
+		c.startWriterLocked()
 		c.mu.Unlock()
-		select {
-		case out <- Message{Data: []byte(p), Binary: false, control: true}:
-		default:
-		}
 		return
 	}
 	c.queue = append(c.queue, Message{Data: []byte(p)})
@@ -497,8 +495,8 @@ func (c *Conn) Writable() bool {
 	if c.closed {
 		return false
 	}
-	if c.wsOut != nil && !c.upgrading {
-		return len(c.wsOut) == 0
+	if c.wsActive && !c.upgrading {
+		return len(c.wsQueue) == 0
 	}
 	return c.getActive && len(c.queue) == 0
 }
@@ -514,7 +512,9 @@ func (c *Conn) closeWith(reason string, sendClose bool) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		ws := c.ws
-		wsTransport := c.wsOut != nil && !c.upgrading
+		wsTransport := c.wsActive && !c.upgrading
+		c.wsQueue = nil
+		c.stopTimersLocked()
 		c.closed = true
 		if !sendClose && reason != "transport close" {
 			c.queue = nil // nothing more for a client that timed out or misbehaved
@@ -553,40 +553,51 @@ func (c *Conn) extend() {
 	c.expires.Store(time.Now().Add(c.s.o.PingInterval + c.s.o.PingTimeout).UnixNano())
 }
 
+// startHeartbeat arms the ping timer. The heartbeat holds timers, not a
+// goroutine: an idle session costs no goroutine of its own.
 func (c *Conn) startHeartbeat() {
 	c.extend()
-	c.s.wg.Add(1)
-	go func() {
-		defer c.s.wg.Done()
-		t := time.NewTimer(c.s.o.PingInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-c.done:
-				return
-			case <-t.C:
-			}
-			// drop a stale pong
-			select {
-			case <-c.pongCh:
-			default:
-			}
-			c.sendPacket("2")
-			t.Reset(c.s.o.PingTimeout)
-			select {
-			case <-c.done:
-				return
-			case <-c.pongCh:
-				if !t.Stop() {
-					<-t.C
-				}
-				t.Reset(c.s.o.PingInterval)
-			case <-t.C:
-				c.closeWith("ping timeout", false)
-				return
-			}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pingTimer = time.AfterFunc(c.s.o.PingInterval, c.ping)
+}
+
+// ping sends a ping and arms the pong deadline.
+func (c *Conn) ping() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.deadTimer = time.AfterFunc(c.s.o.PingTimeout, func() { c.closeWith("ping timeout", false) })
+	c.mu.Unlock()
+	c.sendPacket("2")
+}
+
+// pong cancels the pong deadline and schedules the next ping.
+func (c *Conn) pong() {
+	c.extend()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if c.deadTimer != nil {
+		if !c.deadTimer.Stop() {
+			return // the timeout already fired
 		}
-	}()
+		c.deadTimer = nil
+		c.pingTimer = time.AfterFunc(c.s.o.PingInterval, c.ping)
+	}
+}
+
+func (c *Conn) stopTimersLocked() {
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	if c.deadTimer != nil {
+		c.deadTimer.Stop()
+	}
 }
 
 // ---------------------------------------------------------------- packets
@@ -611,11 +622,7 @@ func (c *Conn) handlePacket(p []byte, binary bool) bool {
 	case '2': // a client ping (probe is handled by the upgrade)
 		c.sendPacket("3" + string(p[1:]))
 	case '3':
-		c.extend()
-		select {
-		case c.pongCh <- struct{}{}:
-		default:
-		}
+		c.pong()
 	case '4':
 		c.deliver(p[1:], false)
 	case '6':
@@ -850,31 +857,34 @@ func (c *Conn) wsWrite(ctx context.Context, typ websocket.MessageType, p []byte)
 }
 
 func (c *Conn) runWebSocket(ws *websocket.Conn, ctx context.Context) {
-	c.runWebSocketWith(ws, ctx, nil)
+	c.mu.Lock()
+	pending := c.queue // sent by the connection callback before the transport was ready
+	c.queue = nil
+	c.mu.Unlock()
+	c.runWebSocketWith(ws, ctx, pending)
 }
 
-// runWebSocketWith runs the reader in this goroutine and a writer goroutine
-// until the session ends. pending are polling packets to send first.
+// runWebSocketWith runs the reader in this goroutine until the session
+// ends; writes happen in a writer goroutine that exists only while packets
+// are waiting. pending are polling packets to send first.
 func (c *Conn) runWebSocketWith(ws *websocket.Conn, _ context.Context, pending []Message) {
-	out := make(chan Message, c.s.o.SendQueueSize)
+	c.mu.Lock()
 	for _, m := range pending {
-		if m.Binary {
-			out <- Message{Data: m.Data[1:], Binary: true}
-		} else if len(m.Data) > 0 && m.Data[0] == '4' {
-			out <- Message{Data: m.Data[1:]}
-		} else {
-			out <- Message{Data: m.Data, control: true}
+		switch {
+		case m.Binary:
+			c.wsQueue = append(c.wsQueue, Message{Data: m.Data[1:], Binary: true})
+		case len(m.Data) > 0 && m.Data[0] == '4':
+			c.wsQueue = append(c.wsQueue, Message{Data: m.Data[1:]})
+		default:
+			c.wsQueue = append(c.wsQueue, Message{Data: m.Data, control: true})
 		}
 	}
-	c.mu.Lock()
-	c.wsOut = out
+	c.wsActive = true
 	c.upgrading = false
+	if len(c.wsQueue) > 0 {
+		c.startWriterLocked()
+	}
 	c.mu.Unlock()
-	c.s.wg.Add(1)
-	go func() {
-		defer c.s.wg.Done()
-		c.writer(ws, out)
-	}()
 	ctx := context.Background()
 	for {
 		typ, p, err := ws.Read(ctx)
@@ -903,15 +913,37 @@ func (c *Conn) runWebSocketWith(ws *websocket.Conn, _ context.Context, pending [
 	}
 }
 
-func (c *Conn) writer(ws *websocket.Conn, out chan Message) {
+// startWriterLocked starts the writer goroutine unless one runs. Callers
+// hold c.mu.
+func (c *Conn) startWriterLocked() {
+	if c.writing || c.closed {
+		return
+	}
+	c.writing = true
+	ws := c.ws
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		c.writer(ws)
+	}()
+}
+
+// writer sends what is queued and exits when the queue is empty.
+func (c *Conn) writer(ws *websocket.Conn) {
 	var buf []byte
 	for {
-		select {
-		case <-c.done:
+		c.mu.Lock()
+		batch := c.wsQueue
+		c.wsQueue = nil
+		if len(batch) == 0 || c.closed {
+			c.writing = false
+			c.mu.Unlock()
 			return
-		case m := <-out:
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			var err error
+		}
+		c.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var err error
+		for _, m := range batch {
 			switch {
 			case m.Binary:
 				err = ws.Write(ctx, websocket.MessageBinary, m.Data)
@@ -921,11 +953,17 @@ func (c *Conn) writer(ws *websocket.Conn, out chan Message) {
 				buf = append(append(buf[:0], '4'), m.Data...)
 				err = ws.Write(ctx, websocket.MessageText, buf)
 			}
-			cancel()
 			if err != nil {
-				c.closeWith("transport error", false)
-				return
+				break
 			}
+		}
+		cancel()
+		if err != nil {
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			c.closeWith("transport error", false)
+			return
 		}
 	}
 }
