@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,38 +34,6 @@ func open(t *testing.T, opts ...Option) *Bus {
 	return b
 }
 
-type sink struct {
-	mu   sync.Mutex
-	msgs []queue.Message
-}
-
-func (s *sink) handle(m queue.Message) {
-	s.mu.Lock()
-	s.msgs = append(s.msgs, m)
-	s.mu.Unlock()
-}
-
-func (s *sink) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.msgs)
-}
-
-func (s *sink) wait(t *testing.T, n int) []queue.Message {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if s.count() >= n {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return append([]queue.Message(nil), s.msgs...)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("got %d messages, want %d", s.count(), n)
-	return nil
-}
-
 func uniq(t *testing.T) string {
 	return fmt.Sprintf("siobridge-test-%s-%d", t.Name(), time.Now().UnixNano())
 }
@@ -74,8 +41,8 @@ func uniq(t *testing.T) string {
 func TestPublishSubscribe(t *testing.T) {
 	b := open(t)
 	ch := uniq(t)
-	var s sink
-	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.handle)
+	var s testenv.Sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +57,7 @@ func TestPublishSubscribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := s.wait(t, 2)
+	got := s.Wait(t, 2, 10*time.Second)
 	if !bytes.Equal(got[0].Data, all) || got[0].ContentType != "application/data" || got[0].ContentEncoding != "binary" || got[0].Channel != ch {
 		t.Fatalf("first %+v", got[0])
 	}
@@ -137,13 +104,13 @@ func TestPatternsUnsupported(t *testing.T) {
 func TestChannelIsolation(t *testing.T) {
 	b := open(t)
 	a, c := uniq(t)+"-a", uniq(t)+"-b"
-	var sa, sb sink
-	s1, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{a}}, sa.handle)
+	var sa, sb testenv.Sink
+	s1, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{a}}, sa.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s1.Close()
-	s2, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{c}}, sb.handle)
+	s2, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{c}}, sb.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,10 +119,10 @@ func TestChannelIsolation(t *testing.T) {
 		b.Publish(context.Background(), queue.Message{Channel: a, Data: []byte("a")})
 	}
 	b.Publish(context.Background(), queue.Message{Channel: c, Data: []byte("marker")})
-	sb.wait(t, 1)
-	sa.wait(t, 10)
-	if sb.count() != 1 || sa.count() != 10 {
-		t.Fatalf("a saw %d, b saw %d", sa.count(), sb.count())
+	sb.Wait(t, 1, 10*time.Second)
+	sa.Wait(t, 10, 10*time.Second)
+	if sb.Count() != 1 || sa.Count() != 10 {
+		t.Fatalf("a saw %d, b saw %d", sa.Count(), sb.Count())
 	}
 }
 
@@ -193,8 +160,8 @@ func TestReconnect(t *testing.T) {
 	name := uniq(t)
 	b := open(t, WithConnectionName(name))
 	ch := uniq(t)
-	var s sink
-	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.handle)
+	var s testenv.Sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +183,7 @@ func TestReconnect(t *testing.T) {
 		t.Fatalf("connection %q not found in:\n%s", name, out)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for s.count() == 0 {
+	for s.Count() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no delivery after the connections were closed")
 		}

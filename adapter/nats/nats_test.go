@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,38 +29,6 @@ func open(t *testing.T, url string) *Bus {
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
-}
-
-type sink struct {
-	mu   sync.Mutex
-	msgs []queue.Message
-}
-
-func (s *sink) handle(m queue.Message) {
-	s.mu.Lock()
-	s.msgs = append(s.msgs, m)
-	s.mu.Unlock()
-}
-
-func (s *sink) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.msgs)
-}
-
-func (s *sink) wait(t *testing.T, n int) []queue.Message {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if s.count() >= n {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return append([]queue.Message(nil), s.msgs...)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("got %d messages, want %d", s.count(), n)
-	return nil
 }
 
 func TestSubjectMapping(t *testing.T) {
@@ -89,8 +56,8 @@ func TestPublishSubscribeSpecialChannels(t *testing.T) {
 	b := open(t, "nats://"+testenv.NATSAddr)
 	base := fmt.Sprintf("siobridge-test-%d", time.Now().UnixNano())
 	chans := []string{base + "#/#room with spaces.and*stars>#", base + "-plain"}
-	var s sink
-	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: chans}, s.handle)
+	var s testenv.Sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: chans}, s.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +69,7 @@ func TestPublishSubscribeSpecialChannels(t *testing.T) {
 	if err := b.Publish(context.Background(), queue.Message{Channel: chans[0], Data: all}, queue.Message{Channel: chans[1], Data: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	got := s.wait(t, 2)
+	got := s.Wait(t, 2, 10*time.Second)
 	if got[0].Channel != chans[0] || !bytes.Equal(got[0].Data, all) || got[1].Channel != chans[1] {
 		t.Fatalf("got %+v", got)
 	}
@@ -112,21 +79,21 @@ func TestChannelIsolation(t *testing.T) {
 	testenv.Need(t, "nats", testenv.NATSAddr)
 	b := open(t, "nats://"+testenv.NATSAddr)
 	base := fmt.Sprintf("siobridge-iso-%d", time.Now().UnixNano())
-	var sa, sb sink
-	s1, _ := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{base + "-a"}}, sa.handle)
+	var sa, sb testenv.Sink
+	s1, _ := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{base + "-a"}}, sa.Handle)
 	defer s1.Close()
-	s2, _ := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{base + "-b"}}, sb.handle)
+	s2, _ := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{base + "-b"}}, sb.Handle)
 	defer s2.Close()
 	for i := 0; i < 10; i++ {
 		b.Publish(context.Background(), queue.Message{Channel: base + "-a", Data: []byte("a")})
 	}
 	b.Publish(context.Background(), queue.Message{Channel: base + "-b", Data: []byte("marker")})
-	sb.wait(t, 1)
-	sa.wait(t, 10)
-	if sa.count() != 10 || sb.count() != 1 {
-		t.Fatalf("a %d b %d", sa.count(), sb.count())
+	sb.Wait(t, 1, 10*time.Second)
+	sa.Wait(t, 10, 10*time.Second)
+	if sa.Count() != 10 || sb.Count() != 1 {
+		t.Fatalf("a %d b %d", sa.Count(), sb.Count())
 	}
-	if _, err := b.Subscribe(context.Background(), queue.Subscription{Patterns: []string{"x*"}}, sa.handle); !errors.Is(err, queue.ErrPatternsUnsupported) {
+	if _, err := b.Subscribe(context.Background(), queue.Subscription{Patterns: []string{"x*"}}, sa.Handle); !errors.Is(err, queue.ErrPatternsUnsupported) {
 		t.Fatalf("patterns: %v", err)
 	}
 }
@@ -172,8 +139,8 @@ func TestOpenErrors(t *testing.T) {
 func TestOutageAndResubscribe(t *testing.T) {
 	srv := testenv.StartNATS(t)
 	b := open(t, "nats://"+srv.Addr)
-	var s sink
-	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{"outage"}}, s.handle)
+	var s testenv.Sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{"outage"}}, s.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +158,7 @@ func TestOutageAndResubscribe(t *testing.T) {
 	}
 	srv.Start()
 	deadline := time.Now().Add(30 * time.Second)
-	for s.count() == 0 || string(s.wait(t, 1)[s.count()-1].Data) != "after" {
+	for s.Count() == 0 || string(s.Wait(t, 1, 10*time.Second)[s.Count()-1].Data) != "after" {
 		if time.Now().After(deadline) {
 			t.Fatal("no delivery after the restart")
 		}

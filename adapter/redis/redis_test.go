@@ -33,42 +33,6 @@ func open(t *testing.T, url string) *Bus {
 	return b
 }
 
-type sink struct {
-	mu   sync.Mutex
-	msgs []queue.Message
-}
-
-func (s *sink) handle(m queue.Message) {
-	s.mu.Lock()
-	s.msgs = append(s.msgs, m)
-	s.mu.Unlock()
-}
-
-func (s *sink) wait(t *testing.T, n int, within time.Duration) []queue.Message {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		s.mu.Lock()
-		if len(s.msgs) >= n {
-			out := append([]queue.Message(nil), s.msgs...)
-			s.mu.Unlock()
-			return out
-		}
-		s.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t.Fatalf("got %d messages, want %d", len(s.msgs), n)
-	return nil
-}
-
-func (s *sink) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.msgs)
-}
-
 func uniq(t *testing.T) string {
 	return fmt.Sprintf("siobridge-test-%s-%d", t.Name(), time.Now().UnixNano())
 }
@@ -77,8 +41,8 @@ func TestPublishSubscribeBinarySafe(t *testing.T) {
 	testenv.Need(t, "redis", testenv.RedisAddr)
 	b := open(t, "redis://"+testenv.RedisAddr+"/0")
 	ch := uniq(t)
-	var s sink
-	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.handle)
+	var s testenv.Sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +55,7 @@ func TestPublishSubscribeBinarySafe(t *testing.T) {
 	if err := b.Publish(ctx, queue.Message{Channel: ch, Data: all}, queue.Message{Channel: ch, Data: []byte("second")}); err != nil {
 		t.Fatal(err)
 	}
-	got := s.wait(t, 2, 5*time.Second)
+	got := s.Wait(t, 2, 5*time.Second)
 	if !bytes.Equal(got[0].Data, all) || string(got[1].Data) != "second" || got[0].Channel != ch {
 		t.Fatalf("got %+v", got)
 	}
@@ -107,19 +71,19 @@ func TestPatternsAndIsolation(t *testing.T) {
 	testenv.Need(t, "redis", testenv.RedisAddr)
 	b := open(t, "redis://"+testenv.RedisAddr)
 	prefix := uniq(t)
-	var a, p, other sink
+	var a, p, other testenv.Sink
 	ctx := context.Background()
-	sa, err := b.Subscribe(ctx, queue.Subscription{Channels: []string{prefix + "-A"}}, a.handle)
+	sa, err := b.Subscribe(ctx, queue.Subscription{Channels: []string{prefix + "-A"}}, a.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sa.Close()
-	sp, err := b.Subscribe(ctx, queue.Subscription{Patterns: []string{queue.EscapeGlob(prefix+"#/#") + "*"}}, p.handle)
+	sp, err := b.Subscribe(ctx, queue.Subscription{Patterns: []string{queue.EscapeGlob(prefix+"#/#") + "*"}}, p.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	so, err := b.Subscribe(ctx, queue.Subscription{Channels: []string{prefix + "-B"}}, other.handle)
+	so, err := b.Subscribe(ctx, queue.Subscription{Channels: []string{prefix + "-B"}}, other.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +96,8 @@ func TestPatternsAndIsolation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a.wait(t, 10, 5*time.Second)
-	got := p.wait(t, 10, 5*time.Second)
+	a.Wait(t, 10, 5*time.Second)
+	got := p.Wait(t, 10, 5*time.Second)
 	if got[0].Pattern == "" || !strings.HasPrefix(got[3].Channel, prefix+"#/#room") {
 		t.Fatalf("pattern delivery %+v", got[0])
 	}
@@ -141,11 +105,11 @@ func TestPatternsAndIsolation(t *testing.T) {
 	if err := b.Publish(ctx, queue.Message{Channel: prefix + "-B", Data: []byte("b")}); err != nil {
 		t.Fatal(err)
 	}
-	if g := other.wait(t, 1, 5*time.Second); len(g) != 1 || string(g[0].Data) != "b" {
+	if g := other.Wait(t, 1, 5*time.Second); len(g) != 1 || string(g[0].Data) != "b" {
 		t.Fatalf("channel B saw %+v", g)
 	}
-	if a.count() != 10 {
-		t.Fatalf("channel A saw %d messages, want 10", a.count())
+	if a.Count() != 10 {
+		t.Fatalf("channel A saw %d messages, want 10", a.Count())
 	}
 }
 
@@ -153,8 +117,8 @@ func TestConcurrentPublishCoalesces(t *testing.T) {
 	testenv.Need(t, "redis", testenv.RedisAddr)
 	b := open(t, "redis://"+testenv.RedisAddr)
 	ch := uniq(t)
-	var s sink
-	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.handle)
+	var s testenv.Sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +138,7 @@ func TestConcurrentPublishCoalesces(t *testing.T) {
 		}(w)
 	}
 	wg.Wait()
-	got := s.wait(t, workers*each, 20*time.Second)
+	got := s.Wait(t, workers*each, 20*time.Second)
 	seen := map[string]bool{}
 	for _, m := range got {
 		seen[string(m.Data)] = true
@@ -242,8 +206,8 @@ func TestOpenThroughRegistry(t *testing.T) {
 func TestOutageAndResubscribe(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	b := open(t, "redis://"+srv.Addr)
-	var s sink
-	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{"outage"}}, s.handle)
+	var s testenv.Sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{"outage"}}, s.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +215,7 @@ func TestOutageAndResubscribe(t *testing.T) {
 	if err := b.Publish(context.Background(), queue.Message{Channel: "outage", Data: []byte("before")}); err != nil {
 		t.Fatal(err)
 	}
-	s.wait(t, 1, 5*time.Second)
+	s.Wait(t, 1, 5*time.Second)
 
 	srv.Stop()
 	failed := 0
@@ -273,7 +237,7 @@ func TestOutageAndResubscribe(t *testing.T) {
 	srv.Start()
 	// resubscription happens in the background; publish until delivered
 	deadline := time.Now().Add(30 * time.Second)
-	for s.count() < 2 {
+	for s.Count() < 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("no delivery after the restart")
 		}
@@ -282,7 +246,7 @@ func TestOutageAndResubscribe(t *testing.T) {
 		cancel()
 		time.Sleep(100 * time.Millisecond)
 	}
-	got := s.wait(t, 2, time.Second)
+	got := s.Wait(t, 2, time.Second)
 	if string(got[1].Data) != "after" {
 		t.Fatalf("after restart got %q", got[1].Data)
 	}
