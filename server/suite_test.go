@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/siobridge/siobridge/internal/conformance"
+	"github.com/siobridge/siobridge/internal/wstest"
 )
 
 // A Go port of every case of the official socket.io-protocol test suite
@@ -42,15 +42,7 @@ func startConformance(t *testing.T) string {
 }
 
 func httpDo(t *testing.T, method, url, body string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return wstest.Do(t, method, url, body)
 }
 
 func polling(t *testing.T, base string) string {
@@ -64,77 +56,19 @@ func polling(t *testing.T, base string) string {
 	return v.Sid
 }
 
-type wsConn struct {
-	t *testing.T
-	c *websocket.Conn
-}
-
-func dial(t *testing.T, base, query string) *wsConn {
+func dial(t *testing.T, base, query string) *wstest.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+query, nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return &wsConn{t, c}
-}
-
-func (w *wsConn) send(s string) {
-	w.t.Helper()
-	if err := w.c.Write(context.Background(), websocket.MessageText, []byte(s)); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-func (w *wsConn) sendBinary(b []byte) {
-	w.t.Helper()
-	if err := w.c.Write(context.Background(), websocket.MessageBinary, b); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-func (w *wsConn) read() (websocket.MessageType, string) {
-	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	typ, p, err := w.c.Read(ctx)
-	if err != nil {
-		w.t.Fatalf("read: %v", err)
-	}
-	return typ, string(p)
-}
-
-func (w *wsConn) expect(want string) {
-	w.t.Helper()
-	if _, got := w.read(); got != want {
-		w.t.Fatalf("got %q, want %q", got, want)
-	}
-}
-
-func (w *wsConn) waitClose() {
-	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for {
-		if _, _, err := w.c.Read(ctx); err != nil {
-			if ctx.Err() != nil {
-				w.t.Fatal("the server did not close the connection")
-			}
-			return
-		}
-	}
+	return wstest.Dial(t, "ws"+strings.TrimPrefix(base, "http")+query)
 }
 
 // sioConnect opens a WebSocket session connected to the main namespace
 // (the suite's initSocketIOConnection).
-func sioConnect(t *testing.T, base string) *wsConn {
+func sioConnect(t *testing.T, base string) *wstest.Conn {
 	w := dial(t, base, "?EIO=4&transport=websocket")
-	w.read() // Engine.IO handshake
-	w.send("40")
-	w.read() // CONNECT ack
-	w.read() // auth
+	w.Read() // Engine.IO handshake
+	w.Send("40")
+	w.Read() // CONNECT ack
+	w.Read() // auth
 	return w
 }
 
@@ -172,7 +106,7 @@ func TestSocketIOProtocolSuite(t *testing.T) {
 	})
 	t.Run("handshake/websocket/successfully opens a session", func(t *testing.T) {
 		w := dial(t, base, "?EIO=4&transport=websocket")
-		_, d := w.read()
+		_, d := w.Read()
 		if !strings.HasPrefix(d, `0{"sid":`) || !strings.Contains(d, `"upgrades":[]`) {
 			t.Fatalf("%q", d)
 		}
@@ -211,15 +145,15 @@ func TestSocketIOProtocolSuite(t *testing.T) {
 	})
 	t.Run("heartbeat/websocket/sends ping/pong packets", func(t *testing.T) {
 		w := dial(t, base, "?EIO=4&transport=websocket")
-		w.read()
+		w.Read()
 		for i := 0; i < 3; i++ {
-			w.expect("2")
-			w.send("3")
+			w.Expect("2")
+			w.Send("3")
 		}
 	})
 	t.Run("heartbeat/websocket/closes the session upon ping timeout", func(t *testing.T) {
 		w := dial(t, base, "?EIO=4&transport=websocket")
-		w.waitClose()
+		w.WaitClose(5 * time.Second)
 	})
 	t.Run("close/polling/forcefully closes the session", func(t *testing.T) {
 		sid := polling(t, base)
@@ -240,27 +174,27 @@ func TestSocketIOProtocolSuite(t *testing.T) {
 	})
 	t.Run("close/websocket/forcefully closes the session", func(t *testing.T) {
 		w := dial(t, base, "?EIO=4&transport=websocket")
-		w.read()
-		w.send("1")
-		w.waitClose()
+		w.Read()
+		w.Send("1")
+		w.WaitClose(5 * time.Second)
 	})
 	t.Run("upgrade/successfully upgrades from polling to WebSocket", func(t *testing.T) {
 		sid := polling(t, base)
 		w := dial(t, base, "?EIO=4&transport=websocket&sid="+sid)
-		w.send("2probe")
-		w.expect("3probe")
+		w.Send("2probe")
+		w.Expect("3probe")
 		if code, body := httpDo(t, "GET", base+"?EIO=4&transport=polling&sid="+sid, ""); code != 200 || body != "6" {
 			t.Fatalf("%d %q", code, body)
 		}
-		w.send("5")
+		w.Send("5")
 	})
 	t.Run("upgrade/ignores HTTP requests with same sid after upgrade", func(t *testing.T) {
 		sid := polling(t, base)
 		w := dial(t, base, "?EIO=4&transport=websocket&sid="+sid)
-		w.send("2probe")
-		w.expect("3probe")
-		w.send("5")
-		w.expect("6")
+		w.Send("2probe")
+		w.Expect("3probe")
+		w.Send("5")
+		w.Expect("6")
 		if code, _ := httpDo(t, "GET", base+"?EIO=4&transport=polling&sid="+sid, ""); code != 400 {
 			t.Fatalf("%d", code)
 		}
@@ -268,21 +202,21 @@ func TestSocketIOProtocolSuite(t *testing.T) {
 	t.Run("upgrade/ignores WebSocket connection with same sid after upgrade", func(t *testing.T) {
 		sid := polling(t, base)
 		w := dial(t, base, "?EIO=4&transport=websocket&sid="+sid)
-		w.send("2probe")
-		w.expect("3probe")
-		w.send("5")
-		w.expect("6")
+		w.Send("2probe")
+		w.Expect("3probe")
+		w.Send("5")
+		w.Expect("6")
 		w2 := dial(t, base, "?EIO=4&transport=websocket&sid="+sid)
-		w2.waitClose()
+		w2.WaitClose(5 * time.Second)
 	})
 
 	// ---- Socket.IO part ----
 	connectCase := func(send, prefix, auth string) func(t *testing.T) {
 		return func(t *testing.T) {
 			w := dial(t, base, "?EIO=4&transport=websocket")
-			w.read()
-			w.send(send)
-			_, d := w.read()
+			w.Read()
+			w.Send(send)
+			_, d := w.Read()
 			var hs map[string]any
 			if !strings.HasPrefix(d, prefix) || json.Unmarshal([]byte(d[len(prefix):]), &hs) != nil || len(hs) != 1 {
 				t.Fatalf("CONNECT ack %q", d)
@@ -290,7 +224,7 @@ func TestSocketIOProtocolSuite(t *testing.T) {
 			if _, ok := hs["sid"].(string); !ok {
 				t.Fatalf("no sid in %q", d)
 			}
-			w.expect(auth)
+			w.Expect(auth)
 		}
 	}
 	t.Run("connect/main namespace", connectCase("40", "40", `42["auth",{}]`))
@@ -299,51 +233,51 @@ func TestSocketIOProtocolSuite(t *testing.T) {
 	t.Run("connect/custom namespace with a payload", connectCase(`40/custom,{"token":"abc"}`, "40/custom,", `42/custom,["auth",{"token":"abc"}]`))
 	t.Run("connect/unknown namespace", func(t *testing.T) {
 		w := dial(t, base, "?EIO=4&transport=websocket")
-		w.read()
-		w.send("40/random")
-		w.expect(`44/random,{"message":"Invalid namespace"}`)
+		w.Read()
+		w.Send("40/random")
+		w.Expect(`44/random,{"message":"Invalid namespace"}`)
 	})
 	t.Run("connect/invalid handshake", func(t *testing.T) {
 		w := dial(t, base, "?EIO=4&transport=websocket")
-		w.read()
-		w.send("4abc")
-		w.waitClose()
+		w.Read()
+		w.Send("4abc")
+		w.WaitClose(5 * time.Second)
 	})
 	t.Run("connect/no handshake", func(t *testing.T) {
 		w := dial(t, base, "?EIO=4&transport=websocket")
-		w.read()
-		w.waitClose()
+		w.Read()
+		w.WaitClose(5 * time.Second)
 	})
 	t.Run("disconnect/main namespace", func(t *testing.T) {
 		w := sioConnect(t, base)
-		w.send("41")
-		w.expect("2") // the Engine.IO session stays: the next packet is a ping
+		w.Send("41")
+		w.Expect("2") // the Engine.IO session stays: the next packet is a ping
 	})
 	t.Run("disconnect/connect then disconnect from a custom namespace", func(t *testing.T) {
 		w := sioConnect(t, base)
-		w.send("40/custom")
-		w.read()
-		w.read()
-		w.send("41/custom")
-		w.send(`42["message","message to main namespace"]`)
-		w.expect(`42["message-back","message to main namespace"]`)
+		w.Send("40/custom")
+		w.Read()
+		w.Read()
+		w.Send("41/custom")
+		w.Send(`42["message","message to main namespace"]`)
+		w.Expect(`42["message-back","message to main namespace"]`)
 	})
 	t.Run("message/plain-text packet", func(t *testing.T) {
 		w := sioConnect(t, base)
-		w.send(`42["message",1,"2",{"3":[true]}]`)
-		w.expect(`42["message-back",1,"2",{"3":[true]}]`)
+		w.Send(`42["message",1,"2",{"3":[true]}]`)
+		w.Expect(`42["message-back",1,"2",{"3":[true]}]`)
 	})
 	binaryCase := func(send, want string) func(t *testing.T) {
 		return func(t *testing.T) {
 			w := sioConnect(t, base)
-			w.send(send)
-			w.sendBinary([]byte{1, 2, 3})
-			w.sendBinary([]byte{4, 5, 6})
-			w.expect(want)
-			if typ, d := w.read(); typ != websocket.MessageBinary || d != "\x01\x02\x03" {
+			w.Send(send)
+			w.SendBinary([]byte{1, 2, 3})
+			w.SendBinary([]byte{4, 5, 6})
+			w.Expect(want)
+			if typ, d := w.Read(); typ != websocket.MessageBinary || d != "\x01\x02\x03" {
 				t.Fatalf("first attachment %v %q", typ, d)
 			}
-			if typ, d := w.read(); typ != websocket.MessageBinary || d != "\x04\x05\x06" {
+			if typ, d := w.Read(); typ != websocket.MessageBinary || d != "\x04\x05\x06" {
 				t.Fatalf("second attachment %v %q", typ, d)
 			}
 		}
@@ -353,8 +287,8 @@ func TestSocketIOProtocolSuite(t *testing.T) {
 		`452-["message-back",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`))
 	t.Run("message/plain-text packet with an ack", func(t *testing.T) {
 		w := sioConnect(t, base)
-		w.send(`42456["message-with-ack",1,"2",{"3":[false]}]`)
-		w.expect(`43456[1,"2",{"3":[false]}]`)
+		w.Send(`42456["message-with-ack",1,"2",{"3":[false]}]`)
+		w.Expect(`43456[1,"2",{"3":[false]}]`)
 	})
 	t.Run("message/packet with binary attachments and an ack", binaryCase(
 		`452-789["message-with-ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`,
@@ -366,8 +300,8 @@ func TestSocketIOProtocolSuite(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			w := sioConnect(t, base)
-			w.send(bad)
-			w.waitClose()
+			w.Send(bad)
+			w.WaitClose(5 * time.Second)
 		})
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/siobridge/siobridge/internal/wstest"
 )
 
 func serverWith(t *testing.T, o Options, onConn func(*Conn)) (string, *Server) {
@@ -44,14 +46,14 @@ func TestMaxPayloadEnforcedOnBothTransports(t *testing.T) {
 	if code, _ := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 400 {
 		t.Fatalf("the session survived an oversize POST: %d", code)
 	}
-	c := dialWS(t, wsURL(base)+"?EIO=4&transport=websocket")
-	readWS(t, c)
-	writeWS(t, c, "4"+strings.Repeat("x", 50)) // under the limit: echoed
-	if _, d := readWS(t, c); len(d) != 51 {
+	c := wstest.Dial(t, wsURL(base)+"?EIO=4&transport=websocket")
+	c.Read()
+	c.Send("4" + strings.Repeat("x", 50)) // under the limit: echoed
+	if _, d := c.Read(); len(d) != 51 {
 		t.Fatalf("echo %q", d)
 	}
-	c.Write(context.Background(), websocket.MessageText, []byte("4"+strings.Repeat("x", 200)))
-	waitClose(t, c, 5*time.Second)
+	c.Send("4" + strings.Repeat("x", 200))
+	c.WaitClose(5 * time.Second)
 }
 
 // TestSlowClientDoesNotDelayOthers: a client that never reads is closed
@@ -66,8 +68,8 @@ func TestSlowClientDoesNotDelayOthers(t *testing.T) {
 		mu.Unlock()
 		c.OnClose(func(r string) { mu.Lock(); reasons = append(reasons, r); mu.Unlock() })
 	})
-	fast := dialWS(t, wsURL(base)+"?EIO=4&transport=websocket")
-	readWS(t, fast)
+	fast := wstest.Dial(t, wsURL(base)+"?EIO=4&transport=websocket")
+	fast.Read()
 	slowSid := openPolling(t, base) // a polling client that never polls: nothing drains its queue
 	_ = slowSid
 	deadline := time.Now().Add(5 * time.Second)
@@ -92,7 +94,7 @@ func TestSlowClientDoesNotDelayOthers(t *testing.T) {
 		}
 		if i%8 == 7 || i == 99 {
 			for j := 0; j < 8 && (i != 99 || j < 4); j++ {
-				if _, d := readWS(t, fast); len(d) != 1001 {
+				if _, d := fast.Read(); len(d) != 1001 {
 					t.Fatalf("fast client got %q", d)
 				}
 			}

@@ -3,7 +3,6 @@ package engineio
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
+
+	"github.com/siobridge/siobridge/internal/wstest"
 )
 
 // This file is a Go port of every case of the official engine.io-protocol
@@ -50,28 +51,9 @@ func echoServer(t *testing.T) (string, *Server) {
 	return hs.URL + "/engine.io/", s
 }
 
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+func get(t *testing.T, url string) (int, string) { return wstest.Do(t, "GET", url, "") }
 
-func do(t *testing.T, method, url, body string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+func do(t *testing.T, method, url, body string) (int, string) { return wstest.Do(t, method, url, body) }
 
 func openPolling(t *testing.T, base string) string {
 	t.Helper()
@@ -85,51 +67,6 @@ func openPolling(t *testing.T, base string) string {
 }
 
 func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") }
-
-func dialWS(t *testing.T, url string) *websocket.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
-}
-
-func readWS(t *testing.T, c *websocket.Conn) (websocket.MessageType, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	typ, p, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return typ, string(p)
-}
-
-func writeWS(t *testing.T, c *websocket.Conn, s string) {
-	t.Helper()
-	if err := c.Write(context.Background(), websocket.MessageText, []byte(s)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitClose reads until the server closes the connection.
-func waitClose(t *testing.T, c *websocket.Conn, within time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	for {
-		if _, _, err := c.Read(ctx); err != nil {
-			if ctx.Err() != nil {
-				t.Fatal("the server did not close the connection")
-			}
-			return
-		}
-	}
-}
 
 func handshakeKeys(t *testing.T, body string, upgrades []string) {
 	t.Helper()
@@ -188,8 +125,8 @@ func TestEngineIOProtocolSuite(t *testing.T) {
 		}
 	})
 	t.Run("handshake/websocket/successfully opens a session", func(t *testing.T) {
-		c := dialWS(t, ws+"?EIO=4&transport=websocket")
-		_, data := readWS(t, c)
+		c := wstest.Dial(t, ws+"?EIO=4&transport=websocket")
+		_, data := c.Read()
 		if !strings.HasPrefix(data, "0") {
 			t.Fatalf("%q", data)
 		}
@@ -267,26 +204,26 @@ func TestEngineIOProtocolSuite(t *testing.T) {
 		}
 	})
 	t.Run("message/websocket/plain text packet", func(t *testing.T) {
-		c := dialWS(t, ws+"?EIO=4&transport=websocket")
-		readWS(t, c)
-		writeWS(t, c, "4hello")
-		if _, d := readWS(t, c); d != "4hello" {
+		c := wstest.Dial(t, ws+"?EIO=4&transport=websocket")
+		c.Read()
+		c.Send("4hello")
+		if _, d := c.Read(); d != "4hello" {
 			t.Fatalf("%q", d)
 		}
 	})
 	t.Run("message/websocket/binary packet", func(t *testing.T) {
-		c := dialWS(t, ws+"?EIO=4&transport=websocket")
-		readWS(t, c)
-		c.Write(context.Background(), websocket.MessageBinary, []byte{1, 2, 3, 4})
-		if typ, d := readWS(t, c); typ != websocket.MessageBinary || d != "\x01\x02\x03\x04" {
+		c := wstest.Dial(t, ws+"?EIO=4&transport=websocket")
+		c.Read()
+		c.SendBinary([]byte{1, 2, 3, 4})
+		if typ, d := c.Read(); typ != websocket.MessageBinary || d != "\x01\x02\x03\x04" {
 			t.Fatalf("%v %q", typ, d)
 		}
 	})
 	t.Run("message/websocket/closes the session upon invalid packet format", func(t *testing.T) {
-		c := dialWS(t, ws+"?EIO=4&transport=websocket")
-		readWS(t, c)
-		writeWS(t, c, "abc")
-		waitClose(t, c, 5*time.Second)
+		c := wstest.Dial(t, ws+"?EIO=4&transport=websocket")
+		c.Read()
+		c.Send("abc")
+		c.WaitClose(5 * time.Second)
 	})
 
 	t.Run("heartbeat/polling/sends ping/pong packets", func(t *testing.T) {
@@ -308,18 +245,18 @@ func TestEngineIOProtocolSuite(t *testing.T) {
 		}
 	})
 	t.Run("heartbeat/websocket/sends ping/pong packets", func(t *testing.T) {
-		c := dialWS(t, ws+"?EIO=4&transport=websocket")
-		readWS(t, c)
+		c := wstest.Dial(t, ws+"?EIO=4&transport=websocket")
+		c.Read()
 		for i := 0; i < 3; i++ {
-			if _, d := readWS(t, c); d != "2" {
+			if _, d := c.Read(); d != "2" {
 				t.Fatalf("round %d: %q", i, d)
 			}
-			writeWS(t, c, "3")
+			c.Send("3")
 		}
 	})
 	t.Run("heartbeat/websocket/closes the session upon ping timeout", func(t *testing.T) {
-		c := dialWS(t, ws+"?EIO=4&transport=websocket")
-		waitClose(t, c, 5*time.Second)
+		c := wstest.Dial(t, ws+"?EIO=4&transport=websocket")
+		c.WaitClose(5 * time.Second)
 	})
 
 	t.Run("close/polling/forcefully closes the session", func(t *testing.T) {
@@ -351,56 +288,56 @@ func TestEngineIOProtocolSuite(t *testing.T) {
 		}
 	})
 	t.Run("close/websocket/forcefully closes the session", func(t *testing.T) {
-		c := dialWS(t, ws+"?EIO=4&transport=websocket")
-		readWS(t, c)
-		writeWS(t, c, "1")
-		waitClose(t, c, 5*time.Second)
+		c := wstest.Dial(t, ws+"?EIO=4&transport=websocket")
+		c.Read()
+		c.Send("1")
+		c.WaitClose(5 * time.Second)
 	})
 
 	t.Run("upgrade/successfully upgrades from polling to WebSocket", func(t *testing.T) {
 		sid := openPolling(t, base)
-		c := dialWS(t, ws+"?EIO=4&transport=websocket&sid="+sid)
-		writeWS(t, c, "2probe")
-		if _, d := readWS(t, c); d != "3probe" {
+		c := wstest.Dial(t, ws+"?EIO=4&transport=websocket&sid="+sid)
+		c.Send("2probe")
+		if _, d := c.Read(); d != "3probe" {
 			t.Fatalf("probe: %q", d)
 		}
 		if code, body := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 200 || body != "6" {
 			t.Fatalf("pending GET: %d %q", code, body)
 		}
-		writeWS(t, c, "5")
-		writeWS(t, c, "4hello")
-		if _, d := readWS(t, c); d != "4hello" {
+		c.Send("5")
+		c.Send("4hello")
+		if _, d := c.Read(); d != "4hello" {
 			t.Fatalf("echo: %q", d)
 		}
 	})
 	t.Run("upgrade/ignores HTTP requests with same sid after upgrade", func(t *testing.T) {
 		sid := openPolling(t, base)
-		c := dialWS(t, ws+"?EIO=4&transport=websocket&sid="+sid)
-		writeWS(t, c, "2probe")
-		readWS(t, c)
-		writeWS(t, c, "5")
-		if _, d := readWS(t, c); d != "6" {
+		c := wstest.Dial(t, ws+"?EIO=4&transport=websocket&sid="+sid)
+		c.Send("2probe")
+		c.Read()
+		c.Send("5")
+		if _, d := c.Read(); d != "6" {
 			t.Fatalf("after upgrade: %q", d)
 		}
 		if code, _ := get(t, base+"?EIO=4&transport=polling&sid="+sid); code != 400 {
 			t.Fatalf("polling after upgrade: %d", code)
 		}
-		writeWS(t, c, "4hello")
-		if _, d := readWS(t, c); d != "4hello" {
+		c.Send("4hello")
+		if _, d := c.Read(); d != "4hello" {
 			t.Fatalf("echo: %q", d)
 		}
 	})
 	t.Run("upgrade/ignores WebSocket connection with same sid after upgrade", func(t *testing.T) {
 		sid := openPolling(t, base)
-		c := dialWS(t, ws+"?EIO=4&transport=websocket&sid="+sid)
-		writeWS(t, c, "2probe")
-		readWS(t, c)
-		writeWS(t, c, "5")
-		readWS(t, c)
-		c2 := dialWS(t, ws+"?EIO=4&transport=websocket&sid="+sid)
-		waitClose(t, c2, 5*time.Second)
-		writeWS(t, c, "4hello")
-		if _, d := readWS(t, c); d != "4hello" {
+		c := wstest.Dial(t, ws+"?EIO=4&transport=websocket&sid="+sid)
+		c.Send("2probe")
+		c.Read()
+		c.Send("5")
+		c.Read()
+		c2 := wstest.Dial(t, ws+"?EIO=4&transport=websocket&sid="+sid)
+		c2.WaitClose(5 * time.Second)
+		c.Send("4hello")
+		if _, d := c.Read(); d != "4hello" {
 			t.Fatalf("echo on the first socket: %q", d)
 		}
 	})
