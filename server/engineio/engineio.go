@@ -5,6 +5,8 @@
 package engineio
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -44,6 +46,10 @@ type Options struct {
 	SendQueueSize int
 	// PerMessageDeflate enables WebSocket compression.
 	PerMessageDeflate bool
+	// CompressionThreshold: polling responses larger than this are gzip
+	// compressed for clients that accept it (default 1024 bytes; -1
+	// disables HTTP compression).
+	CompressionThreshold int
 	// AllowRequest can refuse a handshake (403, code 4 "Forbidden").
 	AllowRequest func(r *http.Request) error
 	Logger       *slog.Logger
@@ -119,6 +125,9 @@ func NewServer(o Options) *Server {
 	}
 	if o.SendQueueSize <= 0 {
 		o.SendQueueSize = 1024
+	}
+	if o.CompressionThreshold == 0 {
+		o.CompressionThreshold = 1024
 	}
 	log := o.Logger
 	if log == nil {
@@ -661,7 +670,7 @@ func (c *Conn) pollGet(w http.ResponseWriter, r *http.Request) {
 			q := c.queue
 			c.queue = nil
 			c.mu.Unlock()
-			writePayload(w, q)
+			c.s.writePayload(w, r, q)
 			return
 		}
 		closed := c.closed
@@ -679,8 +688,9 @@ func (c *Conn) pollGet(w http.ResponseWriter, r *http.Request) {
 }
 
 // writePayload writes packets joined by the record separator; binary
-// packets as "b" + base64.
-func writePayload(w http.ResponseWriter, q []Message) {
+// packets as "b" + base64; gzip-compressed above the threshold for clients
+// that accept it.
+func (s *Server) writePayload(w http.ResponseWriter, r *http.Request, q []Message) {
 	n := 0
 	for _, m := range q {
 		n += len(m.Data)*4/3 + 4
@@ -698,8 +708,26 @@ func writePayload(w http.ResponseWriter, q []Message) {
 		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	if t := s.o.CompressionThreshold; t >= 0 && len(buf) > t && acceptsGzip(r) {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		zw.Write(buf)
+		zw.Close()
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Add("Vary", "Accept-Encoding")
+		buf = z.Bytes()
+	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
 	w.Write(buf)
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		if strings.TrimSpace(strings.SplitN(part, ";", 2)[0]) == "gzip" {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Conn) isClosed() bool {

@@ -1,8 +1,10 @@
 package engineio
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -178,4 +180,66 @@ func TestManyWebSocketClients(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("%d clients; goroutines before %d, with every client connected %d", n, before, during)
+}
+
+func TestHTTPCompressionCookieAndPerMessageDeflate(t *testing.T) {
+	base, _ := serverWith(t, Options{PingInterval: time.Minute, PerMessageDeflate: true,
+		Cookie: &Cookie{HTTPOnly: true, SameSite: http.SameSiteLaxMode}}, func(c *Conn) {
+		c.OnMessage(func(d []byte, b bool) { c.Send(append([]byte(nil), d...), b) })
+	})
+	// the cookie carries the sid
+	resp, err := http.Get(base + "?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var ck *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "io" {
+			ck = c
+		}
+	}
+	if ck == nil || len(ck.Value) != 20 || !ck.HttpOnly || ck.Path != "/" {
+		t.Fatalf("cookie %+v", ck)
+	}
+	sid := ck.Value
+	// a large polling response is gzip-compressed for a client that asks
+	big := strings.Repeat("z", 5000)
+	do(t, "POST", base+"?EIO=4&transport=polling&sid="+sid, "4"+big)
+	req, _ := http.NewRequest("GET", base+"?EIO=4&transport=polling&sid="+sid, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	resp, err = (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Encoding") != "gzip" || resp.ContentLength >= 5000 {
+		t.Fatalf("not compressed: %q, %d bytes", resp.Header.Get("Content-Encoding"), resp.ContentLength)
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(zr)
+	if string(body) != "4"+big {
+		t.Fatalf("decompressed %d bytes", len(body))
+	}
+	// permessage-deflate is negotiated with a client that offers it
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, hresp, err := websocket.Dial(ctx, wsURL(base)+"?EIO=4&transport=websocket", &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if ext := hresp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
+		t.Fatalf("extensions %q", ext)
+	}
+	ws.Read(ctx)
+	ws.Write(ctx, websocket.MessageText, []byte("4"+big))
+	if _, d, err := ws.Read(ctx); err != nil || string(d) != "4"+big {
+		t.Fatalf("compressed echo: %d bytes, %v", len(d), err)
+	}
 }
