@@ -35,6 +35,8 @@ type config struct {
 	eio            engineio.Options
 	connectTimeout time.Duration
 	log            *slog.Logger
+	sessions       SessionStore
+	sessionID      func(*http.Request) string
 }
 
 // WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
@@ -71,6 +73,8 @@ type Server struct {
 	eio            *engineio.Server
 	connectTimeout time.Duration
 	log            *slog.Logger
+	sessions       SessionStore
+	sessionID      func(*http.Request) string
 
 	mu      sync.RWMutex
 	nsps    map[string]*Namespace
@@ -93,7 +97,8 @@ func New(opts ...Option) *Server {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.eio.Logger = c.log
-	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{}}
+	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
+		sessions: c.sessions, sessionID: c.sessionID}
 	s.Of("/")
 	s.eio.OnConnection(s.onConnection)
 	return s

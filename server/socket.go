@@ -85,9 +85,22 @@ func (s *Socket) Auth() json.RawMessage { return s.auth }
 // Transport returns the current transport ("polling" or "websocket").
 func (s *Socket) Transport() string { return s.c.conn.Transport() }
 
-// Get returns a value of the socket's session (kept for the life of the
-// connection, like Flask-SocketIO's session with manage_session).
+// storeID returns the session id in the server's SessionStore, or "".
+func (s *Socket) storeID() string {
+	srv := s.n.s
+	if srv.sessions == nil || srv.sessionID == nil {
+		return ""
+	}
+	return srv.sessionID(s.Request())
+}
+
+// Get returns a value of the socket's session: kept for the life of the
+// connection (Flask-SocketIO's manage_session), or in the server's
+// SessionStore when one is configured (shared with HTTP handlers).
 func (s *Socket) Get(key string) (any, bool) {
+	if id := s.storeID(); id != "" {
+		return s.n.s.sessions.Get(context.Background(), id, key)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.session[key]
@@ -96,6 +109,10 @@ func (s *Socket) Get(key string) (any, bool) {
 
 // Set stores a value in the socket's session.
 func (s *Socket) Set(key string, v any) {
+	if id := s.storeID(); id != "" {
+		s.n.s.sessions.Set(context.Background(), id, key, v)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.session[key] = v
