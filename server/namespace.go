@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -78,6 +79,8 @@ func (n *Namespace) OnDisconnect(fn func(s *Socket, reason string)) {
 
 // OnError sets the error handler: it receives the errors returned by event
 // handlers, and the panics they raise, with the event's name.
+// Errors of namespaces without their own handler go to the server's
+// default handler (Server.OnErrorDefault), else to the log.
 func (n *Namespace) OnError(fn func(s *Socket, event string, err error)) {
 	n.mu.Lock()
 	n.onError = fn
@@ -329,6 +332,42 @@ func (b *Broadcast) Emit(event string, args ...any) error {
 		s.sendMessages(msgs)
 	}
 	return nil
+}
+
+// EmitWithAck sends event to every selected socket and collects their
+// acknowledgements (socket.io's io.timeout(t).emitWithAck): one entry per
+// client that answered, each holding that client's ack arguments. When ctx
+// ends first, the answers so far are returned with an error wrapping
+// ErrAckTimeout.
+func (b *Broadcast) EmitWithAck(ctx context.Context, event string, args ...any) ([][]any, error) {
+	targets := b.targets()
+	type answer struct {
+		args []any
+		err  error
+	}
+	ch := make(chan answer, len(targets))
+	for _, s := range targets {
+		go func(s *Socket) {
+			r, err := s.EmitWithAck(ctx, event, args...)
+			ch <- answer{r, err}
+		}(s)
+	}
+	var out [][]any
+	var firstErr error
+	for range targets {
+		a := <-ch
+		if a.err != nil {
+			if firstErr == nil {
+				firstErr = a.err
+			}
+			continue
+		}
+		out = append(out, a.args)
+	}
+	if firstErr != nil {
+		return out, fmt.Errorf("socket.io: %d of %d clients answered: %w", len(out), len(targets), firstErr)
+	}
+	return out, nil
 }
 
 // SocketsJoin makes the selected sockets join rooms.

@@ -76,10 +76,11 @@ type Server struct {
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
 
-	mu      sync.RWMutex
-	nsps    map[string]*Namespace
-	dynamic []dynamicNamespace
-	wg      sync.WaitGroup
+	mu             sync.RWMutex
+	onErrorDefault func(s *Socket, event string, err error)
+	nsps           map[string]*Namespace
+	dynamic        []dynamicNamespace
+	wg             sync.WaitGroup
 }
 
 type dynamicNamespace struct {
@@ -195,6 +196,14 @@ func (s *Server) OnConnect(ns string, fn func(s *Socket, auth json.RawMessage) e
 // OnDisconnect registers the disconnect handler of namespace ns.
 func (s *Server) OnDisconnect(ns string, fn func(s *Socket, reason string)) {
 	s.Of(ns).OnDisconnect(fn)
+}
+
+// OnErrorDefault sets the error handler of namespaces that have none
+// (Flask-SocketIO's on_error_default).
+func (s *Server) OnErrorDefault(fn func(s *Socket, event string, err error)) {
+	s.mu.Lock()
+	s.onErrorDefault = fn
+	s.mu.Unlock()
 }
 
 // Emit emits to every client of namespace "/" (from any goroutine).

@@ -341,3 +341,28 @@ func TestSharedSessionStore(t *testing.T) {
 		t.Fatalf("no cookie: %v %v", r, err)
 	}
 }
+
+func TestBroadcastWithAckAndDefaultErrorHandler(t *testing.T) {
+	srv := newServer(t)
+	errs := make(chan string, 1)
+	srv.OnErrorDefault(func(s *server.Socket, event string, err error) { errs <- event + ": " + err.Error() })
+	srv.On("/", "fail", func(s *server.Socket) error { return errors.New("default handler") })
+	a := client(t, srv, "/", servertest.Options{})
+	b := client(t, srv, "/", servertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	answers, err := srv.Of("/").To().EmitWithAck(ctx, "poll", 1)
+	if err != nil || len(answers) != 2 {
+		t.Fatalf("answers %v %v", answers, err)
+	}
+	a.Emit("/", "fail")
+	select {
+	case e := <-errs:
+		if e != "fail: default handler" {
+			t.Fatal(e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the default error handler was not called")
+	}
+	_ = b
+}

@@ -349,6 +349,11 @@ func (s *Socket) dispatch(p *parser.Packet) {
 	catchAll := s.n.onAny
 	onErr := s.n.onError
 	s.n.mu.RUnlock()
+	if onErr == nil {
+		s.n.s.mu.RLock()
+		onErr = s.n.s.onErrorDefault
+		s.n.s.mu.RUnlock()
+	}
 	report := func(err error) {
 		if onErr != nil {
 			onErr(s, event, err)
