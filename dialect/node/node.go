@@ -27,6 +27,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/siobridge/siobridge/dialect"
@@ -64,8 +66,10 @@ type Options struct {
 
 // Dialect is the node dialect. It is safe for concurrent use.
 type Dialect struct {
-	key string
-	uid string
+	key    string
+	uid    string
+	chans  sync.Map // chanKey -> broadcast channel name
+	nchans atomic.Int64
 }
 
 // New returns a node dialect.
@@ -94,12 +98,31 @@ func (d *Dialect) NewAckID() string { return uid2(12) }
 
 // BroadcastChannel returns the channel of a broadcast to rooms in ns.
 func (d *Dialect) BroadcastChannel(ns string, rooms []string) string {
+	room, one := "", len(rooms) == 1
+	if one {
+		room = rooms[0]
+	}
+	key := chanKey{ns, room, one}
+	if c, ok := d.chans.Load(key); ok {
+		return c.(string)
+	}
 	c := d.key + "#" + ns + "#"
-	if len(rooms) == 1 {
-		c += rooms[0] + "#"
+	if one {
+		c += room + "#"
+	}
+	if d.nchans.Add(1) <= maxCachedChannels { // bounded: sids make endless room names
+		d.chans.Store(key, c)
 	}
 	return c
 }
+
+type chanKey struct {
+	ns, room string
+	one      bool
+}
+
+// maxCachedChannels bounds the broadcast channel names kept per dialect.
+const maxCachedChannels = 4096
 
 func (d *Dialect) requestChannel(ns string) string  { return d.key + "-request#" + ns + "#" }
 func (d *Dialect) responseChannel(ns string) string { return d.key + "-response#" + ns + "#" }
@@ -214,16 +237,16 @@ func (d *Dialect) encodeEmit(x *op.Emit) ([]queue.Message, error) {
 		return nil, err
 	}
 	ns := op.NamespaceOrRoot(x.Namespace)
-	packet := omap{{"type", 2}, {"data", append([]any{x.Event}, x.Args...)}, {"nsp", ns}}
-	flags := omap{}
-	if x.Volatile {
-		flags = append(flags, kv{"volatile", true})
-	}
-	if x.Compress != nil {
-		flags = append(flags, kv{"compress", *x.Compress})
-	}
 	if x.Ack != nil {
+		flags := omap{}
+		if x.Volatile {
+			flags = append(flags, kv{"volatile", true})
+		}
+		if x.Compress != nil {
+			flags = append(flags, kv{"compress", *x.Compress})
+		}
 		flags = append(flags, kv{"timeout", x.Ack.Timeout.Milliseconds()})
+		packet := omap{{"type", 2}, {"data", append([]any{x.Event}, x.Args...)}, {"nsp", ns}}
 		m := omap{{"uid", d.origin(x.Origin)}, {"requestId", x.Ack.ID}, {"type", reqBroadcast}, {"packet", packet},
 			{"opts", omap{{"rooms", strList(x.Rooms)}, {"except", strList(x.Except)}, {"flags", flags}}}}
 		b, err := appendMsgpack(nil, m, 0)
@@ -251,8 +274,22 @@ func (d *Dialect) encodeEmit(x *op.Emit) ([]queue.Message, error) {
 	b = append(b, 0x83, 0xa5, 'r', 'o', 'o', 'm', 's')
 	b = appendStrings(b, x.Rooms)
 	b = append(b, 0xa5, 'f', 'l', 'a', 'g', 's')
-	if b, err = appendMsgpack(b, flags, 0); err != nil {
-		return nil, err
+	nflags := 0
+	if x.Volatile {
+		nflags++
+	}
+	if x.Compress != nil {
+		nflags++
+	}
+	b = append(b, 0x80|byte(nflags))
+	if x.Volatile {
+		b = append(b, 0xa8, 'v', 'o', 'l', 'a', 't', 'i', 'l', 'e', 0xc3)
+	}
+	if x.Compress != nil {
+		b = append(b, 0xa8, 'c', 'o', 'm', 'p', 'r', 'e', 's', 's', 0xc2)
+		if *x.Compress {
+			b[len(b)-1] = 0xc3
+		}
 	}
 	b = append(b, 0xa6, 'e', 'x', 'c', 'e', 'p', 't')
 	b = appendStrings(b, x.Except)
