@@ -15,3 +15,6 @@ echo "== go test -race"
 go test -race -count=1 -timeout 20m ./... 2>&1 | tee /tmp/siobridge-test.log
 echo "== 10,000 WebSocket clients (without the race detector, which caps live goroutines at 8128)"
 go test -count=1 -run 'TestManyWebSocketClients' ./server/engineio 2>&1 | tee -a /tmp/siobridge-test.log
+passed=$(grep -c '^ok ' /tmp/siobridge-test.log || true)
+failed=$(grep -c '^FAIL' /tmp/siobridge-test.log || true)
+echo "packages: $passed passed, $failed failed"
