@@ -52,6 +52,28 @@ func (n *Namespace) On(event string, fn any) {
 	n.mu.Unlock()
 }
 
+// TriggerEvent runs the handler of event for socket s with args, as if the
+// client had sent it (Flask-SocketIO's Namespace.trigger_event), and
+// returns the handler's results.
+func (n *Namespace) TriggerEvent(s *Socket, event string, args ...any) ([]any, error) {
+	n.mu.RLock()
+	h := n.handlers[event]
+	n.mu.RUnlock()
+	if h == nil {
+		return nil, fmt.Errorf("socket.io: no handler for %q in namespace %s", event, n.name)
+	}
+	raw := make([]json.RawMessage, len(args))
+	var atts [][]byte
+	for i, a := range args {
+		b, err := json.Marshal(parser.Deconstruct(a, &atts))
+		if err != nil {
+			return nil, fmt.Errorf("socket.io: argument %d: %w", i+1, err)
+		}
+		raw[i] = b
+	}
+	return h.call(s, raw, atts)
+}
+
 // OnAny registers a catch-all handler (Flask-SocketIO's on('*')) for
 // events without a handler of their own.
 func (n *Namespace) OnAny(fn func(s *Socket, event string, args []any)) {

@@ -37,6 +37,7 @@ type config struct {
 	log            *slog.Logger
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
+	alwaysConnect  bool
 }
 
 // WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
@@ -65,6 +66,12 @@ func WithCookie(ck engineio.Cookie) Option { return func(c *config) { c.eio.Cook
 // WithEngineOptions sets every Engine.IO option at once.
 func WithEngineOptions(o engineio.Options) Option { return func(c *config) { c.eio = o } }
 
+// WithAlwaysConnect accepts connections before the connect handler runs;
+// when the handler then returns an error, the socket is disconnected
+// (Flask-SocketIO's always_connect=True). By default a connection is only
+// accepted once the handler returned nil.
+func WithAlwaysConnect() Option { return func(c *config) { c.alwaysConnect = true } }
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
@@ -75,6 +82,7 @@ type Server struct {
 	log            *slog.Logger
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
+	alwaysConnect  bool
 
 	mu             sync.RWMutex
 	onErrorDefault func(s *Socket, event string, err error)
@@ -99,7 +107,7 @@ func New(opts ...Option) *Server {
 	}
 	c.eio.Logger = c.log
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
-		sessions: c.sessions, sessionID: c.sessionID}
+		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect}
 	s.Of("/")
 	s.eio.OnConnection(s.onConnection)
 	return s
@@ -349,6 +357,17 @@ func (c *client) connect(p *parser.Packet) {
 	c.sockets[n.name] = sock
 	c.mu.Unlock()
 	n.add(sock)
+	if c.s.alwaysConnect {
+		ack, _ := json.Marshal(map[string]string{"sid": sock.id})
+		c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
+		sock.flushPending()
+		if h := n.connectHandler(); h != nil {
+			if err := h(sock, auth); err != nil {
+				sock.Disconnect()
+			}
+		}
+		return
+	}
 	if h := n.connectHandler(); h != nil {
 		if err := h(sock, auth); err != nil {
 			n.removeSocket(sock)

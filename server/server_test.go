@@ -366,3 +366,34 @@ func TestBroadcastWithAckAndDefaultErrorHandler(t *testing.T) {
 	}
 	_ = b
 }
+
+func TestTriggerEventAndAlwaysConnect(t *testing.T) {
+	srv := newServer(t, server.WithAlwaysConnect())
+	srv.On("/", "double", func(s *server.Socket, n int, b []byte) (int, []byte) { return 2 * n, append(b, b...) })
+	srv.OnConnect("/", func(s *server.Socket, auth json.RawMessage) error {
+		if string(auth) != `{"ok":true}` {
+			return errors.New("provisional connection refused")
+		}
+		r, err := srv.Of("/").TriggerEvent(s, "double", 21, []byte{7})
+		if err != nil {
+			return err
+		}
+		return s.Emit("triggered", r...)
+	})
+	c := client(t, srv, "", servertest.Options{})
+	if err := c.Connect("/", map[string]bool{"ok": true}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.WaitFor("/", "triggered", 5*time.Second)
+	if err != nil || !reflect.DeepEqual(got[0].Args, []any{42.0, []byte{7, 7}}) {
+		t.Fatalf("triggered %v %v", got, err)
+	}
+	// always_connect: the connection is accepted, then disconnected
+	d := client(t, srv, "", servertest.Options{})
+	if err := d.Connect("/", map[string]bool{"ok": false}); err != nil {
+		t.Fatalf("always_connect accepts first: %v", err)
+	}
+	if !d.WaitDisconnected("/", 5*time.Second) {
+		t.Fatal("not disconnected after the connect handler refused")
+	}
+}

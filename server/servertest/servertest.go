@@ -48,6 +48,7 @@ type Client struct {
 	mu        sync.Mutex
 	received  []Received
 	connected map[string]string // namespace -> sid
+	connects  map[string]int    // CONNECT acks received per namespace
 	errors    map[string]json.RawMessage
 	acks      map[uint64]chan []any
 	ackSeq    uint64
@@ -78,7 +79,7 @@ func New(srv *server.Server, o Options) (*Client, error) {
 	}
 	ws.SetReadLimit(-1)
 	c := &Client{hs: hs, ws: ws, ctx: ctx, stop: stop, done: make(chan struct{}),
-		connected: map[string]string{}, errors: map[string]json.RawMessage{}, acks: map[uint64]chan []any{}, changed: make(chan struct{})}
+		connected: map[string]string{}, connects: map[string]int{}, errors: map[string]json.RawMessage{}, acks: map[uint64]chan []any{}, changed: make(chan struct{})}
 	if _, _, err := ws.Read(dctx); err != nil { // Engine.IO open packet
 		c.Close()
 		return nil, fmt.Errorf("servertest: handshake: %w", err)
@@ -135,6 +136,7 @@ func (c *Client) handle(p *parser.Packet) {
 		var v struct{ Sid string }
 		json.Unmarshal(p.Data, &v)
 		c.connected[p.Namespace] = v.Sid
+		c.connects[p.Namespace]++
 	case parser.ConnectError:
 		c.errors[p.Namespace] = p.Data
 	case parser.Disconnect:
@@ -226,6 +228,7 @@ func (c *Client) Connect(ns string, auth any) error {
 	}
 	c.mu.Lock()
 	delete(c.errors, ns)
+	before := c.connects[ns]
 	err := c.writeLocked(&parser.Packet{Type: parser.Connect, Namespace: ns, Data: data})
 	c.mu.Unlock()
 	if err != nil {
@@ -234,8 +237,7 @@ func (c *Client) Connect(ns string, auth any) error {
 	var refusal json.RawMessage
 	ok := c.wait(10*time.Second, func() bool {
 		refusal = c.errors[ns]
-		_, conn := c.connected[ns]
-		return conn || refusal != nil
+		return c.connects[ns] > before || refusal != nil
 	})
 	switch {
 	case refusal != nil:
