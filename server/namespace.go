@@ -252,6 +252,9 @@ func (n *Namespace) In(rooms ...string) *Broadcast { return n.To(rooms...) }
 // Except excludes the sockets in rooms from a broadcast.
 func (n *Namespace) Except(rooms ...string) *Broadcast { return (&Broadcast{n: n}).Except(rooms...) }
 
+// Volatile selects every socket for a volatile broadcast.
+func (n *Namespace) Volatile() *Broadcast { return (&Broadcast{n: n}).Volatile() }
+
 // Emit sends event to every socket of the namespace.
 func (n *Namespace) Emit(event string, args ...any) error {
 	return (&Broadcast{n: n}).Emit(event, args...)

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -395,5 +397,29 @@ func TestTriggerEventAndAlwaysConnect(t *testing.T) {
 	}
 	if !d.WaitDisconnected("/", 5*time.Second) {
 		t.Fatal("not disconnected after the connect handler refused")
+	}
+}
+
+// TestVolatileBroadcastSkipsBusyClients: a polling client with no pending
+// GET cannot take a message now, so a volatile event is dropped for it
+// while a normal one waits for its next GET.
+func TestVolatileBroadcastSkipsBusyClients(t *testing.T) {
+	srv := newServer(t)
+	ln := httptest.NewServer(srv)
+	defer ln.Close()
+	base := ln.URL + "/socket.io/"
+	sid := polling(t, base)
+	poll := base + "?EIO=4&transport=polling&sid=" + sid
+	if code, _ := httpDo(t, "POST", poll, "40"); code != 200 {
+		t.Fatal("connect POST", code)
+	}
+	if code, body := httpDo(t, "GET", poll, ""); code != 200 || !strings.HasPrefix(body, "40{") {
+		t.Fatalf("connect ack %d %q", code, body)
+	}
+	srv.Of("/").Volatile().Emit("volatile-event")
+	srv.Of("/").Emit("normal-event")
+	code, body := httpDo(t, "GET", poll, "")
+	if code != 200 || body != `42["normal-event"]` {
+		t.Fatalf("GET %d %q", code, body)
 	}
 }
