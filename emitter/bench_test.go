@@ -5,8 +5,12 @@ import (
 	"testing"
 
 	"github.com/siobridge/siobridge/dialect/node"
+	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue"
+	"github.com/siobridge/siobridge/queue/memory"
 )
+
+func memoryBus() *memory.Bus { return memory.New() }
 
 // nullBus takes messages and drops them: the benchmarks measure the
 // emitter and the dialect, not a broker.
@@ -43,5 +47,57 @@ func BenchmarkBatch(b *testing.B) {
 		if batch.Len() == 256 {
 			batch.Publish(ctx)
 		}
+	}
+}
+
+// TestPooledPayloadsStayIntact: payload buffers are reused after each
+// publish; what the subscribers received must never change afterwards.
+func TestPooledPayloadsStayIntact(t *testing.T) {
+	bus := memoryBus()
+	defer bus.Close()
+	d := node.New(node.Options{})
+	em := New(bus, d)
+	defer em.Close()
+	got := make(chan queue.Message, 4096)
+	sub, err := bus.Subscribe(context.Background(), queue.Subscription{Channels: []string{"socket.io#/#r#"}}, func(m queue.Message) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	const workers, each = 8, 200
+	done := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			b := em.NewBatch()
+			for i := 0; i < each; i++ {
+				if err := em.To("r").Emit(context.Background(), "e", w*1000+i); err != nil {
+					done <- err
+					return
+				}
+				b.Emit(em.To("r"), "e", 1_000_000+w*1000+i)
+			}
+			done <- b.Publish(context.Background())
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[int64]bool{}
+	var msgs []queue.Message
+	for len(msgs) < 2*workers*each {
+		msgs = append(msgs, <-got)
+	}
+	for _, m := range msgs { // decoded only now: after many buffers were reused
+		o, err := d.Decode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := o.(*op.Emit).Args[0].(int64)
+		if seen[v] {
+			t.Fatalf("value %d seen twice: a buffer was reused under a delivered message", v)
+		}
+		seen[v] = true
 	}
 }

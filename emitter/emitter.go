@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/siobridge/siobridge/dialect"
+	"github.com/siobridge/siobridge/internal/bufpool"
 	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue"
 )
@@ -191,6 +192,9 @@ func (e *Emitter) send(ctx context.Context, msgs []queue.Message) error {
 		return err
 	}
 	e.published.Add(uint64(len(msgs)))
+	for _, m := range msgs { // published: the payload buffers can be reused
+		bufpool.Put(m.Data)
+	}
 	return nil
 }
 

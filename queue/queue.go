@@ -56,7 +56,8 @@ type Bus interface {
 	// Publish sends the messages in order. It returns when the broker has
 	// taken them (or the bus has handed them to the broker's connection,
 	// for brokers without publish confirmation), or with an error when ctx
-	// ends first or the broker refuses.
+	// ends first or the broker refuses. Like io.Writer, it must not keep
+	// msgs or their Data once it returns: callers reuse the buffers.
 	Publish(ctx context.Context, msgs ...Message) error
 	// Subscribe starts delivering the messages of sub to h. It returns once
 	// the broker has confirmed the subscription, so that a message published

@@ -215,7 +215,14 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 		b.published.Add(uint64(len(msgs)))
 		return nil
 	}
-	req := &pubReq{ctx: ctx, msgs: msgs, done: make(chan error, 1)}
+	// the request may outlive this call (ctx ends while it is queued):
+	// it keeps its own copy of the data, as the Bus contract requires
+	own := make([]queue.Message, len(msgs))
+	for i, m := range msgs {
+		own[i] = m
+		own[i].Data = append([]byte(nil), m.Data...)
+	}
+	req := &pubReq{ctx: ctx, msgs: own, done: make(chan error, 1)}
 	select {
 	case <-b.stop:
 		return queue.ErrClosed

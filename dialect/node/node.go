@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/siobridge/siobridge/dialect"
+	"github.com/siobridge/siobridge/internal/bufpool"
 	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue"
 )
@@ -257,7 +258,7 @@ func (d *Dialect) encodeEmit(x *op.Emit) ([]queue.Message, error) {
 	}
 	// [uid, {type, data, nsp}, {rooms, flags, except}] (the emitter's
 	// key order), written directly: this is the hot path of every emit.
-	b := make([]byte, 0, 64+len(x.Event)+len(ns)+16*len(x.Args))
+	b := bufpool.Get(64 + len(x.Event) + len(ns) + 16*len(x.Args))
 	b = append(b, 0x93)
 	b = appendStr(b, d.origin(x.Origin))
 	b = append(b, 0x83, 0xa4, 't', 'y', 'p', 'e', 0x02, 0xa4, 'd', 'a', 't', 'a')

@@ -36,6 +36,7 @@ import (
 
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/dialect/python/pickle"
+	"github.com/siobridge/siobridge/internal/bufpool"
 	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue"
 )
@@ -221,7 +222,7 @@ func (d *Dialect) encodeJSONEmit(x *op.Emit) ([]queue.Message, error) {
 	if err := op.ValidateEvent(x.Event); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, 160+len(x.Event)+len(d.hostID)+32*len(x.Args))
+	b := bufpool.Get(160 + len(x.Event) + len(d.hostID) + 32*len(x.Args))
 	b = append(b, `{"method": "emit", "event": `...)
 	b = appendPyString(b, x.Event)
 	b = append(b, `, "data": [`...)
