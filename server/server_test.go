@@ -86,6 +86,9 @@ func TestErrorsAndPanicsGoToTheErrorHandler(t *testing.T) {
 	srv.Of("/").OnError(func(s *server.Socket, event string, err error) {
 		mu.Lock()
 		got = append(got, event+": "+err.Error())
+		if event == "typed" && (s.Event() != "typed" || len(s.EventArgs()) != 1 || string(s.EventArgs()[0]) != `"not a number"`) {
+			got = append(got, "error handler saw event "+s.Event())
+		}
 		mu.Unlock()
 	})
 	srv.On("/", "fail", func(s *server.Socket) error { return errors.New("boom") })

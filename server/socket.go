@@ -30,7 +30,8 @@ type Socket struct {
 	ackSeq     uint64
 	session    map[string]any
 	gone       bool
-	event      string           // the event whose handler is running
+	event      string            // the event whose handler is running
+	eventArgs  []json.RawMessage // and its arguments
 	inbox      []*parser.Packet // events waiting for their handler
 	running    bool             // a goroutine is draining inbox
 }
@@ -188,11 +189,20 @@ func (s *Socket) Send(msg any) error { return s.Emit("message", msg) }
 func (s *Socket) SendJSON(v any) error { return s.Emit("json", v) }
 
 // Event returns the name of the event whose handler is running for this
-// socket (Flask-SocketIO's request.event), or "" outside handlers.
+// socket (Flask-SocketIO's request.event["message"]), or "" outside
+// handlers; error handlers see the event that failed.
 func (s *Socket) Event() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.event
+}
+
+// EventArgs returns the raw JSON arguments of that event
+// (request.event["args"]; binary arguments appear as placeholders).
+func (s *Socket) EventArgs() []json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eventArgs
 }
 
 // ErrAckTimeout is returned by EmitWithAck when the client did not answer
@@ -337,11 +347,11 @@ func (s *Socket) dispatch(p *parser.Packet) {
 	}
 	args = args[1:]
 	s.mu.Lock()
-	s.event = event
+	s.event, s.eventArgs = event, args
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.event = ""
+		s.event, s.eventArgs = "", nil
 		s.mu.Unlock()
 	}()
 	s.n.mu.RLock()
