@@ -32,8 +32,8 @@ type Socket struct {
 	gone       bool
 	event      string            // the event whose handler is running
 	eventArgs  []json.RawMessage // and its arguments
-	inbox      []*parser.Packet // events waiting for their handler
-	running    bool             // a goroutine is draining inbox
+	inbox      []*parser.Packet  // events waiting for their handler
+	running    bool              // a goroutine is draining inbox
 }
 
 // enqueue runs the handlers of a socket's events one after the other, in
