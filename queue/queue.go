@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Message is one queue message.
@@ -86,6 +87,21 @@ type Stats struct {
 	Delivered   uint64 // messages passed to handlers
 	Reconnects  uint64 // successful reconnections after a failure
 	PublishErrs uint64 // Publish calls that returned an error
+}
+
+// Counters are the atomic counters behind Stats, for buses to keep.
+type Counters struct {
+	Published, Delivered, Reconnects, PublishErrs atomic.Uint64
+}
+
+// Snapshot returns the counters as Stats.
+func (c *Counters) Snapshot() Stats {
+	return Stats{
+		Published:   c.Published.Load(),
+		Delivered:   c.Delivered.Load(),
+		Reconnects:  c.Reconnects.Load(),
+		PublishErrs: c.PublishErrs.Load(),
+	}
 }
 
 // StatsReporter is implemented by buses that keep Stats.

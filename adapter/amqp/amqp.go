@@ -29,7 +29,6 @@ import (
 	"net"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -66,21 +65,18 @@ type Bus struct {
 	// connName is the connection_name client property.
 	connName string
 
-	mu        sync.Mutex
-	conn      *amqp.Connection
-	pub       *amqp.Channel
-	declared  map[string]bool
-	up        chan struct{} // closed while connected
-	subs      map[*subscriber]struct{}
-	closed    bool
-	pubMu     sync.Mutex // serializes publishes on the confirm channel
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	reconnect atomic.Uint64
+	mu       sync.Mutex
+	conn     *amqp.Connection
+	pub      *amqp.Channel
+	declared map[string]bool
+	up       chan struct{} // closed while connected
+	subs     map[*subscriber]struct{}
+	closed   bool
+	pubMu    sync.Mutex // serializes publishes on the confirm channel
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	ctr      queue.Counters // Stats
 
-	published   atomic.Uint64
-	delivered   atomic.Uint64
-	publishErrs atomic.Uint64
 }
 
 // Open connects to RabbitMQ at rawURL before ctx ends.
@@ -190,7 +186,7 @@ func (b *Bus) watch(conn *amqp.Connection) {
 			if err == nil {
 				conn = c
 				b.setConn(c, pub)
-				b.reconnect.Add(1)
+				b.ctr.Reconnects.Add(1)
 				b.log.Info("amqp: reconnected", "url", b.safe)
 				break
 			}
@@ -240,13 +236,13 @@ func declareExchange(ch *amqp.Channel, name string) error {
 // RabbitMQ's confirmations.
 func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if err := b.publish(ctx, msgs); err != nil {
-		b.publishErrs.Add(1)
+		b.ctr.PublishErrs.Add(1)
 		if errors.Is(err, queue.ErrClosed) {
 			return err
 		}
 		return fmt.Errorf("amqp: publish to %s: %w", b.safe, err)
 	}
-	b.published.Add(uint64(len(msgs)))
+	b.ctr.Published.Add(uint64(len(msgs)))
 	return nil
 }
 
@@ -375,7 +371,7 @@ func (s *subscriber) start(conn *amqp.Connection) error {
 	go func() {
 		defer s.wg.Done()
 		for d := range deliveries {
-			s.bus.delivered.Add(1)
+			s.bus.ctr.Delivered.Add(1)
 			s.h(queue.Message{Channel: d.Exchange, Data: d.Body, ContentType: d.ContentType, ContentEncoding: d.ContentEncoding})
 			d.Ack(false)
 		}
@@ -408,14 +404,7 @@ func (s *subscriber) Close() error {
 }
 
 // Stats returns the bus counters.
-func (b *Bus) Stats() queue.Stats {
-	return queue.Stats{
-		Published:   b.published.Load(),
-		Delivered:   b.delivered.Load(),
-		Reconnects:  b.reconnect.Load(),
-		PublishErrs: b.publishErrs.Load(),
-	}
-}
+func (b *Bus) Stats() queue.Stats { return b.ctr.Snapshot() }
 
 // Close ends every subscription and the connection, and stops the
 // reconnect goroutine.

@@ -23,7 +23,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -116,10 +115,7 @@ type Bus struct {
 	subs   map[*subscriber]struct{}
 	closed bool
 
-	published   atomic.Uint64
-	delivered   atomic.Uint64
-	publishErrs atomic.Uint64
-	reconnects  atomic.Uint64
+	ctr queue.Counters // Stats
 }
 
 // Open connects to the NATS server(s) at rawURL before ctx ends.
@@ -146,7 +142,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) {
-			b.reconnects.Add(1)
+			b.ctr.Reconnects.Add(1)
 			b.log.Info("nats: reconnected", "url", b.safe)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
@@ -193,13 +189,13 @@ func flushCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 // Publish publishes msgs and flushes: it returns once the server has them.
 func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if err := b.publish(ctx, msgs); err != nil {
-		b.publishErrs.Add(1)
+		b.ctr.PublishErrs.Add(1)
 		if errors.Is(err, queue.ErrClosed) {
 			return err
 		}
 		return fmt.Errorf("nats: publish to %s: %w", b.safe, err)
 	}
-	b.published.Add(uint64(len(msgs)))
+	b.ctr.Published.Add(uint64(len(msgs)))
 	return nil
 }
 
@@ -289,7 +285,7 @@ func (s *subscriber) run() {
 				s.bus.log.Warn("nats: dropped a message with a foreign subject", "subject", m.Subject)
 				continue
 			}
-			s.bus.delivered.Add(1)
+			s.bus.ctr.Delivered.Add(1)
 			s.h(queue.Message{Channel: ch, Data: m.Data})
 		case <-s.done:
 			return
@@ -318,14 +314,7 @@ func (s *subscriber) Close() error {
 }
 
 // Stats returns the bus counters.
-func (b *Bus) Stats() queue.Stats {
-	return queue.Stats{
-		Published:   b.published.Load(),
-		Delivered:   b.delivered.Load(),
-		Reconnects:  b.reconnects.Load(),
-		PublishErrs: b.publishErrs.Load(),
-	}
-}
+func (b *Bus) Stats() queue.Stats { return b.ctr.Snapshot() }
 
 // Close ends every subscription and closes the connection.
 func (b *Bus) Close() error {

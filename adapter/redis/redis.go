@@ -25,7 +25,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -78,9 +77,7 @@ type Bus struct {
 
 	fast *publisher // nil for sentinel clients: they use go-redis pipelines
 
-	published   atomic.Uint64
-	delivered   atomic.Uint64
-	publishErrs atomic.Uint64
+	ctr queue.Counters // Stats
 }
 
 type pubReq struct {
@@ -206,13 +203,13 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 	}
 	if b.fast != nil {
 		if err := b.fast.publish(ctx, msgs); err != nil {
-			b.publishErrs.Add(1)
+			b.ctr.PublishErrs.Add(1)
 			if errors.Is(err, queue.ErrClosed) {
 				return err
 			}
 			return fmt.Errorf("redis: publish to %s: %w", b.url, err)
 		}
-		b.published.Add(uint64(len(msgs)))
+		b.ctr.Published.Add(uint64(len(msgs)))
 		return nil
 	}
 	// the request may outlive this call (ctx ends while it is queued):
@@ -231,7 +228,7 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 	select {
 	case b.reqs <- req:
 	case <-ctx.Done():
-		b.publishErrs.Add(1)
+		b.ctr.PublishErrs.Add(1)
 		return fmt.Errorf("redis: publish to %s: %w", b.url, ctx.Err())
 	case <-b.stop:
 		return queue.ErrClosed
@@ -239,12 +236,12 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 	select {
 	case err := <-req.done:
 		if err != nil {
-			b.publishErrs.Add(1)
+			b.ctr.PublishErrs.Add(1)
 			return fmt.Errorf("redis: publish to %s: %w", b.url, err)
 		}
 		return nil
 	case <-ctx.Done():
-		b.publishErrs.Add(1)
+		b.ctr.PublishErrs.Add(1)
 		return fmt.Errorf("redis: publish to %s: %w", b.url, ctx.Err())
 	case <-b.stop:
 		return queue.ErrClosed
@@ -322,7 +319,7 @@ func (b *Bus) flush(batch []*pubReq) {
 			rerr = err
 		}
 		if rerr == nil {
-			b.published.Add(uint64(len(r.msgs)))
+			b.ctr.Published.Add(uint64(len(r.msgs)))
 		}
 		r.done <- rerr
 	}
@@ -379,7 +376,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 		defer s.wg.Done()
 		defer close(s.done)
 		for m := range ch {
-			b.delivered.Add(1)
+			b.ctr.Delivered.Add(1)
 			h(queue.Message{Channel: m.Channel, Data: []byte(m.Payload), Pattern: m.Pattern})
 		}
 	}()
@@ -429,13 +426,7 @@ func (b *Bus) NumSub(ctx context.Context, channel string) (int, error) {
 }
 
 // Stats returns the bus counters.
-func (b *Bus) Stats() queue.Stats {
-	return queue.Stats{
-		Published:   b.published.Load(),
-		Delivered:   b.delivered.Load(),
-		PublishErrs: b.publishErrs.Load(),
-	}
-}
+func (b *Bus) Stats() queue.Stats { return b.ctr.Snapshot() }
 
 // Close ends every subscription, stops the writers and closes the client.
 func (b *Bus) Close() error {
