@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/siobridge/siobridge/server/engineio"
 	"github.com/siobridge/siobridge/server/parser"
 )
 
@@ -309,6 +310,14 @@ func (b *Broadcast) targets() []*Socket {
 	n := b.n
 	n.mu.RLock()
 	defer n.mu.RUnlock()
+	if len(b.rooms) == 1 && len(b.except) == 0 { // the common case: no sets to build
+		room := n.rooms[b.rooms[0]]
+		out := make([]*Socket, 0, len(room))
+		for s := range room {
+			out = append(out, s)
+		}
+		return out
+	}
 	excluded := map[*Socket]struct{}{}
 	for _, r := range b.except {
 		for s := range n.rooms[r] {
@@ -350,6 +359,7 @@ func (b *Broadcast) Emit(event string, args ...any) error {
 	}
 	text := parser.Encode(&parser.Packet{Type: parser.Event, Namespace: b.n.name, Data: data, Attachments: atts})
 	msgs := engineMessages(text, atts) // encoded once, shared by every recipient
+	engineio.PrepareBroadcast(msgs)    // and framed once
 	for _, s := range b.targets() {
 		if b.volatile && !s.c.conn.Writable() {
 			continue

@@ -23,7 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/siobridge/siobridge/internal/netpoll"
+	"github.com/siobridge/siobridge/internal/ws"
 )
 
 // Options configure a Server. Zero values take the defaults of the
@@ -76,6 +77,8 @@ type Message struct {
 	// control marks an Engine.IO control packet (ping, noop, close) in the
 	// WebSocket queue; Data then holds the whole packet.
 	control bool
+	// frame is the WebSocket frame, prepared once for a broadcast.
+	frame []byte
 }
 
 // Error codes of Engine.IO handshake failures.
@@ -107,6 +110,15 @@ type Server struct {
 	sessions map[string]*Conn
 	closing  bool
 	wg       sync.WaitGroup
+
+	// WebSocket machinery, started with the first WebSocket (websocket.go)
+	pollOnce  sync.Once
+	poll      *netpoll.Poller
+	pollErr   error
+	flushq    chan *wsConn
+	flushStop chan struct{}
+	flushWG   sync.WaitGroup
+	wsLive    sync.WaitGroup // WebSocket connections not yet closed
 }
 
 // NewServer returns a server with options o.
@@ -161,7 +173,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.closeWith("server shutting down", true)
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() {
+		s.wg.Wait()
+		s.wsLive.Wait() // close frames written, or their linger over
+		s.stopPoller()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil
@@ -322,21 +339,23 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	s.mu.Unlock()
 
 	if transport == "websocket" {
-		ws, err := s.accept(w, r)
+		u, err := ws.Accept(w, r, s.o.PerMessageDeflate)
 		if err != nil {
 			s.remove(c)
 			return
 		}
+		wc := s.attach(u, c.onWSMessage)
+		wc.setOnEnd(c.wsEnded)
+		wc.enqueue(wc.frame(Message{Data: append([]byte{'0'}, open...), control: true}))
 		c.mu.Lock()
-		c.ws = ws
-		c.transport = "websocket"
+		c.ws = wc
+		c.wsActive = true
 		c.mu.Unlock()
 		if s.onConn != nil {
 			s.onConn(c)
 		}
-		c.wsWrite(context.Background(), websocket.MessageText, append([]byte{'0'}, open...))
 		c.startHeartbeat()
-		c.runWebSocket(ws, r.Context())
+		wc.start(u.Conn)
 		return
 	}
 	if s.onConn != nil {
@@ -345,19 +364,6 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	c.startHeartbeat()
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Write(append([]byte{'0'}, open...))
-}
-
-func (s *Server) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
-	mode := websocket.CompressionDisabled
-	if s.o.PerMessageDeflate {
-		mode = websocket.CompressionContextTakeover
-	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: mode})
-	if err != nil {
-		return nil, err
-	}
-	ws.SetReadLimit(int64(s.o.MaxPayload) + 1)
-	return ws, nil
 }
 
 func (s *Server) remove(c *Conn) {
@@ -383,10 +389,8 @@ type Conn struct {
 	notify    chan struct{} // polling: wakes the waiting GET
 	getActive bool
 	postBusy  bool
-	ws        *websocket.Conn
-	wsActive  bool      // the WebSocket carries the session (after handshake or upgrade)
-	wsQueue   []Message // websocket: packets waiting for the writer
-	writing   bool      // a writer goroutine is draining wsQueue
+	ws        *wsConn
+	wsActive  bool // the WebSocket carries the session (after handshake or upgrade)
 	upgrading bool
 	closed    bool
 	closeOnce sync.Once
@@ -447,15 +451,9 @@ func (c *Conn) SendBatch(msgs []Message) error {
 		return ErrClosed
 	}
 	if c.wsActive && !c.upgrading {
-		if len(c.wsQueue)+len(msgs) > c.s.o.SendQueueSize {
-			c.mu.Unlock()
-			c.closeWith("send queue full", false)
-			return ErrClosed
-		}
-		c.wsQueue = append(c.wsQueue, msgs...)
-		c.startWriterLocked()
+		w := c.ws
 		c.mu.Unlock()
-		return nil
+		return c.sendWS(w, msgs)
 	}
 	if len(c.queue)+len(msgs) > c.s.o.SendQueueSize {
 		c.mu.Unlock()
@@ -478,9 +476,9 @@ func (c *Conn) sendPacket(p string) {
 		return
 	}
 	if c.wsActive && !c.upgrading {
-		c.wsQueue = append(c.wsQueue, Message{Data: []byte(p), control: true})
-		c.startWriterLocked()
+		w := c.ws
 		c.mu.Unlock()
+		c.sendWS(w, []Message{{Data: []byte(p), control: true}})
 		return
 	}
 	c.queue = append(c.queue, Message{Data: []byte(p)})
@@ -505,7 +503,7 @@ func (c *Conn) Writable() bool {
 		return false
 	}
 	if c.wsActive && !c.upgrading {
-		return len(c.wsQueue) == 0
+		return c.ws.queued() == 0
 	}
 	return c.getActive && len(c.queue) == 0
 }
@@ -520,9 +518,8 @@ func (c *Conn) Close() error {
 func (c *Conn) closeWith(reason string, sendClose bool) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
-		ws := c.ws
+		w := c.ws
 		wsTransport := c.wsActive && !c.upgrading
-		c.wsQueue = nil
 		c.stopTimersLocked()
 		c.closed = true
 		if !sendClose && reason != "transport close" {
@@ -542,13 +539,15 @@ func (c *Conn) closeWith(reason string, sendClose bool) {
 			c.s.remove(c)
 		}
 		close(c.done)
-		if ws != nil {
-			if sendClose && wsTransport {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				ws.Write(ctx, websocket.MessageText, []byte{'1'})
-				cancel()
+		if w != nil {
+			switch {
+			case reason == "send queue full":
+				w.abort() // a stalled client gets nothing more
+			case sendClose && wsTransport:
+				w.closeWith(ws.AppendClose(nil, ws.StatusNormal), w.frame(Message{Data: []byte{'1'}, control: true}))
+			default:
+				w.closeWith(ws.AppendClose(nil, ws.StatusNormal), nil)
 			}
-			ws.Close(websocket.StatusNormalClosure, "")
 		}
 		if c.onClose != nil {
 			c.onClose(reason)
@@ -811,189 +810,132 @@ func decodePayload(body []byte) ([]Message, error) {
 
 // ---------------------------------------------------------------- websocket
 
+// sendWS queues msgs on the session's WebSocket, all or none.
+func (c *Conn) sendWS(w *wsConn, msgs []Message) error {
+	var arr [4][]byte
+	frames := arr[:0]
+	for _, m := range msgs {
+		frames = append(frames, w.frame(m))
+	}
+	err := w.enqueue(frames...)
+	if errors.Is(err, errQueueFull) {
+		c.closeWith("send queue full", false)
+		return ErrClosed
+	}
+	return err
+}
+
+// onWSMessage handles a message of the session's WebSocket.
+func (c *Conn) onWSMessage(op byte, p []byte) bool {
+	if !c.handlePacket(p, op == ws.OpBinary) {
+		c.closeWith("parse error", false)
+		return false
+	}
+	return true
+}
+
+// wsEnded is told when the session's WebSocket ends.
+func (c *Conn) wsEnded(reason string) { c.closeWith(reason, false) }
+
+// upgrade handles a WebSocket request for a polling session: the probe
+// (2probe -> 3probe, the pending GET gets a noop), then "5" moves the
+// session to the WebSocket.
 func (c *Conn) upgrade(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	if c.transport != "polling" || c.upgrading || c.closed || c.s.o.DisableUpgrades {
 		c.mu.Unlock()
 		// a second WebSocket for the same session: accept and close it
-		if ws, err := c.s.accept(w, r); err == nil {
-			ws.Close(websocket.StatusPolicyViolation, "session already upgraded")
+		if u, err := ws.Accept(w, r, false); err == nil {
+			u.Conn.Write(ws.AppendClose(nil, ws.StatusPolicyViolation))
+			u.Conn.Close()
 		}
 		return
 	}
 	c.upgrading = true
 	c.mu.Unlock()
-	ws, err := c.s.accept(w, r)
+	u, err := ws.Accept(w, r, c.s.o.PerMessageDeflate)
 	if err != nil {
 		c.mu.Lock()
 		c.upgrading = false
 		c.mu.Unlock()
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	// probe: 2probe -> 3probe, the pending GET gets a noop, then 5
-	for {
-		typ, p, err := ws.Read(ctx)
-		if err != nil || typ != websocket.MessageText {
-			c.abortUpgrade(ws)
-			return
+	wc := c.s.attach(u, nil)
+	timer := time.AfterFunc(upgradeTimeout, func() { c.abortUpgrade(wc) })
+	wc.onMsg = func(op byte, p []byte) bool {
+		if op != ws.OpText {
+			c.abortUpgrade(wc)
+			return false
 		}
-		switch {
-		case string(p) == "2probe":
-			if err := ws.Write(ctx, websocket.MessageText, []byte("3probe")); err != nil {
-				c.abortUpgrade(ws)
-				return
-			}
+		switch string(p) {
+		case "2probe":
+			wc.enqueue(wc.frame(Message{Data: []byte("3probe"), control: true}))
 			c.sendPacket("6")
-			continue
-		case string(p) == "5":
-		default:
-			c.abortUpgrade(ws)
-			return
+			return true
+		case "5":
+			timer.Stop()
+			if !c.completeUpgrade(wc) {
+				wc.closeWith(ws.AppendClose(nil, ws.StatusNormal), nil)
+				return false
+			}
+			wc.onMsg = c.onWSMessage
+			wc.setOnEnd(c.wsEnded)
+			return true
 		}
-		break
+		c.abortUpgrade(wc)
+		return false
 	}
+	wc.setOnEnd(func(string) {
+		if !c.abortUpgrade(wc) {
+			c.closeWith("transport close", false) // it had become the session's transport
+		}
+	})
+	wc.start(u.Conn)
+}
+
+// completeUpgrade makes wc the session's transport, moving the packets
+// that waited for a polling GET onto it.
+func (c *Conn) completeUpgrade(wc *wsConn) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
-		ws.Close(websocket.StatusNormalClosure, "")
-		return
+		return false
 	}
-	c.ws = ws
-	c.transport = "websocket"
 	pending := c.queue
 	c.queue = nil
-	c.mu.Unlock()
-	c.runWebSocketWith(ws, r.Context(), pending)
-}
-
-func (c *Conn) abortUpgrade(ws *websocket.Conn) {
-	c.mu.Lock()
-	c.upgrading = false
-	c.mu.Unlock()
-	ws.Close(websocket.StatusProtocolError, "upgrade failed")
-}
-
-func (c *Conn) wsWrite(ctx context.Context, typ websocket.MessageType, p []byte) error {
-	c.mu.Lock()
-	ws := c.ws
-	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return ws.Write(ctx, typ, p)
-}
-
-func (c *Conn) runWebSocket(ws *websocket.Conn, ctx context.Context) {
-	c.mu.Lock()
-	pending := c.queue // sent by the connection callback before the transport was ready
-	c.queue = nil
-	c.mu.Unlock()
-	c.runWebSocketWith(ws, ctx, pending)
-}
-
-// runWebSocketWith runs the reader in this goroutine until the session
-// ends; writes happen in a writer goroutine that exists only while packets
-// are waiting. pending are polling packets to send first.
-func (c *Conn) runWebSocketWith(ws *websocket.Conn, _ context.Context, pending []Message) {
-	c.mu.Lock()
+	var frames [][]byte
 	for _, m := range pending {
 		switch {
 		case m.Binary:
-			c.wsQueue = append(c.wsQueue, Message{Data: m.Data[1:], Binary: true})
+			frames = append(frames, wc.frame(Message{Data: m.Data[1:], Binary: true}))
 		case len(m.Data) > 0 && m.Data[0] == '4':
-			c.wsQueue = append(c.wsQueue, Message{Data: m.Data[1:]})
+			frames = append(frames, wc.frame(Message{Data: m.Data[1:]}))
 		default:
-			c.wsQueue = append(c.wsQueue, Message{Data: m.Data, control: true})
+			frames = append(frames, wc.frame(Message{Data: m.Data, control: true}))
 		}
 	}
+	if len(frames) > 0 {
+		wc.enqueue(frames...)
+	}
+	c.ws = wc
+	c.transport = "websocket"
 	c.wsActive = true
 	c.upgrading = false
-	if len(c.wsQueue) > 0 {
-		c.startWriterLocked()
-	}
-	c.mu.Unlock()
-	ctx := context.Background()
-	for {
-		typ, p, err := ws.Read(ctx)
-		if err != nil {
-			reason := "transport close"
-			var ce websocket.CloseError
-			if !errors.As(err, &ce) && !errors.Is(err, io.EOF) {
-				reason = "transport error"
-			}
-			c.closeWith(reason, false)
-			return
-		}
-		if len(p) > c.s.o.MaxPayload {
-			c.closeWith("transport error", false)
-			return
-		}
-		if !c.handlePacket(p, typ == websocket.MessageBinary) {
-			c.closeWith("parse error", false)
-			return
-		}
-		select {
-		case <-c.done:
-			return
-		default:
-		}
-	}
+	return true
 }
 
-// startWriterLocked starts the writer goroutine unless one runs. Callers
-// hold c.mu.
-func (c *Conn) startWriterLocked() {
-	if c.writing || c.closed {
-		return
-	}
-	c.writing = true
-	ws := c.ws
-	c.s.wg.Add(1)
-	go func() {
-		defer c.s.wg.Done()
-		c.writer(ws)
-	}()
-}
-
-// writer sends what is queued and exits when the queue is empty.
-func (c *Conn) writer(ws *websocket.Conn) {
-	var buf []byte
-	for {
-		c.mu.Lock()
-		batch := c.wsQueue
-		c.wsQueue = nil
-		if len(batch) == 0 || c.closed {
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
+// abortUpgrade closes a probing WebSocket that did not complete the
+// upgrade; false if wc already carries the session.
+func (c *Conn) abortUpgrade(wc *wsConn) bool {
+	c.mu.Lock()
+	if c.ws == wc {
 		c.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		var err error
-		for _, m := range batch {
-			switch {
-			case m.Binary:
-				err = ws.Write(ctx, websocket.MessageBinary, m.Data)
-			case m.control:
-				err = ws.Write(ctx, websocket.MessageText, m.Data)
-			default:
-				buf = append(append(buf[:0], '4'), m.Data...)
-				err = ws.Write(ctx, websocket.MessageText, buf)
-			}
-			if err != nil {
-				break
-			}
-		}
-		cancel()
-		if err != nil {
-			c.mu.Lock()
-			c.writing = false
-			c.mu.Unlock()
-			c.closeWith("transport error", false)
-			return
-		}
+		return false
 	}
+	c.upgrading = false
+	c.mu.Unlock()
+	wc.closeWith(ws.AppendClose(nil, ws.StatusProtocolError), nil)
+	return true
 }
 
 // String describes the session for logs.

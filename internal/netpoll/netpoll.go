@@ -1,0 +1,167 @@
+// Package netpoll lets a server keep many mostly idle connections without
+// a goroutine each. On Linux a connection that implements syscall.Conn is
+// watched by one epoll instance; when it becomes readable, its callback
+// runs in a fresh goroutine, reads without blocking and re-arms the watch.
+// Other connections (TLS, or any OS without epoll) fall back to one
+// goroutine per connection running the same callback with blocking reads,
+// so callers have a single code path.
+package netpoll
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// ErrWouldBlock is returned by Desc.Read and Desc.TryWrite when the
+// operation would block.
+var ErrWouldBlock = errors.New("netpoll: operation would block")
+
+// ErrClosed is returned by Add after Close.
+var ErrClosed = errors.New("netpoll: poller closed")
+
+var errEOF = io.EOF
+
+// Desc is one watched connection.
+type Desc struct {
+	p    *Poller
+	conn net.Conn
+	fn   func(*Desc)
+	fd   int
+	raw  rawConn // nil in blocking mode
+
+	mu      sync.Mutex
+	removed bool
+}
+
+// rawConn is the part of syscall.RawConn we use.
+type rawConn interface {
+	Read(f func(fd uintptr) bool) error
+	Write(f func(fd uintptr) bool) error
+}
+
+// Conn returns the watched connection.
+func (d *Desc) Conn() net.Conn { return d.conn }
+
+// Blocking reports whether the connection is served by a goroutine of its
+// own (Read blocks) instead of the poller.
+func (d *Desc) Blocking() bool { return d.raw == nil }
+
+// Read reads what is available. In poller mode it never blocks and returns
+// ErrWouldBlock when there is nothing to read; in blocking mode it is the
+// connection's Read.
+func (d *Desc) Read(b []byte) (int, error) {
+	if d.raw == nil {
+		return d.conn.Read(b)
+	}
+	return d.readRaw(b)
+}
+
+// TryWrite writes as much of bufs as the socket takes without blocking and
+// returns the bytes written; ErrWouldBlock if none. In blocking mode it
+// always returns ErrWouldBlock: the caller writes from a goroutine with
+// Conn().Write instead.
+func (d *Desc) TryWrite(bufs [][]byte) (int, error) {
+	if d.raw == nil {
+		return 0, ErrWouldBlock
+	}
+	return d.writeRaw(bufs)
+}
+
+// Rearm asks for the next readable callback. Call it when the callback has
+// read what it wanted (in blocking mode it does nothing: the goroutine
+// calls the callback again).
+func (d *Desc) Rearm() error {
+	if d.raw == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.removed {
+		return nil
+	}
+	return d.p.rearm(d)
+}
+
+// Remove stops watching. Call it before closing the connection; no new
+// callback starts afterwards.
+func (d *Desc) Remove() {
+	d.mu.Lock()
+	if d.removed {
+		d.mu.Unlock()
+		return
+	}
+	d.removed = true
+	d.mu.Unlock()
+	if d.raw != nil {
+		d.p.remove(d)
+	}
+}
+
+// Removed reports whether Remove was called.
+func (d *Desc) Removed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.removed
+}
+
+// Poller watches connections. The zero value is not usable; use New.
+type Poller struct {
+	impl
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+}
+
+// Add watches conn and calls fn (in its own goroutine, with conn's Desc)
+// whenever it is readable; fn must end with Rearm unless it removed the connection. In
+// blocking mode fn is called in a loop by the connection's goroutine until
+// Remove.
+func (p *Poller) Add(conn net.Conn, fn func(*Desc)) (*Desc, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	d := &Desc{p: p, conn: conn, fn: fn, fd: -1}
+	if rc := p.raw(conn); rc != nil {
+		d.raw = rc
+		if err := p.add(d); err == nil {
+			return d, nil
+		}
+		d.raw = nil
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for !d.Removed() {
+			fn(d)
+		}
+	}()
+	return d, nil
+}
+
+// Close stops the poller after the callbacks that run have returned.
+// Connections still watched are not closed.
+func (p *Poller) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	err := p.stop()
+	p.wg.Wait()
+	return err
+}
+
+// run calls d.fn in a goroutine owned by the poller.
+func (p *Poller) run(d *Desc) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		d.fn(d)
+	}()
+}

@@ -1,0 +1,566 @@
+package engineio
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/siobridge/siobridge/internal/netpoll"
+	"github.com/siobridge/siobridge/internal/ws"
+)
+
+// The WebSocket transport is event driven: an idle connection holds no
+// goroutine and no buffer. Reads run when the poller reports the socket
+// readable; writes are queued frames that a flush worker sends with one
+// non-blocking writev per connection (several queued frames go out in one
+// system call), falling back to a goroutine with blocking writes only while
+// the client's socket buffer is full.
+
+const (
+	readChunk       = 16 << 10
+	writeTimeout    = 10 * time.Second
+	closeLinger     = 2 * time.Second
+	upgradeTimeout  = 10 * time.Second
+	maxIdleOutSlots = 16
+)
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+
+// wsConn is one WebSocket connection.
+type wsConn struct {
+	s *Server
+	d *netpoll.Desc
+
+	// read side: only the goroutine holding rmu touches these
+	rmu      sync.Mutex
+	dec      ws.Decoder
+	in       []byte // an incomplete frame carried to the next read
+	onMsg    func(op byte, p []byte) bool
+	draining bool // closing: read and discard until EOF
+	ended    bool
+	deflate  bool
+
+	// write side
+	wmu       sync.Mutex
+	out       [][]byte // frames waiting to be written
+	head      int      // bytes of out[0] already written
+	scheduled bool     // queued for a flush worker, or a blocking writer runs
+	closing   bool     // the close frame is queued: nothing more is accepted
+	finishing bool     // close the connection once out is written
+	dead      bool     // the connection is closed
+	timer     *time.Timer
+	onEnd     func(reason string) // told once when the connection ends
+	endTold   bool
+}
+
+var errQueueFull = errors.New("engineio: send queue full")
+
+// attach wraps an upgraded connection; onMsg gets every data message (a
+// copy the callee may keep) and returns false to close the connection.
+// Reading starts with start.
+func (s *Server) attach(u *ws.Upgraded, onMsg func(op byte, p []byte) bool) *wsConn {
+	w := &wsConn{s: s, onMsg: onMsg, in: u.Buffered, deflate: u.Deflate}
+	w.dec.Limit = s.o.MaxPayload
+	w.dec.Deflate = u.Deflate
+	s.wsLive.Add(1)
+	return w
+}
+
+// start processes the bytes that came with the handshake and hands the
+// connection to the poller.
+func (w *wsConn) start(conn net.Conn) error {
+	p, err := w.s.poller()
+	if err == nil {
+		w.rmu.Lock()
+		if len(w.in) > 0 {
+			data := w.in
+			w.in = nil
+			w.consume(data)
+		}
+		ended := w.ended
+		w.rmu.Unlock()
+		if ended {
+			return nil
+		}
+		var d *netpoll.Desc
+		d, err = p.Add(conn, w.onReadable)
+		if err == nil {
+			w.wmu.Lock()
+			w.d = d
+			dead := w.dead
+			w.scheduleLocked()
+			w.wmu.Unlock()
+			if dead { // finished before it was registered
+				d.Remove()
+				conn.Close()
+			}
+			return nil
+		}
+	}
+	conn.Close()
+	w.finish()
+	w.end("transport error")
+	return err
+}
+
+// setOnEnd sets the function told (once) when the connection ends.
+func (w *wsConn) setOnEnd(fn func(reason string)) {
+	w.wmu.Lock()
+	w.onEnd = fn
+	w.wmu.Unlock()
+}
+
+// end tells the owner, once, that the connection ended.
+func (w *wsConn) end(reason string) {
+	w.wmu.Lock()
+	fn, told := w.onEnd, w.endTold
+	w.endTold = true
+	w.wmu.Unlock()
+	if !told && fn != nil {
+		fn(reason)
+	}
+}
+
+// onReadable reads what the socket has and handles the whole frames.
+func (w *wsConn) onReadable(d *netpoll.Desc) {
+	w.rmu.Lock()
+	defer w.rmu.Unlock()
+	if w.ended {
+		return
+	}
+	var (
+		buf  []byte
+		pbuf *[]byte
+	)
+	if len(w.in) > 0 {
+		// continue an incomplete frame in its own buffer, sized to the frame
+		need := ws.FrameSize(w.in)
+		if need < len(w.in)+readChunk {
+			need = len(w.in) + readChunk
+		}
+		if cap(w.in) < need {
+			w.in = append(make([]byte, 0, need), w.in...)
+		}
+		buf = w.in[:cap(w.in)]
+	} else {
+		pbuf = readBufs.Get().(*[]byte)
+		buf = *pbuf
+	}
+	off := len(w.in)
+	n, err := d.Read(buf[off:])
+	if err != nil {
+		if pbuf != nil {
+			readBufs.Put(pbuf)
+		}
+		if errors.Is(err, netpoll.ErrWouldBlock) {
+			d.Rearm()
+			return
+		}
+		w.readFailed()
+		return
+	}
+	data := buf[:off+n]
+	w.in = nil
+	if w.draining {
+		if pbuf != nil {
+			readBufs.Put(pbuf)
+		}
+		d.Rearm()
+		return
+	}
+	w.consume(data)
+	if pbuf != nil {
+		readBufs.Put(pbuf)
+	}
+	if !w.ended {
+		d.Rearm()
+	}
+}
+
+// consume decodes data; an incomplete frame at its end is kept in w.in.
+func (w *wsConn) consume(data []byte) {
+	used, err := w.dec.Decode(data, w)
+	if err != nil {
+		code := ws.StatusProtocolError
+		var pe *ws.ProtocolError
+		if errors.As(err, &pe) {
+			code = pe.Code
+		}
+		w.protocolError(code)
+		return
+	}
+	if w.ended || w.draining {
+		return
+	}
+	if rest := data[used:]; len(rest) > 0 {
+		w.in = bytes.Clone(rest)
+	}
+}
+
+// Message implements ws.Handler.
+func (w *wsConn) Message(op byte, p []byte) error {
+	if w.draining || w.ended {
+		return nil
+	}
+	if !w.onMsg(op, bytes.Clone(p)) {
+		w.draining = true
+	}
+	return nil
+}
+
+// Ping implements ws.Handler.
+func (w *wsConn) Ping(p []byte) {
+	w.enqueue(ws.AppendFrame(nil, ws.OpPong, nil, p))
+}
+
+// Close implements ws.Handler: the client closes.
+func (w *wsConn) Close(code int) {
+	if code == 1005 {
+		code = ws.StatusNormal
+	}
+	w.draining = true
+	w.closeWith(ws.AppendClose(nil, code), nil)
+	w.end("transport close")
+}
+
+// protocolError answers a protocol violation with a close frame.
+func (w *wsConn) protocolError(code int) {
+	w.draining = true
+	w.closeWith(ws.AppendClose(nil, code), nil)
+	reason := "parse error"
+	if code == ws.StatusTooBig {
+		reason = "transport error"
+	}
+	w.end(reason)
+}
+
+// readFailed handles EOF or a read error.
+func (w *wsConn) readFailed() {
+	w.ended = true
+	w.finish()
+	w.end("transport close")
+}
+
+// ---------------------------------------------------------------- writing
+
+// enqueue queues frames in order; it fails when the connection is closing
+// or its queue is full.
+func (w *wsConn) enqueue(frames ...[]byte) error {
+	w.wmu.Lock()
+	if w.closing || w.dead {
+		w.wmu.Unlock()
+		return ErrClosed
+	}
+	if len(w.out)+len(frames) > w.s.o.SendQueueSize {
+		w.wmu.Unlock()
+		return errQueueFull
+	}
+	w.out = append(w.out, frames...)
+	w.scheduleLocked()
+	w.wmu.Unlock()
+	return nil
+}
+
+func (w *wsConn) scheduleLocked() {
+	if len(w.out) == 0 {
+		return
+	}
+	if w.scheduled || w.dead || w.d == nil { // start schedules what was queued before it
+		return
+	}
+	w.scheduled = true
+	w.s.scheduleFlush(w)
+}
+
+// queued returns the number of frames waiting.
+func (w *wsConn) queued() int {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	return len(w.out)
+}
+
+// closeWith queues last (may be nil) and a close frame, then closes the
+// connection once they are written. When the connection has no poller
+// registration yet it is closed right away after the write.
+func (w *wsConn) closeWith(closeFrame []byte, last []byte) {
+	w.wmu.Lock()
+	if w.closing || w.dead {
+		w.wmu.Unlock()
+		return
+	}
+	if last != nil {
+		w.out = append(w.out, last)
+	}
+	w.out = append(w.out, closeFrame)
+	w.closing = true
+	w.finishing = true
+	w.timer = time.AfterFunc(closeLinger, w.finish)
+	w.scheduleLocked()
+	w.wmu.Unlock()
+}
+
+// abort closes the connection without writing what is queued.
+func (w *wsConn) abort() {
+	w.wmu.Lock()
+	w.out = nil
+	w.closing = true
+	w.wmu.Unlock()
+	w.finish()
+}
+
+// finish closes the connection (once).
+func (w *wsConn) finish() {
+	w.wmu.Lock()
+	if w.dead {
+		w.wmu.Unlock()
+		return
+	}
+	w.dead = true
+	w.closing = true
+	w.out = nil
+	d := w.d
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.wmu.Unlock()
+	if d != nil {
+		d.Remove()
+		d.Conn().Close()
+	}
+	w.s.wsLive.Done()
+}
+
+// dropWritten removes n written bytes from the front of the queue.
+// Callers hold wmu.
+func (w *wsConn) dropWritten(n int) {
+	k := 0
+	for k < len(w.out) && n > 0 {
+		rest := len(w.out[k]) - w.head
+		if n < rest {
+			w.head += n
+			n = 0
+			break
+		}
+		n -= rest
+		w.head = 0
+		k++
+	}
+	if k > 0 {
+		m := copy(w.out, w.out[k:])
+		clear(w.out[m:])
+		w.out = w.out[:m]
+	}
+	if len(w.out) == 0 && cap(w.out) > maxIdleOutSlots {
+		w.out = nil
+	}
+}
+
+// pending returns the queue as iovecs into scratch; callers hold wmu.
+func (w *wsConn) pendingLocked(scratch [][]byte) [][]byte {
+	scratch = append(scratch[:0], w.out...)
+	if len(scratch) > 0 && w.head > 0 {
+		scratch[0] = scratch[0][w.head:]
+	}
+	return scratch
+}
+
+// flush writes without blocking until the queue is empty or the socket is
+// full; in the second case a blocking writer takes over. It runs in a
+// flush worker; scratch is the worker's iovec buffer.
+func (w *wsConn) flush(scratch [][]byte) [][]byte {
+	for {
+		w.wmu.Lock()
+		if w.dead || w.d == nil {
+			w.scheduled = false
+			w.wmu.Unlock()
+			return scratch
+		}
+		if len(w.out) == 0 {
+			w.scheduled = false
+			fin := w.finishing
+			w.wmu.Unlock()
+			if fin {
+				w.shutdownWrite()
+			}
+			return scratch
+		}
+		scratch = w.pendingLocked(scratch)
+		w.wmu.Unlock()
+		n, err := w.d.TryWrite(scratch)
+		clear(scratch)
+		if err != nil && !errors.Is(err, netpoll.ErrWouldBlock) {
+			w.writeFailed()
+			return scratch
+		}
+		w.wmu.Lock()
+		w.dropWritten(n)
+		w.wmu.Unlock()
+		if errors.Is(err, netpoll.ErrWouldBlock) {
+			w.s.wg.Add(1)
+			go func() {
+				defer w.s.wg.Done()
+				w.blockingWrite()
+			}()
+			return scratch
+		}
+	}
+}
+
+// blockingWrite drains the queue with blocking writes, then returns the
+// connection to the flush workers' care.
+func (w *wsConn) blockingWrite() {
+	var bufs net.Buffers
+	for {
+		w.wmu.Lock()
+		if w.dead || len(w.out) == 0 {
+			w.scheduled = false
+			fin := w.finishing && !w.dead
+			w.wmu.Unlock()
+			if fin {
+				w.shutdownWrite()
+			}
+			return
+		}
+		bufs = w.pendingLocked(bufs[:0])
+		w.wmu.Unlock()
+		conn := w.d.Conn()
+		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		total := 0
+		for _, b := range bufs {
+			total += len(b)
+		}
+		iov := bufs
+		n, err := iov.WriteTo(conn)
+		clear(bufs)
+		if err != nil || int(n) < total {
+			w.writeFailed()
+			return
+		}
+		w.wmu.Lock()
+		w.dropWritten(int(n))
+		w.wmu.Unlock()
+	}
+}
+
+// shutdownWrite runs when the close frame is out: half-close and wait
+// (closeLinger at most) for the client to close its side, so that our last
+// frames are not lost to a reset.
+func (w *wsConn) shutdownWrite() {
+	w.wmu.Lock()
+	d := w.d
+	w.wmu.Unlock()
+	if d == nil {
+		return
+	}
+	if cw, ok := d.Conn().(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return // the reader sees EOF, or the linger timer fires
+	}
+	w.finish()
+}
+
+func (w *wsConn) writeFailed() {
+	w.finish()
+	w.end("transport error")
+}
+
+// ---------------------------------------------------------------- server side
+
+// poller returns the server's poller, starting it and the flush workers on
+// first use.
+func (s *Server) poller() (*netpoll.Poller, error) {
+	s.pollOnce.Do(func() {
+		s.poll, s.pollErr = netpoll.New()
+		if s.pollErr != nil {
+			return
+		}
+		s.flushq = make(chan *wsConn, 4096)
+		s.flushStop = make(chan struct{})
+		for range flushWorkers() {
+			s.flushWG.Add(1)
+			go func() {
+				defer s.flushWG.Done()
+				var scratch [][]byte
+				for {
+					select {
+					case w := <-s.flushq:
+						scratch = w.flush(scratch)
+					case <-s.flushStop:
+						return
+					}
+				}
+			}()
+		}
+	})
+	return s.poll, s.pollErr
+}
+
+func (s *Server) scheduleFlush(w *wsConn) {
+	select {
+	case s.flushq <- w:
+	case <-s.flushStop:
+	}
+}
+
+// stopPoller stops the flush workers and the poller (Shutdown).
+func (s *Server) stopPoller() {
+	s.pollOnce.Do(func() {}) // no poller will start any more
+	if s.poll == nil {
+		return
+	}
+	close(s.flushStop)
+	s.flushWG.Wait()
+	s.poll.Close()
+}
+
+func flushWorkers() int { return runtime.GOMAXPROCS(0) }
+
+// frame returns the WebSocket frame of an Engine.IO message: the one
+// prepared by PrepareBroadcast when there is one, else built now.
+func (w *wsConn) frame(m Message) []byte {
+	if m.frame != nil && !w.deflate {
+		return m.frame
+	}
+	switch {
+	case m.Binary:
+		return w.build(ws.OpBinary, nil, m.Data)
+	case m.control:
+		return w.build(ws.OpText, nil, m.Data)
+	default:
+		return w.build(ws.OpText, msgPrefix, m.Data)
+	}
+}
+
+var msgPrefix = []byte{'4'}
+
+// build makes one frame, compressed when deflate was negotiated and the
+// message reaches the compression threshold.
+func (w *wsConn) build(op byte, prefix, payload []byte) []byte {
+	t := w.s.o.CompressionThreshold
+	if w.deflate && t >= 0 && len(prefix)+len(payload) >= t {
+		z := ws.Deflate(nil, prefix, payload)
+		f := ws.AppendHeader(make([]byte, 0, 10+len(z)), true, true, op, len(z))
+		return append(f, z...)
+	}
+	return ws.AppendFrame(make([]byte, 0, 10+len(prefix)+len(payload)), op, prefix, payload)
+}
+
+// PrepareBroadcast builds the WebSocket frame of each message once, so that
+// sending msgs to many sessions shares the bytes instead of framing them for
+// each. Call it before the first Send of msgs.
+func PrepareBroadcast(msgs []Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		switch {
+		case m.Binary:
+			m.frame = ws.AppendFrame(nil, ws.OpBinary, nil, m.Data)
+		case m.control:
+			m.frame = ws.AppendFrame(nil, ws.OpText, nil, m.Data)
+		default:
+			m.frame = ws.AppendFrame(nil, ws.OpText, msgPrefix, m.Data)
+		}
+	}
+}
