@@ -206,14 +206,33 @@ func (n *Namespace) removeSocket(s *Socket) {
 	s.rooms = map[string]struct{}{}
 }
 
+// joinLocked adds s to room. A socket's own room (its id) is not stored:
+// forEachMember finds the socket by id instead, which saves a set per
+// connection.
 func (n *Namespace) joinLocked(s *Socket, room string) {
+	s.rooms[room] = struct{}{}
+	if room == s.id {
+		return
+	}
 	m := n.rooms[room]
 	if m == nil {
 		m = map[*Socket]struct{}{}
 		n.rooms[room] = m
 	}
 	m[s] = struct{}{}
-	s.rooms[room] = struct{}{}
+}
+
+// forEachMember calls fn for every socket in room: those that joined it,
+// and the socket whose id it is. Callers hold n.mu.
+func (n *Namespace) forEachMember(room string, fn func(*Socket)) {
+	for s := range n.rooms[room] {
+		fn(s)
+	}
+	if s := n.sockets[room]; s != nil {
+		if _, in := s.rooms[room]; in {
+			fn(s)
+		}
+	}
 }
 
 func (n *Namespace) leaveLocked(s *Socket, room string) {
@@ -311,18 +330,13 @@ func (b *Broadcast) targets() []*Socket {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	if len(b.rooms) == 1 && len(b.except) == 0 { // the common case: no sets to build
-		room := n.rooms[b.rooms[0]]
-		out := make([]*Socket, 0, len(room))
-		for s := range room {
-			out = append(out, s)
-		}
+		out := make([]*Socket, 0, len(n.rooms[b.rooms[0]])+1)
+		n.forEachMember(b.rooms[0], func(s *Socket) { out = append(out, s) })
 		return out
 	}
 	excluded := map[*Socket]struct{}{}
 	for _, r := range b.except {
-		for s := range n.rooms[r] {
-			excluded[s] = struct{}{}
-		}
+		n.forEachMember(r, func(s *Socket) { excluded[s] = struct{}{} })
 	}
 	var out []*Socket
 	if len(b.rooms) == 0 {
@@ -336,16 +350,16 @@ func (b *Broadcast) targets() []*Socket {
 	}
 	seen := map[*Socket]struct{}{}
 	for _, r := range b.rooms {
-		for s := range n.rooms[r] {
+		n.forEachMember(r, func(s *Socket) {
 			if _, ex := excluded[s]; ex {
-				continue
+				return
 			}
 			if _, dup := seen[s]; dup {
-				continue
+				return
 			}
 			seen[s] = struct{}{}
 			out = append(out, s)
-		}
+		})
 	}
 	return out
 }

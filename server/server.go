@@ -226,13 +226,13 @@ type client struct {
 	dec  parser.Decoder
 
 	mu      sync.Mutex
-	sockets map[string]*Socket
+	sockets nsSockets
 	closed  bool
 	timer   *time.Timer
 }
 
 func (s *Server) onConnection(conn *engineio.Conn) {
-	c := &client{s: s, conn: conn, sockets: map[string]*Socket{}}
+	c := &client{s: s, conn: conn}
 	c.timer = time.AfterFunc(s.connectTimeout, func() {
 		c.mu.Lock()
 		n := len(c.sockets)
@@ -291,15 +291,40 @@ func (c *client) onMessage(data []byte, binary bool) {
 	}
 }
 
+// nsSockets is a client's sockets, one per namespace: a handful at most,
+// so a slice is smaller and as fast as a map.
+type nsSockets []*Socket
+
+func (l nsSockets) get(ns string) *Socket {
+	for _, s := range l {
+		if s.n.name == ns {
+			return s
+		}
+	}
+	return nil
+}
+
+func (l *nsSockets) remove(s *Socket) {
+	for i, x := range *l {
+		if x == s {
+			*l = append((*l)[:i], (*l)[i+1:]...)
+			(*l)[len(*l):cap(*l)][0] = nil
+			return
+		}
+	}
+}
+
 func (c *client) socket(ns string) *Socket {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sockets[ns]
+	return c.sockets.get(ns)
 }
 
 func (c *client) onClose(reason string) {
-	c.timer.Stop()
 	c.mu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
 	c.closed = true
 	socks := make([]*Socket, 0, len(c.sockets))
 	for _, s := range c.sockets {
@@ -341,7 +366,7 @@ func (c *client) connect(p *parser.Packet) {
 		auth = json.RawMessage("{}")
 	}
 	c.mu.Lock()
-	if c.sockets[n.name] != nil || c.closed {
+	if c.sockets.get(n.name) != nil || c.closed {
 		c.mu.Unlock()
 		return
 	}
@@ -354,7 +379,11 @@ func (c *client) connect(p *parser.Packet) {
 		}
 	}
 	c.mu.Lock()
-	c.sockets[n.name] = sock
+	c.sockets = append(c.sockets, sock)
+	if c.timer != nil { // connected in time: the timer's memory is not kept
+		c.timer.Stop()
+		c.timer = nil
+	}
 	c.mu.Unlock()
 	n.add(sock)
 	if c.s.alwaysConnect {
@@ -372,7 +401,7 @@ func (c *client) connect(p *parser.Packet) {
 		if err := h(sock, auth); err != nil {
 			n.removeSocket(sock)
 			c.mu.Lock()
-			delete(c.sockets, n.name)
+			c.sockets.remove(sock)
 			c.mu.Unlock()
 			sock.dropPending()
 			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})

@@ -67,8 +67,8 @@ func (s *Socket) enqueue(p *parser.Packet) {
 }
 
 func newSocket(c *client, n *Namespace, auth json.RawMessage) *Socket {
-	return &Socket{id: engineio.NewID(), n: n, c: c, auth: auth, rooms: map[string]struct{}{}, connecting: true,
-		acks: map[uint64]chan []any{}, session: map[string]any{}}
+	// acks and session are made on first use: most sockets never need them
+	return &Socket{id: engineio.NewID(), n: n, c: c, auth: auth, rooms: map[string]struct{}{}, connecting: true}
 }
 
 // ID returns the socket id (20 characters, like Node and python-socketio).
@@ -116,6 +116,9 @@ func (s *Socket) Set(key string, v any) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.session == nil {
+		s.session = map[string]any{}
+	}
 	s.session[key] = v
 }
 
@@ -217,6 +220,9 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 	s.ackSeq++
 	id := s.ackSeq
 	ch := make(chan []any, 1)
+	if s.acks == nil {
+		s.acks = map[uint64]chan []any{}
+	}
 	s.acks[id] = ch
 	s.mu.Unlock()
 	defer func() {
@@ -323,9 +329,7 @@ func (s *Socket) remove(reason string) {
 	s.mu.Unlock()
 	s.n.removeSocket(s)
 	s.c.mu.Lock()
-	if s.c.sockets[s.n.name] == s {
-		delete(s.c.sockets, s.n.name)
-	}
+	s.c.sockets.remove(s)
 	s.c.mu.Unlock()
 	s.n.mu.RLock()
 	h := s.n.onDisconnect

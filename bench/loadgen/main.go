@@ -6,9 +6,10 @@
 // RSS per idle connection when given its pid. One JSON line on stdout.
 //
 // It speaks WebSocket, Engine.IO v4 and Socket.IO v5 itself over plain TCP
-// (one goroutine and one 4 KiB buffer per client, no allocation per
-// message) so that its own cost stays small next to the server's: on a
-// shared machine the load generator must not be what saturates.
+// and, once the clients are connected, reads them with one epoll loop per
+// core (no goroutine wake-up per message, no allocation per message), so
+// that its own cost stays small next to the server's: on a shared machine
+// the load generator must not be what saturates.
 //
 //	go run ./bench/loadgen -url ws://127.0.0.1:3000 -clients 5000 -rate 20 -duration 10s -pid PID
 package main
@@ -52,10 +53,12 @@ func rss(pid int) int64 {
 
 // client is one WebSocket connection with a frame reader over buf.
 type client struct {
-	last int64 // unix ns of the last tick received
-	conn net.Conn
-	buf  []byte
-	r, w int // unread bytes are buf[r:w]
+	last   int64 // unix ns of the last tick received
+	sample bool  // its latencies are recorded
+	fd     int
+	conn   net.Conn
+	buf    []byte
+	r, w   int // unread bytes are buf[r:w]
 }
 
 // writeText sends one masked text frame.
@@ -191,6 +194,7 @@ func main() {
 	n := flag.Int("clients", 5000, "clients in the room")
 	rate := flag.Int("rate", 20, "fanout events per second")
 	dur := flag.Duration("duration", 10*time.Second, "how long to send")
+	warmup := flag.Duration("warmup", 2*time.Second, "send at the same rate this long first, not measured (JIT, TCP quick-ack mode, caches)")
 	pid := flag.Int("pid", 0, "server pid, for RSS")
 	flag.Parse()
 	u, err := url.Parse(*rawURL)
@@ -241,37 +245,34 @@ func main() {
 	var delivered atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
-	var readers sync.WaitGroup
 	for i, c := range conns {
-		sample := i%50 == 0 // latency from every 50th client
-		readers.Add(1)
-		go func(c *client) {
-			defer readers.Done()
-			for {
-				_, p, err := c.next()
-				if err != nil {
-					return
-				}
-				if len(p) == 1 && p[0] == '2' {
-					c.writeText([]byte("3"))
-					continue
-				}
-				if !bytes.HasPrefix(p, tickPrefix) {
-					continue
-				}
-				delivered.Add(1)
-				c.last = time.Now().UnixNano()
-				if sample {
-					ts, err := strconv.ParseInt(string(bytes.TrimSuffix(p[len(tickPrefix):], []byte("]"))), 10, 64)
-					if err == nil {
-						d := time.Duration(time.Now().UnixNano() - ts)
-						mu.Lock()
-						lat = append(lat, d)
-						mu.Unlock()
-					}
-				}
+		c.sample = i%50 == 0 // latency from every 50th client
+	}
+	// handle runs for every message a client receives
+	handle := func(c *client, p []byte) {
+		if len(p) == 1 && p[0] == '2' {
+			c.writeText([]byte("3"))
+			return
+		}
+		if !bytes.HasPrefix(p, tickPrefix) || p[len(tickPrefix)] == '-' { // warm-up ticks carry -1
+			return
+		}
+		delivered.Add(1)
+		now := time.Now().UnixNano()
+		c.last = now
+		if c.sample {
+			ts, err := strconv.ParseInt(string(bytes.TrimSuffix(p[len(tickPrefix):], []byte("]"))), 10, 64)
+			if err == nil {
+				mu.Lock()
+				lat = append(lat, time.Duration(now-ts))
+				mu.Unlock()
 			}
-		}(c)
+		}
+	}
+	readers, err := startReaders(conns, handle)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
 	}
 	sender, err := dial(u)
 	if err != nil {
@@ -289,8 +290,17 @@ func main() {
 			}
 		}
 	}()
-	start := time.Now()
 	tick := time.NewTicker(time.Second / time.Duration(*rate))
+	for t0 := time.Now(); time.Since(t0) < *warmup; {
+		<-tick.C
+		sender.writeText([]byte(`42["fanout",-1]`))
+	}
+	tick.Stop()
+	if *warmup > 0 {
+		time.Sleep(time.Second) // let the warm-up drain
+	}
+	tick = time.NewTicker(time.Second / time.Duration(*rate))
+	start := time.Now()
 	sent := 0
 	for time.Since(start) < *dur {
 		<-tick.C
@@ -300,11 +310,11 @@ func main() {
 	tick.Stop()
 	time.Sleep(2 * time.Second) // drain
 	got := delivered.Load()
+	readers.stop()
 	for _, c := range conns {
 		c.conn.Close()
 	}
 	sender.conn.Close()
-	readers.Wait()
 	// the rate is over the time from the first fanout to the last tick
 	var last int64
 	for _, c := range conns {

@@ -115,7 +115,7 @@ type Server struct {
 	pollOnce  sync.Once
 	poll      *netpoll.Poller
 	pollErr   error
-	flushq    chan *wsConn
+	flushq    *flushList
 	flushStop chan struct{}
 	flushWG   sync.WaitGroup
 	wsLive    sync.WaitGroup // WebSocket connections not yet closed
@@ -383,30 +383,32 @@ type Conn struct {
 	onMessage func(data []byte, binary bool)
 	onClose   func(reason string)
 
-	mu        sync.Mutex
-	transport string
-	queue     []Message     // polling: packets waiting for a GET
-	notify    chan struct{} // polling: wakes the waiting GET
-	getActive bool
-	postBusy  bool
-	ws        *wsConn
-	wsActive  bool // the WebSocket carries the session (after handshake or upgrade)
-	upgrading bool
-	closed    bool
-	closeOnce sync.Once
-	done      chan struct{}
-	pingTimer *time.Timer // sends the next ping
-	deadTimer *time.Timer // fires when the pong is late
+	mu           sync.Mutex
+	transport    string
+	queue        []Message     // polling: packets waiting for a GET
+	notify       chan struct{} // polling: wakes the waiting GET
+	getActive    bool
+	postBusy     bool
+	ws           *wsConn
+	wsActive     bool // the WebSocket carries the session (after handshake or upgrade)
+	upgrading    bool
+	closed       bool
+	closeOnce    sync.Once
+	done         chan struct{}
+	pingTimer    *time.Timer // sends the next ping
+	deadTimer    *time.Timer // fires when the pong is late
+	awaitingPong bool        // a ping is out and deadTimer armed
 	// expires is when the session times out without a pong (unix ns):
 	// requests arriving later are refused even if the timer has not fired yet.
 	expires atomic.Int64
 }
 
 func newConn(s *Server, r *http.Request, transport string) *Conn {
-	return &Conn{
-		s: s, id: NewID(), req: r, transport: transport,
-		notify: make(chan struct{}, 1), done: make(chan struct{}),
+	c := &Conn{s: s, id: NewID(), req: r, transport: transport, done: make(chan struct{})}
+	if transport == "polling" {
+		c.notify = make(chan struct{}, 1) // only a polling GET waits on it
 	}
+	return c
 }
 
 // ID returns the session id.
@@ -570,14 +572,20 @@ func (c *Conn) startHeartbeat() {
 	c.pingTimer = time.AfterFunc(c.s.o.PingInterval, c.ping)
 }
 
-// ping sends a ping and arms the pong deadline.
+// ping sends a ping and arms the pong deadline. Both timers are made once
+// per session and re-armed, so a heartbeat allocates nothing.
 func (c *Conn) ping() {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	c.deadTimer = time.AfterFunc(c.s.o.PingTimeout, func() { c.closeWith("ping timeout", false) })
+	c.awaitingPong = true
+	if c.deadTimer == nil {
+		c.deadTimer = time.AfterFunc(c.s.o.PingTimeout, func() { c.closeWith("ping timeout", false) })
+	} else {
+		c.deadTimer.Reset(c.s.o.PingTimeout)
+	}
 	c.mu.Unlock()
 	c.sendPacket("2")
 }
@@ -587,16 +595,14 @@ func (c *Conn) pong() {
 	c.extend()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || !c.awaitingPong {
 		return
 	}
-	if c.deadTimer != nil {
-		if !c.deadTimer.Stop() {
-			return // the timeout already fired
-		}
-		c.deadTimer = nil
-		c.pingTimer = time.AfterFunc(c.s.o.PingInterval, c.ping)
+	if !c.deadTimer.Stop() {
+		return // the timeout already fired
 	}
+	c.awaitingPong = false
+	c.pingTimer.Reset(c.s.o.PingInterval)
 }
 
 func (c *Conn) stopTimersLocked() {

@@ -477,19 +477,29 @@ func (s *Server) poller() (*netpoll.Poller, error) {
 		if s.pollErr != nil {
 			return
 		}
-		s.flushq = make(chan *wsConn, 4096)
+		s.flushq = newFlushList()
 		s.flushStop = make(chan struct{})
 		for range flushWorkers() {
 			s.flushWG.Add(1)
 			go func() {
 				defer s.flushWG.Done()
-				var scratch [][]byte
+				var (
+					scratch [][]byte
+					batch   []*wsConn
+				)
 				for {
-					select {
-					case w := <-s.flushq:
+					batch = s.flushq.pop(batch[:0])
+					if len(batch) == 0 {
+						select {
+						case <-s.flushq.signal:
+							continue
+						case <-s.flushStop:
+							return
+						}
+					}
+					for i, w := range batch {
 						scratch = w.flush(scratch)
-					case <-s.flushStop:
-						return
+						batch[i] = nil
 					}
 				}
 			}()
@@ -498,11 +508,59 @@ func (s *Server) poller() (*netpoll.Poller, error) {
 	return s.poll, s.pollErr
 }
 
-func (s *Server) scheduleFlush(w *wsConn) {
+func (s *Server) scheduleFlush(w *wsConn) { s.flushq.push(w) }
+
+// flushList is the connections with frames to write, each at most once
+// (wsConn.scheduled). Pushing never blocks, so a broadcast queues its frame
+// for every recipient at once; when the workers lag behind, each
+// connection's frames pile up and leave in one writev: the busier the
+// server, the larger its batches.
+type flushList struct {
+	mu     sync.Mutex
+	items  []*wsConn
+	head   int
+	signal chan struct{} // wakes a waiting worker
+}
+
+func newFlushList() *flushList { return &flushList{signal: make(chan struct{}, 1)} }
+
+func (l *flushList) push(w *wsConn) {
+	l.mu.Lock()
+	l.items = append(l.items, w)
+	l.mu.Unlock()
 	select {
-	case s.flushq <- w:
-	case <-s.flushStop:
+	case l.signal <- struct{}{}:
+	default:
 	}
+}
+
+// flushChunk is how many connections a worker takes at a time, so that
+// every worker gets a share of a large broadcast.
+const flushChunk = 64
+
+// pop appends up to flushChunk connections to dst, waking another worker
+// when more remain.
+func (l *flushList) pop(dst []*wsConn) []*wsConn {
+	l.mu.Lock()
+	n := min(flushChunk, len(l.items)-l.head)
+	dst = append(dst, l.items[l.head:l.head+n]...)
+	clear(l.items[l.head : l.head+n])
+	l.head += n
+	more := l.head < len(l.items)
+	if !more {
+		l.items, l.head = l.items[:0], 0
+		if cap(l.items) > 1<<16 {
+			l.items = nil
+		}
+	}
+	l.mu.Unlock()
+	if more {
+		select {
+		case l.signal <- struct{}{}:
+		default:
+		}
+	}
+	return dst
 }
 
 // stopPoller stops the flush workers and the poller (Shutdown).
@@ -516,6 +574,7 @@ func (s *Server) stopPoller() {
 	s.poll.Close()
 }
 
+// flushWorkers is one flush worker per core.
 func flushWorkers() int { return runtime.GOMAXPROCS(0) }
 
 // frame returns the WebSocket frame of an Engine.IO message: the one
