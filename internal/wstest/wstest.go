@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,22 @@ func (c *Conn) Expect(want string) {
 	c.t.Helper()
 	if _, got := c.Read(); got != want {
 		c.t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// ExpectSkipping reads frames until one is not in skip (pings, say) and
+// checks its text.
+func (c *Conn) ExpectSkipping(want string, skip ...string) {
+	c.t.Helper()
+	for {
+		_, got := c.Read()
+		if slices.Contains(skip, got) {
+			continue
+		}
+		if got != want {
+			c.t.Fatalf("got %q, want %q", got, want)
+		}
+		return
 	}
 }
 

@@ -284,6 +284,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.upgrade(w, r)
 		return
 	}
+	if probe := c.upgradeInProgress(); probe != nil {
+		// A polling request during an upgrade: the client may have sent
+		// "5" on the WebSocket before this request, so first read what the
+		// WebSocket holds, as a single-threaded server would have.
+		probe.pump()
+	}
 	if c.transportName() != "polling" {
 		s.fail(w, codeBadRequest)
 		return
@@ -392,6 +398,8 @@ type Conn struct {
 	ws           *wsConn
 	wsActive     bool // the WebSocket carries the session (after handshake or upgrade)
 	upgrading    bool
+	probe        *wsConn // the WebSocket of the upgrade in progress
+	probed       bool    // its probe was answered
 	closed       bool
 	closeOnce    sync.Once
 	done         chan struct{}
@@ -679,9 +687,15 @@ func (c *Conn) pollGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		closed := c.closed
+		upgraded := c.transport != "polling"
+		probed := c.upgrading && c.probed
 		c.mu.Unlock()
 		if closed {
 			c.s.fail(w, codeSessionUnknown)
+			return
+		}
+		if upgraded || probed { // an upgrade is under way or done: end this GET cleanly
+			c.s.writePayload(w, r, []Message{{Data: []byte{'6'}}})
 			return
 		}
 		select {
@@ -862,7 +876,7 @@ func (c *Conn) upgrade(w http.ResponseWriter, r *http.Request) {
 	u, err := ws.Accept(w, r, c.s.o.PerMessageDeflate)
 	if err != nil {
 		c.mu.Lock()
-		c.upgrading = false
+		c.endUpgradeLocked()
 		c.mu.Unlock()
 		return
 	}
@@ -875,8 +889,13 @@ func (c *Conn) upgrade(w http.ResponseWriter, r *http.Request) {
 		}
 		switch string(p) {
 		case "2probe":
-			wc.enqueue(wc.frame(Message{Data: []byte("3probe"), control: true}))
-			c.sendPacket("6")
+			// answered at once, before anything else of this session is
+			// handled (a racing GET must not overtake it)
+			wc.writeNow(wc.frame(Message{Data: []byte("3probe"), control: true}))
+			c.mu.Lock()
+			c.probed = true // polling GETs are now answered with a noop
+			c.mu.Unlock()
+			c.wake()
 			return true
 		case "5":
 			timer.Stop()
@@ -891,6 +910,10 @@ func (c *Conn) upgrade(w http.ResponseWriter, r *http.Request) {
 		c.abortUpgrade(wc)
 		return false
 	}
+	wc.started = make(chan struct{})
+	c.mu.Lock()
+	c.probe = wc
+	c.mu.Unlock()
 	wc.setOnEnd(func(string) {
 		if !c.abortUpgrade(wc) {
 			c.closeWith("transport close", false) // it had become the session's transport
@@ -916,6 +939,8 @@ func (c *Conn) completeUpgrade(wc *wsConn) bool {
 			frames = append(frames, wc.frame(Message{Data: m.Data[1:], Binary: true}))
 		case len(m.Data) > 0 && m.Data[0] == '4':
 			frames = append(frames, wc.frame(Message{Data: m.Data[1:]}))
+		case len(m.Data) == 1 && m.Data[0] == '6':
+			// a noop only ends a polling request
 		default:
 			frames = append(frames, wc.frame(Message{Data: m.Data, control: true}))
 		}
@@ -926,8 +951,26 @@ func (c *Conn) completeUpgrade(wc *wsConn) bool {
 	c.ws = wc
 	c.transport = "websocket"
 	c.wsActive = true
-	c.upgrading = false
+	c.endUpgradeLocked()
+	c.wake() // a GET still waiting is released with a noop
 	return true
+}
+
+// endUpgradeLocked marks the upgrade in progress as over.
+func (c *Conn) endUpgradeLocked() {
+	c.upgrading = false
+	c.probed = false
+	c.probe = nil
+}
+
+// upgradeInProgress returns the probing WebSocket, or nil.
+func (c *Conn) upgradeInProgress() *wsConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.upgrading {
+		return nil
+	}
+	return c.probe
 }
 
 // abortUpgrade closes a probing WebSocket that did not complete the
@@ -938,7 +981,7 @@ func (c *Conn) abortUpgrade(wc *wsConn) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.upgrading = false
+	c.endUpgradeLocked()
 	c.mu.Unlock()
 	wc.closeWith(ws.AppendClose(nil, ws.StatusProtocolError), nil)
 	return true

@@ -54,6 +54,7 @@ type wsConn struct {
 	timer     *time.Timer
 	onEnd     func(reason string) // told once when the connection ends
 	endTold   bool
+	started   chan struct{} // upgrade probes only: closed when start is done
 }
 
 var errQueueFull = errors.New("engineio: send queue full")
@@ -72,6 +73,9 @@ func (s *Server) attach(u *ws.Upgraded, onMsg func(op byte, p []byte) bool) *wsC
 // start processes the bytes that came with the handshake and hands the
 // connection to the poller.
 func (w *wsConn) start(conn net.Conn) error {
+	if w.started != nil {
+		defer close(w.started)
+	}
 	p, err := w.s.poller()
 	if err == nil {
 		w.rmu.Lock()
@@ -180,6 +184,25 @@ func (w *wsConn) onReadable(d *netpoll.Desc) {
 	}
 }
 
+// pump reads and handles what the socket holds now, without waiting for
+// the poller (which, if it fires meanwhile, finds nothing and re-arms).
+func (w *wsConn) pump() {
+	if w.started != nil {
+		t := time.NewTimer(time.Second)
+		select {
+		case <-w.started:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	w.wmu.Lock()
+	d := w.d
+	w.wmu.Unlock()
+	if d != nil && !d.Blocking() {
+		w.onReadable(d)
+	}
+}
+
 // consume decodes data; an incomplete frame at its end is kept in w.in.
 func (w *wsConn) consume(data []byte) {
 	used, err := w.dec.Decode(data, w)
@@ -273,6 +296,37 @@ func (w *wsConn) scheduleLocked() {
 	}
 	w.scheduled = true
 	w.s.scheduleFlush(w)
+}
+
+// writeNow writes frame from this goroutine when nothing else is queued
+// (so it is on the wire when writeNow returns), else queues it.
+func (w *wsConn) writeNow(frame []byte) {
+	w.wmu.Lock()
+	if w.d != nil && len(w.out) == 0 && !w.scheduled && !w.closing && !w.dead {
+		w.scheduled = true // keep the flush workers away meanwhile
+		d := w.d
+		w.wmu.Unlock()
+		n, err := d.TryWrite([][]byte{frame})
+		w.wmu.Lock()
+		w.scheduled = false
+		if err == nil && n == len(frame) {
+			w.scheduleLocked() // anything queued meanwhile
+			w.wmu.Unlock()
+			return
+		}
+		if err != nil && !errors.Is(err, netpoll.ErrWouldBlock) {
+			w.wmu.Unlock()
+			w.writeFailed()
+			return
+		}
+		// partly written: queue the rest in front of what came meanwhile
+		w.out = append([][]byte{frame[n:]}, w.out...)
+		w.scheduleLocked()
+		w.wmu.Unlock()
+		return
+	}
+	w.wmu.Unlock()
+	w.enqueue(frame)
 }
 
 // queued returns the number of frames waiting.
