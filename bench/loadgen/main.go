@@ -34,6 +34,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/siobridge/siobridge/internal/ws"
 )
 
 func rss(pid int) int64 {
@@ -63,20 +65,8 @@ type client struct {
 
 // writeText sends one masked text frame.
 func (c *client) writeText(p []byte) error {
-	var hdr [14]byte
-	f := hdr[:0]
-	f = append(f, 0x81)
-	switch {
-	case len(p) <= 125:
-		f = append(f, 0x80|byte(len(p)))
-	case len(p) <= 0xffff:
-		f = append(f, 0x80|126, byte(len(p)>>8), byte(len(p)))
-	default:
-		f = append(f, 0x80|127)
-		f = binary.BigEndian.AppendUint64(f, uint64(len(p)))
-	}
-	f = append(f, 0, 0, 0, 0) // zero mask key: payload goes as is
-	_, err := c.conn.Write(append(f, p...))
+	var buf [64]byte
+	_, err := c.conn.Write(ws.AppendClientFrame(buf[:0], 0x81, p, [4]byte{})) // zero key: no masking cost
 	return err
 }
 

@@ -18,24 +18,9 @@ import (
 
 // clientFrame encodes a frame the way a client does (masked).
 func clientFrame(b0 byte, payload []byte) []byte {
-	var f []byte
-	f = append(f, b0)
-	switch {
-	case len(payload) <= 125:
-		f = append(f, 0x80|byte(len(payload)))
-	case len(payload) <= 0xffff:
-		f = append(f, 0x80|126, byte(len(payload)>>8), byte(len(payload)))
-	default:
-		f = append(f, 0x80|127)
-		f = binary.BigEndian.AppendUint64(f, uint64(len(payload)))
-	}
 	var key [4]byte
 	rand.Read(key[:])
-	f = append(f, key[:]...)
-	for i, b := range payload {
-		f = append(f, b^key[i%4])
-	}
-	return f
+	return AppendClientFrame(nil, b0, payload, key)
 }
 
 func wantCode(t *testing.T, err error, code int) {

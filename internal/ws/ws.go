@@ -299,6 +299,31 @@ func AppendHeader(dst []byte, fin, rsv1 bool, op byte, length int) []byte {
 	}
 }
 
+// AppendClientFrame appends a frame as a client sends it: first byte b0
+// (FIN, RSV and opcode bits), payload masked with key. Servers never send
+// these; load generators and tests do.
+func AppendClientFrame(dst []byte, b0 byte, payload []byte, key [4]byte) []byte {
+	dst = AppendHeader(dst, b0&0x80 != 0, b0&0x40 != 0, b0&0x0f, len(payload))
+	dst[len(dst)-headerLenBytes(len(payload))] |= b0 & 0x30 // RSV2/RSV3, for tests that send them
+	dst[len(dst)-headerLenBytes(len(payload))+1] |= 0x80    // MASK
+	dst = append(dst, key[:]...)
+	start := len(dst)
+	dst = append(dst, payload...)
+	mask(dst[start:], key)
+	return dst
+}
+
+// headerLenBytes is the size of an unmasked header for a payload of n bytes.
+func headerLenBytes(n int) int {
+	switch {
+	case n <= 125:
+		return 2
+	case n <= 0xffff:
+		return 4
+	}
+	return 10
+}
+
 // AppendFrame appends a whole unfragmented server frame carrying prefix
 // followed by payload (prefix lets Engine.IO add its packet type without a
 // copy of its own).

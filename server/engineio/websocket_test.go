@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/siobridge/siobridge/internal/ws"
 )
 
 // rawWS is a minimal WebSocket client over TCP that can send what a real
@@ -45,30 +47,11 @@ func dialRaw(t *testing.T, base, query string) *rawWS {
 
 // frame writes one frame; masked=false breaks RFC 6455 on purpose.
 func (c *rawWS) frame(b0 byte, payload []byte, masked bool) {
-	var f []byte
-	f = append(f, b0)
-	m := byte(0)
-	if masked {
-		m = 0x80
+	f := ws.AppendClientFrame(nil, b0, payload, [4]byte{1, 2, 3, 4})
+	if !masked { // the same frame as a server would send it
+		f = append(ws.AppendHeader(nil, b0&0x80 != 0, b0&0x40 != 0, b0&0x0f, len(payload)), payload...)
 	}
-	switch {
-	case len(payload) <= 125:
-		f = append(f, m|byte(len(payload)))
-	case len(payload) <= 0xffff:
-		f = append(f, m|126, byte(len(payload)>>8), byte(len(payload)))
-	default:
-		f = append(f, m|127)
-		f = binary.BigEndian.AppendUint64(f, uint64(len(payload)))
-	}
-	key := [4]byte{1, 2, 3, 4}
-	p := append([]byte(nil), payload...)
-	if masked {
-		f = append(f, key[:]...)
-		for i := range p {
-			p[i] ^= key[i%4]
-		}
-	}
-	if _, err := c.conn.Write(append(f, p...)); err != nil {
+	if _, err := c.conn.Write(f); err != nil {
 		c.t.Fatal(err)
 	}
 }
