@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command loadgen is the load generator of the fan-out benchmark: it
 // connects N WebSocket clients to a Socket.IO server, has them join room
 // "bench", then one more client emits "fanout" R times a second for D; the

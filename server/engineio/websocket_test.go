@@ -2,15 +2,19 @@ package engineio
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/siobridge/siobridge/internal/ws"
 )
@@ -223,5 +227,48 @@ func TestWebSocketFrameSentWithTheHandshake(t *testing.T) {
 	}
 	if _, p := c.read(); string(p) != "4early" {
 		t.Fatalf("the pipelined message was lost: %q", p)
+	}
+}
+
+// TLS connections cannot be read by the poller (the bytes on the socket are
+// encrypted), so they take the goroutine-per-connection fallback: the same
+// transport must work there.
+func TestWebSocketOverTLS(t *testing.T) {
+	s := NewServer(Options{PingInterval: time.Minute})
+	s.OnConnection(func(c *Conn) {
+		c.OnMessage(func(d []byte, b bool) { c.Send(append([]byte(nil), d...), b) })
+	})
+	hs := httptest.NewTLSServer(s)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		hs.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "wss"+strings.TrimPrefix(hs.URL, "https")+"/?EIO=4&transport=websocket",
+		&websocket.DialOptions{HTTPClient: hs.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadLimit(1 << 20)
+	if _, p, err := c.Read(ctx); err != nil || p[0] != '0' {
+		t.Fatalf("open: %q %v", p, err)
+	}
+	big := "4" + strings.Repeat("z", 300000)
+	for i, msg := range []string{"4hello", big, "4bye"} {
+		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if _, p, err := c.Read(ctx); err != nil || string(p) != msg {
+			t.Fatalf("echo %d: %d bytes, %v", i, len(p), err)
+		}
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	for deadline := time.Now().Add(5 * time.Second); s.Count() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the session outlived its TLS connection")
+		}
 	}
 }
