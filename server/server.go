@@ -83,6 +83,7 @@ type Server struct {
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
 	alwaysConnect  bool
+	queue          queueCounters // ConsumeQueue
 
 	mu             sync.RWMutex
 	onErrorDefault func(s *Socket, event string, err error)
