@@ -16,6 +16,17 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// newPoller returns a poller closed at the end of the test.
+func newPoller(t *testing.T) *Poller {
+	t.Helper()
+	p, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 func tcpPair(t *testing.T) (server, client net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -87,11 +98,7 @@ func (c *collector) waitFor(t *testing.T, want string) {
 }
 
 func TestPollerTCP(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPoller(t)
 	server, client := tcpPair(t)
 	col := newCollector()
 	d, err := p.Add(server, col.fn)
@@ -131,11 +138,7 @@ func TestPollerTCP(t *testing.T) {
 }
 
 func TestPollerEOF(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPoller(t)
 	server, client := tcpPair(t)
 	col := newCollector()
 	if _, err := p.Add(server, col.fn); err != nil {
@@ -182,11 +185,7 @@ func TestPollerBlockingFallback(t *testing.T) {
 }
 
 func TestManyConnections(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPoller(t)
 	const n = 200
 	cols := make([]*collector, n)
 	clients := make([]net.Conn, n)
