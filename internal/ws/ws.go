@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -229,7 +230,7 @@ func ParseFrame(buf []byte, limit int) (f Frame, n int, err error) {
 	if length > uint64(limit) {
 		return f, 0, protoErr(StatusTooBig, "message too big")
 	}
-	if len(buf) < pos+4+int(length) {
+	if len(buf) < pos+4 || uint64(len(buf)-pos-4) < length { // no int overflow for huge lengths
 		return f, 0, nil
 	}
 	var key [4]byte
@@ -401,7 +402,11 @@ func Inflate(p []byte, limit int) ([]byte, error) {
 		fr.(flate.Resetter).Reset(src, nil)
 	}
 	defer flateReaders.Put(fr)
-	out, err := io.ReadAll(io.LimitReader(fr, int64(limit)+1))
+	max := int64(limit)
+	if max < math.MaxInt64 {
+		max++ // one byte more tells "over the limit" from "exactly the limit"
+	}
+	out, err := io.ReadAll(io.LimitReader(fr, max))
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, protoErr(StatusInvalidPayload, "bad compressed message")
 	}
