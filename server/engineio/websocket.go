@@ -82,7 +82,7 @@ func (w *wsConn) start(conn net.Conn) error {
 		if len(w.in) > 0 {
 			data := w.in
 			w.in = nil
-			w.consume(data)
+			w.consume(data, false)
 		}
 		ended := w.ended
 		w.rmu.Unlock()
@@ -129,6 +129,12 @@ func (w *wsConn) end(reason string) {
 }
 
 // onReadable reads what the socket has and handles the whole frames.
+//
+// A frame that arrives in pieces is carried in w.in, which grows with the
+// bytes received (doubling, at most to the frame's size), never with the
+// length the frame announces; the decoder sees it again only when the
+// frame may be complete (its size is reached, or its header was not whole
+// yet), so a frame trickled in small pieces costs linear time and memory.
 func (w *wsConn) onReadable(d *netpoll.Desc) {
 	w.rmu.Lock()
 	defer w.rmu.Unlock()
@@ -138,16 +144,11 @@ func (w *wsConn) onReadable(d *netpoll.Desc) {
 	var (
 		buf  []byte
 		pbuf *[]byte
+		need int // the carried frame's total size; 0 while its header is incomplete
 	)
 	if len(w.in) > 0 {
-		// continue an incomplete frame in its own buffer, sized to the frame
-		need := ws.FrameSize(w.in)
-		if need < len(w.in)+readChunk {
-			need = len(w.in) + readChunk
-		}
-		if cap(w.in) < need {
-			w.in = append(make([]byte, 0, need), w.in...)
-		}
+		need = ws.FrameSize(w.in)
+		w.in = growCarry(w.in, need)
 		buf = w.in[:cap(w.in)]
 	} else {
 		pbuf = readBufs.Get().(*[]byte)
@@ -167,21 +168,41 @@ func (w *wsConn) onReadable(d *netpoll.Desc) {
 		return
 	}
 	data := buf[:off+n]
-	w.in = nil
 	if w.draining {
+		w.in = nil
 		if pbuf != nil {
 			readBufs.Put(pbuf)
 		}
 		d.Rearm()
 		return
 	}
-	w.consume(data)
+	if pbuf == nil && need > 0 && len(data) < need {
+		w.in = data // still incomplete: nothing to decode yet
+		d.Rearm()
+		return
+	}
+	w.in = nil
+	w.consume(data, pbuf == nil)
 	if pbuf != nil {
 		readBufs.Put(pbuf)
 	}
 	if !w.ended {
 		d.Rearm()
 	}
+}
+
+// growCarry makes room in in (an incomplete frame of need bytes in total,
+// 0 if unknown) for the next read: at least readChunk bytes, doubling the
+// capacity, never beyond need. Memory so follows the bytes received.
+func growCarry(in []byte, need int) []byte {
+	if cap(in)-len(in) >= readChunk || (need > 0 && cap(in) >= need) {
+		return in
+	}
+	c := max(2*cap(in), len(in)+readChunk)
+	if need > len(in) && c > need {
+		c = need
+	}
+	return append(make([]byte, 0, c), in...)
 }
 
 // pump reads and handles what the socket holds now, without waiting for
@@ -204,7 +225,9 @@ func (w *wsConn) pump() {
 }
 
 // consume decodes data; an incomplete frame at its end is kept in w.in.
-func (w *wsConn) consume(data []byte) {
+// owned says that data is w.in's own buffer (not a pooled one), which the
+// incomplete frame may keep when it starts the buffer.
+func (w *wsConn) consume(data []byte, owned bool) {
 	used, err := w.dec.Decode(data, w)
 	if err != nil {
 		code := ws.StatusProtocolError
@@ -218,8 +241,13 @@ func (w *wsConn) consume(data []byte) {
 	if w.ended || w.draining {
 		return
 	}
-	if rest := data[used:]; len(rest) > 0 {
-		w.in = bytes.Clone(rest)
+	rest := data[used:]
+	switch {
+	case len(rest) == 0:
+	case owned && used == 0:
+		w.in = rest // no frame completed: keep growing the same buffer
+	default:
+		w.in = append(make([]byte, 0, len(rest)+readChunk), rest...)
 	}
 }
 

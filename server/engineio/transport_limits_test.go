@@ -1,0 +1,147 @@
+package engineio
+
+import (
+	"encoding/binary"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/siobridge/siobridge/internal/ws"
+)
+
+// carried returns the bytes of incomplete frames the server's WebSockets
+// hold, and their buffers' capacity.
+func carried(s *Server) (n, capacity int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.sessions {
+		c.mu.Lock()
+		w := c.ws
+		c.mu.Unlock()
+		if w == nil {
+			continue
+		}
+		w.rmu.Lock()
+		n += len(w.in)
+		capacity += cap(w.in)
+		w.rmu.Unlock()
+	}
+	return n, capacity
+}
+
+// waitFor polls cond until it holds (or fails the test after 10 s).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func totalAlloc() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.TotalAlloc
+}
+
+// TestHugeAnnouncedFrameAllocatesWhatArrives: 15 bytes announcing a 2^40
+// byte frame, with no payload limit, must not make the server allocate
+// for the announced length (it did, and died "out of memory"). The
+// server runs in a child process so that the old behaviour fails the
+// test instead of killing the test binary.
+func TestHugeAnnouncedFrameAllocatesWhatArrives(t *testing.T) {
+	if os.Getenv("SIOBRIDGE_HUGE_FRAME_CHILD") != "" {
+		hugeAnnouncedFrame(t)
+		return
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestHugeAnnouncedFrameAllocatesWhatArrives$", "-test.v")
+	child.Env = append(os.Environ(), "SIOBRIDGE_HUGE_FRAME_CHILD=1")
+	out, err := child.CombinedOutput()
+	if err != nil {
+		t.Fatalf("server process failed: %v\n%s", err, tail(out, 2000))
+	}
+	t.Logf("%s", tail(out, 500))
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func hugeAnnouncedFrame(t *testing.T) {
+	base, s := serverWith(t, Options{PingInterval: time.Minute, MaxPayload: math.MaxInt}, func(c *Conn) {
+		c.OnMessage(func([]byte, bool) {})
+	})
+	c := dialRaw(t, base, "EIO=4&transport=websocket")
+	c.read() // open
+	runtime.GC()
+	before := totalAlloc()
+	hdr := []byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 'x'}
+	binary.BigEndian.PutUint64(hdr[2:], 1<<40)
+	if _, err := c.conn.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the server to read the frame's start", func() bool { n, _ := carried(s); return n == len(hdr) })
+	grown := totalAlloc() - before
+	_, capacity := carried(s)
+	t.Logf("15 bytes announcing 2^40: server allocated %d bytes, carry buffer %d bytes", grown, capacity)
+	if grown > 1<<20 || capacity > 1<<20 {
+		t.Fatalf("15 bytes announcing 2^40 made the server allocate %d bytes (carry buffer %d)", grown, capacity)
+	}
+}
+
+// TestTrickledFrameCostsLinearMemory: a 1 MiB frame written 100 bytes at a
+// time used to be re-buffered and copied on every read (gigabytes
+// allocated); the bytes allocated must stay a small multiple of the frame.
+func TestTrickledFrameCostsLinearMemory(t *testing.T) {
+	const size = 1 << 20
+	got := make(chan int, 1)
+	base, s := serverWith(t, Options{PingInterval: time.Minute, MaxPayload: 2 * size}, func(c *Conn) {
+		c.OnMessage(func(d []byte, _ bool) { got <- len(d) })
+	})
+	c := dialRaw(t, base, "EIO=4&transport=websocket")
+	c.conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	c.read() // open
+	frame := ws.AppendClientFrame(nil, 0x81, []byte("4"+strings.Repeat("x", size-1)), [4]byte{9, 8, 7, 6})
+	runtime.GC()
+	before := totalAlloc()
+	// every 32 pieces the server reads what was written before the next
+	// is written, so it sees at least one read per 3,200 bytes whatever
+	// the scheduling (and usually one per piece)
+	for i, off := 0, 0; off < len(frame); i, off = i+1, off+100 {
+		end := min(off+100, len(frame))
+		if _, err := c.conn.Write(frame[off:end]); err != nil {
+			t.Fatal(err)
+		}
+		if end == len(frame) || i%32 != 31 {
+			continue
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for n, _ := carried(s); n != end; n, _ = carried(s) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the server holds %d bytes, want %d", n, end)
+			}
+			runtime.Gosched()
+		}
+	}
+	select {
+	case n := <-got:
+		if n != size-1 {
+			t.Fatalf("message of %d bytes, want %d", n, size-1)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the trickled message never arrived")
+	}
+	grown := totalAlloc() - before
+	t.Logf("1 MiB frame in 100-byte writes: %d KiB allocated", grown>>10)
+	if grown > 8*size {
+		t.Fatalf("a 1 MiB frame in 100-byte writes allocated %d MiB (limit 8 MiB)", grown>>20)
+	}
+}
