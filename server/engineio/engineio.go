@@ -388,6 +388,10 @@ type Conn struct {
 
 	onMessage func(data []byte, binary bool)
 	onClose   func(reason string)
+	// dmu serializes the handling of incoming packets: a polling POST that
+	// began before an upgrade may still be delivering when the WebSocket's
+	// first messages arrive.
+	dmu sync.Mutex
 
 	mu           sync.Mutex
 	transport    string
@@ -792,13 +796,16 @@ func (c *Conn) pollPost(w http.ResponseWriter, r *http.Request) {
 		c.closeWith("parse error", false)
 		return
 	}
+	c.dmu.Lock()
 	for _, p := range packets {
 		if !c.handlePacket(p.Data, p.Binary) {
+			c.dmu.Unlock()
 			c.s.fail(w, codeBadRequest)
 			c.closeWith("parse error", false)
 			return
 		}
 	}
+	c.dmu.Unlock()
 	w.Header().Set("Content-Type", "text/html")
 	w.Write([]byte("ok"))
 }
@@ -847,7 +854,10 @@ func (c *Conn) sendWS(w *wsConn, msgs []Message) error {
 
 // onWSMessage handles a message of the session's WebSocket.
 func (c *Conn) onWSMessage(op byte, p []byte) bool {
-	if !c.handlePacket(p, op == ws.OpBinary) {
+	c.dmu.Lock()
+	ok := c.handlePacket(p, op == ws.OpBinary)
+	c.dmu.Unlock()
+	if !ok {
 		c.closeWith("parse error", false)
 		return false
 	}
