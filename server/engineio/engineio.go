@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -45,6 +46,18 @@ type Options struct {
 	// 1024); a client that falls further behind is disconnected with
 	// reason "send queue full", so it never delays the others.
 	SendQueueSize int
+	// SendQueueBytes bounds the bytes waiting for one client, on either
+	// transport, the Engine.IO control packets (pongs to the client's
+	// pings) included; each queued packet also counts
+	// QueueEntryOverhead bytes for its bookkeeping. A packet that would
+	// take the queue over the bound disconnects the client with reason
+	// "send queue full" (logged), unless the queue is empty: one packet
+	// larger than the bound still goes out. Default: 4 MiB, or twice
+	// MaxPayload when that is larger, so that a client's MaxPayload-sized
+	// ping can always be answered, and a client is dropped once it is
+	// about one maximum Linux socket send buffer (tcp_wmem, 4 MiB) behind
+	// in user space too.
+	SendQueueBytes int
 	// PerMessageDeflate enables WebSocket compression.
 	PerMessageDeflate bool
 	// CompressionThreshold: polling responses larger than this are gzip
@@ -55,6 +68,14 @@ type Options struct {
 	AllowRequest func(r *http.Request) error
 	Logger       *slog.Logger
 }
+
+// DefaultSendQueueBytes is the least default of Options.SendQueueBytes.
+const DefaultSendQueueBytes = 4 << 20
+
+// QueueEntryOverhead is what one queued packet counts against
+// Options.SendQueueBytes besides its bytes: the slice headers and
+// bookkeeping it costs, so that many tiny packets (pongs) are bounded too.
+const QueueEntryOverhead = 64
 
 // CORS configures cross-origin answers.
 type CORS struct {
@@ -137,6 +158,9 @@ func NewServer(o Options) *Server {
 	}
 	if o.SendQueueSize <= 0 {
 		o.SendQueueSize = 1024
+	}
+	if o.SendQueueBytes <= 0 {
+		o.SendQueueBytes = max(DefaultSendQueueBytes, 2*min(o.MaxPayload, math.MaxInt/2))
 	}
 	if o.CompressionThreshold == 0 {
 		o.CompressionThreshold = 1024
@@ -396,6 +420,7 @@ type Conn struct {
 	mu           sync.Mutex
 	transport    string
 	queue        []Message     // polling: packets waiting for a GET
+	queueBytes   int           // polling: their cost against SendQueueBytes
 	notify       chan struct{} // polling: wakes the waiting GET
 	getActive    bool
 	postBusy     bool
@@ -469,13 +494,17 @@ func (c *Conn) SendBatch(msgs []Message) error {
 		c.mu.Unlock()
 		return c.sendWS(w, msgs)
 	}
-	if len(c.queue)+len(msgs) > c.s.o.SendQueueSize {
+	add := 0
+	for _, m := range msgs {
+		add += queueCost(1 + len(m.Data))
+	}
+	if c.overLocked(len(msgs), add) {
 		c.mu.Unlock()
 		c.closeWith("send queue full", false)
 		return ErrClosed
 	}
 	for _, m := range msgs {
-		c.queue = append(c.queue, Message{Data: append([]byte{'4'}, m.Data...), Binary: m.Binary})
+		c.pushLocked(Message{Data: append([]byte{'4'}, m.Data...), Binary: m.Binary})
 	}
 	c.mu.Unlock()
 	c.wake()
@@ -495,9 +524,41 @@ func (c *Conn) sendPacket(p string) {
 		c.sendWS(w, []Message{{Data: []byte(p), control: true}})
 		return
 	}
-	c.queue = append(c.queue, Message{Data: []byte(p)})
+	if c.overLocked(1, queueCost(len(p))) {
+		c.mu.Unlock()
+		c.closeWith("send queue full", false)
+		return
+	}
+	c.pushLocked(Message{Data: []byte(p)})
 	c.mu.Unlock()
 	c.wake()
+}
+
+// queueCost is what a queued packet of n bytes counts against
+// SendQueueBytes.
+func queueCost(n int) int { return n + QueueEntryOverhead }
+
+// overLocked reports whether n more packets costing add bytes would take
+// the polling queue over its bounds (an empty queue takes any one batch
+// that fits SendQueueSize).
+func (c *Conn) overLocked(n, add int) bool {
+	if len(c.queue)+n > c.s.o.SendQueueSize {
+		return true
+	}
+	return len(c.queue) > 0 && c.queueBytes+add > c.s.o.SendQueueBytes
+}
+
+// pushLocked appends m to the polling queue.
+func (c *Conn) pushLocked(m Message) {
+	c.queue = append(c.queue, m)
+	c.queueBytes += queueCost(len(m.Data))
+}
+
+// takeQueueLocked empties the polling queue and returns what it held.
+func (c *Conn) takeQueueLocked() []Message {
+	q := c.queue
+	c.queue, c.queueBytes = nil, 0
+	return q
 }
 
 func (c *Conn) wake() {
@@ -531,16 +592,20 @@ func (c *Conn) Close() error {
 // closeWith ends the session once: sendClose queues a close packet first.
 func (c *Conn) closeWith(reason string, sendClose bool) {
 	c.closeOnce.Do(func() {
+		if reason == "send queue full" {
+			c.s.log.Warn("engineio: disconnecting a client that does not keep up", "sid", c.id, "reason", reason,
+				"send_queue_size", c.s.o.SendQueueSize, "send_queue_bytes", c.s.o.SendQueueBytes)
+		}
 		c.mu.Lock()
 		w := c.ws
 		wsTransport := c.wsActive && !c.upgrading
 		c.stopTimersLocked()
 		c.closed = true
 		if !sendClose && reason != "transport close" {
-			c.queue = nil // nothing more for a client that timed out or misbehaved
+			c.takeQueueLocked() // nothing more for a client that timed out or misbehaved
 		}
 		if sendClose && !wsTransport {
-			c.queue = append(c.queue, Message{Data: []byte{'1'}})
+			c.pushLocked(Message{Data: []byte{'1'}})
 		}
 		polling := c.transport == "polling"
 		c.mu.Unlock()
@@ -642,7 +707,7 @@ func (c *Conn) handlePacket(p []byte, binary bool) bool {
 	case '1':
 		// the waiting (or next) GET ends with a noop
 		c.mu.Lock()
-		c.queue = append(c.queue, Message{Data: []byte{'6'}})
+		c.pushLocked(Message{Data: []byte{'6'}})
 		c.mu.Unlock()
 		c.closeWith("transport close", false)
 	case '2': // a client ping (probe is handled by the upgrade)
@@ -684,8 +749,7 @@ func (c *Conn) pollGet(w http.ResponseWriter, r *http.Request) {
 	for {
 		c.mu.Lock()
 		if len(c.queue) > 0 {
-			q := c.queue
-			c.queue = nil
+			q := c.takeQueueLocked()
 			c.mu.Unlock()
 			c.s.writePayload(w, r, q)
 			return
@@ -798,6 +862,9 @@ func (c *Conn) pollPost(w http.ResponseWriter, r *http.Request) {
 	}
 	c.dmu.Lock()
 	for _, p := range packets {
+		if c.isClosed() {
+			break // closed by a packet before (or its consequences): the rest is moot
+		}
 		if !c.handlePacket(p.Data, p.Binary) {
 			c.dmu.Unlock()
 			c.s.fail(w, codeBadRequest)
@@ -940,8 +1007,7 @@ func (c *Conn) completeUpgrade(wc *wsConn) bool {
 	if c.closed {
 		return false
 	}
-	pending := c.queue
-	c.queue = nil
+	pending := c.takeQueueLocked()
 	var frames [][]byte
 	for _, m := range pending {
 		switch {
@@ -956,7 +1022,7 @@ func (c *Conn) completeUpgrade(wc *wsConn) bool {
 		}
 	}
 	if len(frames) > 0 {
-		wc.enqueue(frames...)
+		wc.add(false, frames...) // already within the session's bounds
 	}
 	c.ws = wc
 	c.transport = "websocket"

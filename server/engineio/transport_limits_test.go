@@ -145,3 +145,97 @@ func TestTrickledFrameCostsLinearMemory(t *testing.T) {
 		t.Fatalf("a 1 MiB frame in 100-byte writes allocated %d MiB (limit 8 MiB)", grown>>20)
 	}
 }
+
+// closeReasons records the reason each session closed with.
+func closeReasons() (func(*Conn), chan string) {
+	ch := make(chan string, 16)
+	return func(c *Conn) {
+		c.OnMessage(func([]byte, bool) {})
+		c.OnClose(func(r string) { ch <- r })
+	}, ch
+}
+
+func expectReason(t *testing.T, ch chan string, want string) {
+	t.Helper()
+	select {
+	case r := <-ch:
+		if r != want {
+			t.Fatalf("session closed with %q, want %q", r, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the session was not closed (want %q)", want)
+	}
+}
+
+// TestPollingPongsAreBoundedInBytes: pings POSTed by a client that never
+// GETs queued their pongs without limit (ten POSTs: 13 -> 731 MB). Pongs
+// count against SendQueueBytes (and SendQueueSize) like any packet.
+func TestPollingPongsAreBoundedInBytes(t *testing.T) {
+	onConn, reasons := closeReasons()
+	base, _ := serverWith(t, Options{PingInterval: time.Minute, SendQueueBytes: 1 << 20}, onConn)
+	t.Run("large pings", func(t *testing.T) {
+		sid := openPolling(t, base)
+		ping := "2" + strings.Repeat("p", 100<<10)
+		body := strings.Repeat(ping+"\x1e", 8) + ping // 9 pings of 100 KiB
+		posts := 0
+		for ; posts < 10; posts++ {
+			if code, _ := do(t, "POST", base+"?EIO=4&transport=polling&sid="+sid, body); code != 200 {
+				break
+			}
+		}
+		expectReason(t, reasons, "send queue full")
+		t.Logf("closed after %d POSTs of 900 KiB of pings", posts)
+	})
+	t.Run("many small pings", func(t *testing.T) {
+		sid := openPolling(t, base)
+		body := strings.Repeat("2\x1e", 300_000) + "2"
+		do(t, "POST", base+"?EIO=4&transport=polling&sid="+sid, body)
+		expectReason(t, reasons, "send queue full")
+	})
+}
+
+// TestWebSocketPongsAreBoundedInBytes: a WebSocket client that sends
+// large Engine.IO pings and never reads was queued a pong for each, the
+// queue bounded only by its frame count (300 x 1 MB pings: 453 MB).
+func TestWebSocketPongsAreBoundedInBytes(t *testing.T) {
+	delivered := make(chan struct{}, 1)
+	reasons := make(chan string, 1)
+	base, _ := serverWith(t, Options{PingInterval: time.Minute, SendQueueBytes: 1 << 20}, func(c *Conn) {
+		c.OnMessage(func([]byte, bool) { delivered <- struct{}{} })
+		c.OnClose(func(r string) { reasons <- r })
+	})
+	c := dialRaw(t, base, "EIO=4&transport=websocket")
+	c.conn.SetDeadline(time.Now().Add(time.Minute))
+	c.read() // open
+	// 32 MiB of pings: far more than the socket buffers on both sides hold
+	ping := ws.AppendClientFrame(nil, 0x81, []byte("2"+strings.Repeat("p", 256<<10)), [4]byte{1, 2, 3, 4})
+	for range 128 {
+		if _, err := c.conn.Write(ping); err != nil {
+			break // the server cut us off
+		}
+	}
+	c.conn.Write(ws.AppendClientFrame(nil, 0x81, []byte("4done"), [4]byte{1, 2, 3, 4}))
+	select {
+	case r := <-reasons:
+		if r != "send queue full" {
+			t.Fatalf("session closed with %q, want %q", r, "send queue full")
+		}
+	case <-delivered:
+		t.Fatal("every ping was answered into the queue of a client that does not read")
+	case <-time.After(30 * time.Second):
+		t.Fatal("neither closed nor delivered")
+	}
+}
+
+// TestSendQueueBytesDefault: the documented default.
+func TestSendQueueBytesDefault(t *testing.T) {
+	for _, tc := range []struct{ maxPayload, want int }{
+		{0, DefaultSendQueueBytes},
+		{3 << 20, 6 << 20},
+		{math.MaxInt, math.MaxInt - 1},
+	} {
+		if got := NewServer(Options{MaxPayload: tc.maxPayload}).o.SendQueueBytes; got != tc.want {
+			t.Errorf("MaxPayload %d: SendQueueBytes %d, want %d", tc.maxPayload, got, tc.want)
+		}
+	}
+}

@@ -46,6 +46,7 @@ type wsConn struct {
 	// write side
 	wmu       sync.Mutex
 	out       [][]byte // frames waiting to be written
+	outBytes  int      // their cost against SendQueueBytes (written bytes excluded)
 	head      int      // bytes of out[0] already written
 	scheduled bool     // queued for a flush worker, or a blocking writer runs
 	closing   bool     // the close frame is queued: nothing more is accepted
@@ -264,7 +265,10 @@ func (w *wsConn) Message(op byte, p []byte) error {
 
 // Ping implements ws.Handler.
 func (w *wsConn) Ping(p []byte) {
-	w.enqueue(ws.AppendFrame(nil, ws.OpPong, nil, p))
+	if errors.Is(w.enqueue(ws.AppendFrame(nil, ws.OpPong, nil, p)), errQueueFull) {
+		w.draining = true
+		w.end("send queue full")
+	}
 }
 
 // Close implements ws.Handler: the client closes.
@@ -298,18 +302,28 @@ func (w *wsConn) readFailed() {
 // ---------------------------------------------------------------- writing
 
 // enqueue queues frames in order; it fails when the connection is closing
-// or its queue is full.
-func (w *wsConn) enqueue(frames ...[]byte) error {
+// or its queue is full (SendQueueSize frames, SendQueueBytes bytes; an
+// empty queue takes any one batch that fits SendQueueSize).
+func (w *wsConn) enqueue(frames ...[]byte) error { return w.add(true, frames...) }
+
+// add queues frames, within the queue's bounds when bounded.
+func (w *wsConn) add(bounded bool, frames ...[]byte) error {
+	cost := 0
+	for _, f := range frames {
+		cost += queueCost(len(f))
+	}
 	w.wmu.Lock()
 	if w.closing || w.dead {
 		w.wmu.Unlock()
 		return ErrClosed
 	}
-	if len(w.out)+len(frames) > w.s.o.SendQueueSize {
+	if bounded && (len(w.out)+len(frames) > w.s.o.SendQueueSize ||
+		len(w.out) > 0 && w.outBytes+cost > w.s.o.SendQueueBytes) {
 		w.wmu.Unlock()
 		return errQueueFull
 	}
 	w.out = append(w.out, frames...)
+	w.outBytes += cost
 	w.scheduleLocked()
 	w.wmu.Unlock()
 	return nil
@@ -349,6 +363,7 @@ func (w *wsConn) writeNow(frame []byte) {
 		}
 		// partly written: queue the rest in front of what came meanwhile
 		w.out = append([][]byte{frame[n:]}, w.out...)
+		w.outBytes += queueCost(len(frame) - n)
 		w.scheduleLocked()
 		w.wmu.Unlock()
 		return
@@ -375,8 +390,10 @@ func (w *wsConn) closeWith(closeFrame []byte, last []byte) {
 	}
 	if last != nil {
 		w.out = append(w.out, last)
+		w.outBytes += queueCost(len(last))
 	}
 	w.out = append(w.out, closeFrame)
+	w.outBytes += queueCost(len(closeFrame))
 	w.closing = true
 	w.finishing = true
 	w.timer = time.AfterFunc(closeLinger, w.finish)
@@ -387,7 +404,7 @@ func (w *wsConn) closeWith(closeFrame []byte, last []byte) {
 // abort closes the connection without writing what is queued.
 func (w *wsConn) abort() {
 	w.wmu.Lock()
-	w.out = nil
+	w.out, w.outBytes = nil, 0
 	w.closing = true
 	w.wmu.Unlock()
 	w.finish()
@@ -402,7 +419,7 @@ func (w *wsConn) finish() {
 	}
 	w.dead = true
 	w.closing = true
-	w.out = nil
+	w.out, w.outBytes = nil, 0
 	d := w.d
 	if w.timer != nil {
 		w.timer.Stop()
@@ -423,10 +440,12 @@ func (w *wsConn) dropWritten(n int) {
 		rest := len(w.out[k]) - w.head
 		if n < rest {
 			w.head += n
+			w.outBytes -= n
 			n = 0
 			break
 		}
 		n -= rest
+		w.outBytes -= queueCost(len(w.out[k]) - w.head)
 		w.head = 0
 		k++
 	}
