@@ -9,6 +9,7 @@ package netpoll
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -104,6 +105,34 @@ func (d *Desc) Removed() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.removed
+}
+
+// Reset closes conn with a TCP reset instead of an orderly shutdown: with
+// SO_LINGER set to 0 the kernel discards what it has not sent yet and
+// sends RST, so a peer that stopped reading holds neither our memory nor
+// the kernel's (no FIN waiting behind unsent data in FIN-WAIT-1). A
+// connection that wraps another (NetConn, as *tls.Conn) resets the one
+// beneath; one that is not TCP is just closed.
+func Reset(conn net.Conn) error {
+	c := conn
+	for {
+		if l, ok := c.(interface{ SetLinger(sec int) error }); ok {
+			if err := l.SetLinger(0); err != nil {
+				conn.Close()
+				return fmt.Errorf("netpoll: reset: %w", err)
+			}
+			break
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	if c != conn {
+		c.Close() // a TLS close would first try to write its close_notify
+	}
+	return conn.Close()
 }
 
 // Poller watches connections. The zero value is not usable; use New.

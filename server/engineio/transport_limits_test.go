@@ -2,11 +2,13 @@ package engineio
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -237,5 +239,48 @@ func TestSendQueueBytesDefault(t *testing.T) {
 		if got := NewServer(Options{MaxPayload: tc.maxPayload}).o.SendQueueBytes; got != tc.want {
 			t.Errorf("MaxPayload %d: SendQueueBytes %d, want %d", tc.maxPayload, got, tc.want)
 		}
+	}
+}
+
+// TestStalledClientIsReset: a WebSocket client that never reads is given
+// up when its queue fills. It used to be closed with a FIN queued behind
+// what the kernel still held for it (the socket lingered in FIN-WAIT-1
+// with its send buffer, and the client went on reading old messages); it
+// must be cut off with a reset, which the client sees as ECONNRESET.
+func TestStalledClientIsReset(t *testing.T) {
+	sessions := make(chan *Conn, 1)
+	reasons := make(chan string, 1)
+	base, _ := serverWith(t, Options{PingInterval: time.Minute, SendQueueBytes: 1 << 20}, func(c *Conn) {
+		c.OnClose(func(r string) { reasons <- r })
+		sessions <- c
+	})
+	c := dialRaw(t, base, "EIO=4&transport=websocket")
+	c.conn.SetDeadline(time.Now().Add(time.Minute))
+	conn := <-sessions
+	msg := []byte(strings.Repeat("m", 64<<10))
+	sent := 0
+	conn.mu.Lock()
+	w := conn.ws
+	conn.mu.Unlock()
+	for ; sent < 10_000 && conn.Send(msg, false) == nil; sent++ {
+		// let the server write what the socket buffers take, so that the
+		// queue fills only once they are full
+		for deadline := time.Now().Add(100 * time.Millisecond); w.queued() > 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	expectReason(t, reasons, "send queue full")
+	// the client drains what reached it, then sees how the connection ended
+	buf := make([]byte, 256<<10)
+	read := 0
+	var err error
+	for err == nil {
+		var n int
+		n, err = c.br.Read(buf)
+		read += n
+	}
+	t.Logf("%d messages sent before the queue filled; the client then read %d KiB, and %v", sent, read>>10, err)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the stalled client's connection ended with %v, want a reset (ECONNRESET)", err)
 	}
 }

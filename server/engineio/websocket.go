@@ -396,22 +396,43 @@ func (w *wsConn) closeWith(closeFrame []byte, last []byte) {
 	w.outBytes += queueCost(len(closeFrame))
 	w.closing = true
 	w.finishing = true
-	w.timer = time.AfterFunc(closeLinger, w.finish)
+	w.timer = time.AfterFunc(closeLinger, w.lingerOver)
 	w.scheduleLocked()
 	w.wmu.Unlock()
 }
 
-// abort closes the connection without writing what is queued.
+// abort cuts off a client that does not keep up: nothing queued is
+// written, and the connection is reset so that what the kernel still
+// holds for it is dropped too.
 func (w *wsConn) abort() {
 	w.wmu.Lock()
 	w.out, w.outBytes = nil, 0
 	w.closing = true
 	w.wmu.Unlock()
+	w.reset()
+}
+
+// lingerOver ends a closing connection when closeLinger is over: gracefully
+// if the close frame was written (the client just did not answer it), with
+// a reset if the client did not even read that far.
+func (w *wsConn) lingerOver() {
+	w.wmu.Lock()
+	stalled := len(w.out) > 0
+	w.wmu.Unlock()
+	if stalled {
+		w.reset()
+		return
+	}
 	w.finish()
 }
 
-// finish closes the connection (once).
-func (w *wsConn) finish() {
+// finish closes the connection (once) with an orderly shutdown.
+func (w *wsConn) finish() { w.finishWith(false) }
+
+// reset closes the connection (once) with a TCP reset (netpoll.Reset).
+func (w *wsConn) reset() { w.finishWith(true) }
+
+func (w *wsConn) finishWith(reset bool) {
 	w.wmu.Lock()
 	if w.dead {
 		w.wmu.Unlock()
@@ -427,7 +448,11 @@ func (w *wsConn) finish() {
 	w.wmu.Unlock()
 	if d != nil {
 		d.Remove()
-		d.Conn().Close()
+		if reset {
+			netpoll.Reset(d.Conn())
+		} else {
+			d.Conn().Close()
+		}
 	}
 	w.s.wsLive.Done()
 }
@@ -563,8 +588,10 @@ func (w *wsConn) shutdownWrite() {
 	w.finish()
 }
 
+// writeFailed ends a connection whose write failed or timed out: reset,
+// as the client stopped reading (or is gone).
 func (w *wsConn) writeFailed() {
-	w.finish()
+	w.reset()
 	w.end("transport error")
 }
 
