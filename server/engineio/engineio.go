@@ -854,25 +854,26 @@ func (c *Conn) pollPost(w http.ResponseWriter, r *http.Request) {
 		c.closeWith("transport error", false)
 		return
 	}
-	packets, err := decodePayload(body)
-	if err != nil {
+	if err := checkPayload(body); err != nil {
 		c.s.fail(w, codeBadRequest)
 		c.closeWith("parse error", false)
 		return
 	}
 	c.dmu.Lock()
-	for _, p := range packets {
+	ok := true
+	eachPacket(body, func(data []byte, binary bool) bool {
 		if c.isClosed() {
-			break // closed by a packet before (or its consequences): the rest is moot
+			return false // closed by a packet before (or its consequences): the rest is moot
 		}
-		if !c.handlePacket(p.Data, p.Binary) {
-			c.dmu.Unlock()
-			c.s.fail(w, codeBadRequest)
-			c.closeWith("parse error", false)
-			return
-		}
-	}
+		ok = c.handlePacket(data, binary)
+		return ok
+	})
 	c.dmu.Unlock()
+	if !ok {
+		c.s.fail(w, codeBadRequest)
+		c.closeWith("parse error", false)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html")
 	w.Write([]byte("ok"))
 }
@@ -880,26 +881,79 @@ func (c *Conn) pollPost(w http.ResponseWriter, r *http.Request) {
 // decodePayload splits a polling payload: packets separated by 0x1e,
 // binary ones as "b" + base64.
 func decodePayload(body []byte) ([]Message, error) {
-	recs := strings.Split(string(body), "\x1e")
-	out := make([]Message, 0, len(recs))
-	for _, rec := range recs {
-		if rec == "" {
-			return nil, errors.New("engineio: empty packet in payload")
-		}
-		if rec[0] == 'b' {
-			data, err := base64.StdEncoding.DecodeString(rec[1:])
-			if err != nil {
-				return nil, fmt.Errorf("engineio: invalid base64 packet: %w", err)
-			}
-			out = append(out, Message{Data: data, Binary: true})
-			continue
-		}
-		if rec[0] < '0' || rec[0] > '6' {
-			return nil, fmt.Errorf("engineio: unknown packet type %q", rec[0])
-		}
-		out = append(out, Message{Data: []byte(rec)})
+	if err := checkPayload(body); err != nil {
+		return nil, err
 	}
+	out := make([]Message, 0, bytes.Count(body, []byte{0x1e})+1)
+	eachPacket(body, func(data []byte, binary bool) bool {
+		out = append(out, Message{Data: bytes.Clone(data), Binary: binary})
+		return true
+	})
 	return out, nil
+}
+
+// A polling payload is read in two passes that allocate no more than the
+// payload's size whatever its packet count: checkPayload validates every
+// packet (nothing is handled from an invalid payload), eachPacket then
+// hands them over one at a time.
+
+// eachRecord calls fn for every 0x1e-separated record of body, until fn
+// returns false.
+func eachRecord(body []byte, fn func(rec []byte) bool) {
+	for {
+		i := bytes.IndexByte(body, 0x1e)
+		if i < 0 {
+			fn(body)
+			return
+		}
+		if !fn(body[:i]) {
+			return
+		}
+		body = body[i+1:]
+	}
+}
+
+// checkPayload reports the first invalid packet of a polling payload.
+func checkPayload(body []byte) error {
+	var (
+		scratch []byte // decoded binary packets, reused
+		err     error
+	)
+	eachRecord(body, func(rec []byte) bool {
+		switch {
+		case len(rec) == 0:
+			err = errors.New("engineio: empty packet in payload")
+		case rec[0] == 'b':
+			if n := base64.StdEncoding.DecodedLen(len(rec) - 1); cap(scratch) < n {
+				scratch = make([]byte, n)
+			}
+			if _, derr := base64.StdEncoding.Decode(scratch[:cap(scratch)], rec[1:]); derr != nil {
+				err = fmt.Errorf("engineio: invalid base64 packet: %w", derr)
+			}
+		case rec[0] < '0' || rec[0] > '6':
+			err = fmt.Errorf("engineio: unknown packet type %q", rec[0])
+		}
+		return err == nil
+	})
+	return err
+}
+
+// eachPacket calls fn with every packet of a payload that checkPayload
+// accepted, until fn returns false. A binary packet's data is decoded
+// into its own slice, a message's ("4...") is a copy the callee may
+// keep; other packets alias body.
+func eachPacket(body []byte, fn func(data []byte, binary bool) bool) {
+	eachRecord(body, func(rec []byte) bool {
+		switch rec[0] {
+		case 'b':
+			data := make([]byte, base64.StdEncoding.DecodedLen(len(rec)-1))
+			n, _ := base64.StdEncoding.Decode(data, rec[1:])
+			return fn(data[:n], true)
+		case '4':
+			return fn(bytes.Clone(rec), false)
+		}
+		return fn(rec, false)
+	})
 }
 
 // ---------------------------------------------------------------- websocket
