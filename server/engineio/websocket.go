@@ -131,11 +131,13 @@ func (w *wsConn) end(reason string) {
 
 // onReadable reads what the socket has and handles the whole frames.
 //
-// A frame that arrives in pieces is carried in w.in, which grows with the
-// bytes received (doubling, at most to the frame's size), never with the
-// length the frame announces; the decoder sees it again only when the
-// frame may be complete (its size is reached, or its header was not whole
-// yet), so a frame trickled in small pieces costs linear time and memory.
+// A frame that arrives in pieces is carried in w.in, which holds what was
+// received and grows with it (doubling, at most to the frame's size),
+// never with the length the frame announces: an idle connection in the
+// middle of a frame holds about what it sent. The decoder sees the frame
+// again only when it may be complete (its size is reached, or its header
+// was not whole yet), so a frame trickled in small pieces costs linear
+// time and memory.
 func (w *wsConn) onReadable(d *netpoll.Desc) {
 	w.rmu.Lock()
 	defer w.rmu.Unlock()
@@ -143,19 +145,22 @@ func (w *wsConn) onReadable(d *netpoll.Desc) {
 		return
 	}
 	var (
-		buf  []byte
-		pbuf *[]byte
-		need int // the carried frame's total size; 0 while its header is incomplete
+		buf    []byte // what the read fills from off
+		off    int
+		pbuf   *[]byte
+		need   int  // the carried frame's total size; 0 while its header is incomplete
+		direct bool // reading into w.in's spare capacity
 	)
 	if len(w.in) > 0 {
 		need = ws.FrameSize(w.in)
-		w.in = growCarry(w.in, need)
-		buf = w.in[:cap(w.in)]
+		direct = cap(w.in)-len(w.in) >= readChunk || (need > 0 && cap(w.in) >= need)
+	}
+	if direct {
+		buf, off = w.in[:cap(w.in)], len(w.in)
 	} else {
 		pbuf = readBufs.Get().(*[]byte)
 		buf = *pbuf
 	}
-	off := len(w.in)
 	n, err := d.Read(buf[off:])
 	if err != nil {
 		if pbuf != nil {
@@ -168,7 +173,6 @@ func (w *wsConn) onReadable(d *netpoll.Desc) {
 		w.readFailed()
 		return
 	}
-	data := buf[:off+n]
 	if w.draining {
 		w.in = nil
 		if pbuf != nil {
@@ -177,13 +181,21 @@ func (w *wsConn) onReadable(d *netpoll.Desc) {
 		d.Rearm()
 		return
 	}
-	if pbuf == nil && need > 0 && len(data) < need {
+	data, owned := buf[:off+n], direct
+	if !direct && len(w.in) > 0 {
+		data, owned = appendCarry(w.in, data, need), true
+	}
+	if pbuf != nil && owned {
+		readBufs.Put(pbuf)
+		pbuf = nil
+	}
+	if owned && need > 0 && len(data) < need {
 		w.in = data // still incomplete: nothing to decode yet
 		d.Rearm()
 		return
 	}
 	w.in = nil
-	w.consume(data, pbuf == nil)
+	w.consume(data, owned)
 	if pbuf != nil {
 		readBufs.Put(pbuf)
 	}
@@ -192,18 +204,18 @@ func (w *wsConn) onReadable(d *netpoll.Desc) {
 	}
 }
 
-// growCarry makes room in in (an incomplete frame of need bytes in total,
-// 0 if unknown) for the next read: at least readChunk bytes, doubling the
-// capacity, never beyond need. Memory so follows the bytes received.
-func growCarry(in []byte, need int) []byte {
-	if cap(in)-len(in) >= readChunk || (need > 0 && cap(in) >= need) {
-		return in
+// appendCarry appends p to in, an incomplete frame of need bytes in total
+// (0 if unknown), doubling its capacity when it must grow but never
+// beyond the frame's size.
+func appendCarry(in, p []byte, need int) []byte {
+	if cap(in)-len(in) < len(p) {
+		c := max(2*cap(in), len(in)+len(p))
+		if need >= len(in)+len(p) {
+			c = min(c, need)
+		}
+		in = append(make([]byte, 0, c), in...)
 	}
-	c := max(2*cap(in), len(in)+readChunk)
-	if need > len(in) && c > need {
-		c = need
-	}
-	return append(make([]byte, 0, c), in...)
+	return append(in, p...)
 }
 
 // pump reads and handles what the socket holds now, without waiting for
@@ -248,7 +260,7 @@ func (w *wsConn) consume(data []byte, owned bool) {
 	case owned && used == 0:
 		w.in = rest // no frame completed: keep growing the same buffer
 	default:
-		w.in = append(make([]byte, 0, len(rest)+readChunk), rest...)
+		w.in = bytes.Clone(rest) // what was received, no more
 	}
 }
 
