@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -226,6 +227,40 @@ func TestWebSocketPongsAreBoundedInBytes(t *testing.T) {
 		}
 	case <-delivered:
 		t.Fatal("every ping was answered into the queue of a client that does not read")
+	case <-time.After(30 * time.Second):
+		t.Fatal("neither closed nor delivered")
+	}
+}
+
+// TestWebSocketPingFramesAreBounded: the answers to WebSocket ping frames
+// (opcode 9) of a client that never reads were dropped silently once its
+// queue was full, the client kept. They count like any frame: the client
+// is disconnected.
+func TestWebSocketPingFramesAreBounded(t *testing.T) {
+	delivered := make(chan struct{}, 1)
+	reasons := make(chan string, 1)
+	base, _ := serverWith(t, Options{PingInterval: time.Minute}, func(c *Conn) {
+		c.OnMessage(func([]byte, bool) { delivered <- struct{}{} })
+		c.OnClose(func(r string) { reasons <- r })
+	})
+	c := dialRaw(t, base, "EIO=4&transport=websocket")
+	c.conn.SetDeadline(time.Now().Add(time.Minute))
+	c.read() // open
+	ping := ws.AppendClientFrame(nil, 0x89, []byte(strings.Repeat("p", 125)), [4]byte{1, 2, 3, 4})
+	batch := bytes.Repeat(ping, 1000)
+	for range 200 { // 26 MB of pings, 25 MB of answers
+		if _, err := c.conn.Write(batch); err != nil {
+			break // the server cut us off
+		}
+	}
+	c.conn.Write(ws.AppendClientFrame(nil, 0x81, []byte("4done"), [4]byte{1, 2, 3, 4}))
+	select {
+	case r := <-reasons:
+		if r != "send queue full" {
+			t.Fatalf("session closed with %q, want %q", r, "send queue full")
+		}
+	case <-delivered:
+		t.Fatal("a client that does not read its pongs was kept")
 	case <-time.After(30 * time.Second):
 		t.Fatal("neither closed nor delivered")
 	}
