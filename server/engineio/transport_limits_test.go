@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"runtime"
@@ -341,5 +342,47 @@ func TestPollingPayloadCostsItsSize(t *testing.T) {
 				t.Fatalf("a %d-byte POST allocated %d bytes (over 16 per byte)", len(body), grown)
 			}
 		})
+	}
+}
+
+// TestFramesSplitAnywhere: messages of every size written in pieces cut at
+// random places (headers included) arrive whole and in order.
+func TestFramesSplitAnywhere(t *testing.T) {
+	got := make(chan []byte, 300)
+	base, _ := serverWith(t, Options{PingInterval: time.Minute}, func(c *Conn) {
+		c.OnMessage(func(d []byte, _ bool) { got <- d })
+	})
+	c := dialRaw(t, base, "EIO=4&transport=websocket")
+	c.read() // open
+	rng := rand.New(rand.NewPCG(1, 2))
+	var stream []byte
+	var want [][]byte
+	for i := range 300 {
+		size := rng.IntN(1 << (4 + i%14)) // up to 128 KiB
+		p := make([]byte, size)
+		for j := range p {
+			p[j] = 'a' + byte(rng.IntN(26))
+		}
+		want = append(want, p)
+		stream = ws.AppendClientFrame(stream, 0x81, append([]byte{'4'}, p...), [4]byte{byte(i), 2, 3, 4})
+	}
+	go func() {
+		for len(stream) > 0 {
+			n := min(len(stream), 1+rng.IntN(3000))
+			if _, err := c.conn.Write(stream[:n]); err != nil {
+				return
+			}
+			stream = stream[n:]
+		}
+	}()
+	for i, w := range want {
+		select {
+		case d := <-got:
+			if !bytes.Equal(d, w) {
+				t.Fatalf("message %d: %d bytes, want %d", i, len(d), len(w))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d of %d never arrived", i, len(want))
+		}
 	}
 }
