@@ -48,9 +48,23 @@ func WithPing(interval, timeout time.Duration) Option {
 // WithMaxPayload bounds one HTTP body or WebSocket frame (default 1 MB).
 func WithMaxPayload(n int) Option { return func(c *config) { c.eio.MaxPayload = n } }
 
-// WithCORS answers cross-origin requests from origins ("*" for any).
+// WithCORS accepts cross-origin requests from origins ("*" for any) and
+// answers them with the CORS headers; requests from other origins are
+// refused on both transports (400 "Not an accepted origin.", as
+// python-engineio's cors_allowed_origins). Without WithCORS or
+// WithOriginCheck only same-origin requests, and requests without an Origin
+// header (non-browser clients), are accepted. A list replaces the default:
+// list the server's own origin too when its pages connect. With no origins,
+// the default stays.
 func WithCORS(credentials bool, origins ...string) Option {
 	return func(c *config) { c.eio.CORS = &engineio.CORS{Origins: origins, Credentials: credentials} }
+}
+
+// WithOriginCheck makes fn decide which Origin headers are accepted (a
+// request without one does not reach it); accepted origins get the CORS
+// headers. It takes precedence over WithCORS's list.
+func WithOriginCheck(fn func(origin string, r *http.Request) bool) Option {
+	return func(c *config) { c.eio.CheckOrigin = fn }
 }
 
 // WithTransports restricts the transports ("polling", "websocket").

@@ -37,8 +37,17 @@ type Options struct {
 	Transports []string
 	// DisableUpgrades keeps polling sessions on polling.
 	DisableUpgrades bool
-	// CORS, when set, answers cross-origin requests.
+	// CORS, when set, answers cross-origin requests from its origins, and
+	// only from them: requests whose Origin is not listed are refused (400
+	// "Not an accepted origin."); "*" accepts every origin. Without CORS
+	// and CheckOrigin, only same-origin requests (and requests without an
+	// Origin header) are accepted, as python-engineio does.
 	CORS *CORS
+	// CheckOrigin, when set, decides which Origin headers are accepted
+	// (instead of CORS.Origins or the same-origin default); requests
+	// without an Origin header do not reach it. Accepted origins get the
+	// CORS answer headers.
+	CheckOrigin func(origin string, r *http.Request) bool
 	// Cookie, when set, is sent with the handshake (io=<sid>).
 	Cookie *Cookie
 	// SendQueueSize bounds the packets waiting for one client (default
@@ -200,10 +209,16 @@ func (s *Server) fail(w http.ResponseWriter, code int) {
 func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 	c := s.o.CORS
 	if c == nil {
-		return
+		if s.o.CheckOrigin == nil {
+			return
+		}
+		c = &CORS{} // headers for the origins CheckOrigin accepts
 	}
 	origin := r.Header.Get("Origin")
 	allowed := ""
+	if s.o.CheckOrigin != nil && origin != "" {
+		allowed = origin // accepted by originAllowed
+	}
 	for _, o := range c.Origins {
 		if o == "*" {
 			allowed = "*"
@@ -238,6 +253,10 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 
 // ServeHTTP serves the Engine.IO endpoint.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.originAllowed(r) {
+		s.refuseOrigin(w, r)
+		return
+	}
 	s.cors(w, r)
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusNoContent)
