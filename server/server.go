@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"regexp"
 	"sync"
 	"time"
@@ -77,8 +78,29 @@ func WithConnectTimeout(d time.Duration) Option { return func(c *config) { c.con
 // WithCookie sends the Engine.IO session cookie.
 func WithCookie(ck engineio.Cookie) Option { return func(c *config) { c.eio.Cookie = &ck } }
 
-// WithEngineOptions sets every Engine.IO option at once.
-func WithEngineOptions(o engineio.Options) Option { return func(c *config) { c.eio = o } }
+// WithEngineOptions sets the Engine.IO options that are not zero in o,
+// over those set by the options before it: options compose, the last one
+// to set a field wins, and a zero field (0, false, nil, "") keeps what was
+// set before (WithPing(3*time.Second, 2*time.Second) followed by
+// WithEngineOptions(engineio.Options{PerMessageDeflate: true}) keeps the
+// 3 s ping interval).
+func WithEngineOptions(o engineio.Options) Option {
+	return func(c *config) {
+		dst, src := reflect.ValueOf(&c.eio).Elem(), reflect.ValueOf(o)
+		for i := range src.NumField() {
+			if f := src.Field(i); !f.IsZero() && dst.Type().Field(i).IsExported() {
+				dst.Field(i).Set(f)
+			}
+		}
+	}
+}
+
+// WithAllowRequest makes fn decide whether a handshake is accepted: an
+// error refuses it (403, Engine.IO code 4 "Forbidden"), as python-engineio's
+// and Node's allowRequest.
+func WithAllowRequest(fn func(r *http.Request) error) Option {
+	return func(c *config) { c.eio.AllowRequest = fn }
+}
 
 // WithAlwaysConnect accepts connections before the connect handler runs;
 // when the handler then returns an error, the socket is disconnected
@@ -116,6 +138,9 @@ func New(opts ...Option) *Server {
 	c := config{connectTimeout: 45 * time.Second}
 	for _, o := range opts {
 		o(&c)
+	}
+	if c.log == nil {
+		c.log = c.eio.Logger // set by WithEngineOptions
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
