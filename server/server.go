@@ -39,6 +39,8 @@ type config struct {
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
 	alwaysConnect  bool
+	backlogEvents  int
+	backlogBytes   int
 }
 
 // WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
@@ -108,6 +110,29 @@ func WithAllowRequest(fn func(r *http.Request) error) Option {
 // accepted once the handler returned nil.
 func WithAlwaysConnect() Option { return func(c *config) { c.alwaysConnect = true } }
 
+// WithEventBacklog bounds the events of one socket that wait for their
+// handler while an earlier handler of the socket runs: at most events
+// events and bytes bytes (payloads and attachments, plus 128 bytes per
+// event); zero keeps a default (DefaultBacklogEvents,
+// DefaultBacklogBytes). A client whose events arrive faster than its
+// handlers finish, past the bound, is disconnected (reason "forced close")
+// with a warning in the log: its events are never dropped silently, and
+// neither its memory nor its handlers outlive it. When a socket
+// disconnects, the events still waiting are dropped; the handler running
+// finishes. (python-socketio and Node have no such backlog: Node runs
+// handlers without waiting for the previous one, python-socketio starts a
+// task per event.)
+func WithEventBacklog(events, bytes int) Option {
+	return func(c *config) {
+		if events > 0 {
+			c.backlogEvents = events
+		}
+		if bytes > 0 {
+			c.backlogBytes = bytes
+		}
+	}
+}
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
@@ -119,6 +144,8 @@ type Server struct {
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
 	alwaysConnect  bool
+	backlogEvents  int // bounds of a socket's event backlog
+	backlogBytes   int
 	queue          queueCounters // ConsumeQueue
 
 	mu             sync.RWMutex
@@ -135,7 +162,7 @@ type dynamicNamespace struct {
 
 // New returns a server; namespace "/" always exists.
 func New(opts ...Option) *Server {
-	c := config{connectTimeout: 45 * time.Second}
+	c := config{connectTimeout: 45 * time.Second, backlogEvents: DefaultBacklogEvents, backlogBytes: DefaultBacklogBytes}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -147,7 +174,8 @@ func New(opts ...Option) *Server {
 	}
 	c.eio.Logger = c.log
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
-		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect}
+		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect,
+		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes}
 	s.Of("/")
 	s.eio.OnConnection(s.onConnection)
 	return s
