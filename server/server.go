@@ -184,11 +184,34 @@ func New(opts ...Option) *Server {
 // ServeHTTP serves Socket.IO; mount it at "/socket.io/".
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.ServeHTTP(w, r) }
 
-// Run serves on addr at /socket.io/ until the listener fails.
+// Run serves on addr at /socket.io/ until the listener fails, with the
+// limits of NewHTTPServer.
 func (s *Server) Run(addr string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", s)
-	return http.ListenAndServe(addr, mux)
+	return NewHTTPServer(addr, mux).ListenAndServe()
+}
+
+// Limits of NewHTTPServer.
+const (
+	// MaxHeaderBytes bounds a request's header (Node's default, 16 KB).
+	MaxHeaderBytes = 16 << 10
+	// ReadHeaderTimeout is the time a client has to send a request's
+	// header: a connection that sends it slower (slowloris) is closed.
+	ReadHeaderTimeout = 10 * time.Second
+	// IdleTimeout closes keep-alive connections idle between requests.
+	IdleTimeout = 120 * time.Second
+)
+
+// NewHTTPServer returns an http.Server for addr and h with the limits a
+// public server needs, which http.ListenAndServe does not set:
+// ReadHeaderTimeout, IdleTimeout and MaxHeaderBytes (larger headers get
+// 431). No ReadTimeout or WriteTimeout: a polling GET waits up to the ping
+// interval and a WebSocket lives on; the bodies of polling requests are
+// bounded by WithMaxPayload.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: ReadHeaderTimeout,
+		IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
 }
 
 // Shutdown disconnects every client and waits for handlers to finish, or

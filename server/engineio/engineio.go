@@ -431,7 +431,7 @@ type Conn struct {
 }
 
 func newConn(s *Server, r *http.Request, transport string) *Conn {
-	c := &Conn{s: s, id: NewID(), req: r, transport: transport, done: make(chan struct{})}
+	c := &Conn{s: s, id: NewID(), req: sessionRequest(r), transport: transport, done: make(chan struct{})}
 	if transport == "polling" {
 		c.notify = make(chan struct{}, 1) // only a polling GET waits on it
 	}
@@ -441,7 +441,8 @@ func newConn(s *Server, r *http.Request, transport string) *Conn {
 // ID returns the session id.
 func (c *Conn) ID() string { return c.id }
 
-// Request returns the handshake request.
+// Request returns the handshake request, trimmed to what a session keeps
+// (its headers up to 16 KB; no body, no context): see sessionRequest.
 func (c *Conn) Request() *http.Request { return c.req }
 
 // Transport returns "polling" or "websocket".
