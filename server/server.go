@@ -41,6 +41,7 @@ type config struct {
 	alwaysConnect  bool
 	backlogEvents  int
 	backlogBytes   int
+	maxNamespaces  int
 }
 
 // WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
@@ -133,6 +134,23 @@ func WithEventBacklog(events, bytes int) Option {
 	}
 }
 
+// DefaultMaxNamespaces is the default number of namespaces one client
+// may join at once (WithMaxNamespaces).
+const DefaultMaxNamespaces = 64
+
+// WithMaxNamespaces bounds the namespaces one client may join at once
+// (default DefaultMaxNamespaces): a CONNECT past it is refused with
+// CONNECT_ERROR "Too many namespaces". A client's sockets cost memory for
+// a few bytes sent, and are looked up by a scan, so their number is kept
+// small. Zero keeps the default.
+func WithMaxNamespaces(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxNamespaces = n
+		}
+	}
+}
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
@@ -146,6 +164,7 @@ type Server struct {
 	alwaysConnect  bool
 	backlogEvents  int // bounds of a socket's event backlog
 	backlogBytes   int
+	maxNamespaces  int           // per client
 	queue          queueCounters // ConsumeQueue
 
 	mu             sync.RWMutex
@@ -162,7 +181,8 @@ type dynamicNamespace struct {
 
 // New returns a server; namespace "/" always exists.
 func New(opts ...Option) *Server {
-	c := config{connectTimeout: 45 * time.Second, backlogEvents: DefaultBacklogEvents, backlogBytes: DefaultBacklogBytes}
+	c := config{connectTimeout: 45 * time.Second, backlogEvents: DefaultBacklogEvents, backlogBytes: DefaultBacklogBytes,
+		maxNamespaces: DefaultMaxNamespaces}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -175,7 +195,7 @@ func New(opts ...Option) *Server {
 	c.eio.Logger = c.log
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
 		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect,
-		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes}
+		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, maxNamespaces: c.maxNamespaces}
 	s.Of("/")
 	s.eio.OnConnection(s.onConnection)
 	return s
@@ -228,10 +248,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Of returns namespace name, creating it if needed.
+// Of returns namespace name, creating it if needed (a name that a dynamic
+// namespace pattern accepts is created as that dynamic namespace).
 func (s *Server) Of(name string) *Namespace {
 	if name == "" || name[0] != '/' {
 		name = "/" + name
+	}
+	if n := s.lookup(name); n != nil {
+		return n
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -244,7 +268,11 @@ func (s *Server) Of(name string) *Namespace {
 }
 
 // OfFunc accepts namespaces whose name match accepts (dynamic namespaces);
-// setup configures each one when a client first connects to it.
+// setup configures each one when a client first connects to it. A dynamic
+// namespace is removed when its last socket leaves (Node's
+// cleanupEmptyChildNamespaces), so that clients cannot fill the server
+// with namespaces: the next client creates it again and setup runs again.
+// Namespaces made with Of or On are never removed.
 func (s *Server) OfFunc(match func(name string) bool, setup func(*Namespace)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -272,6 +300,7 @@ func (s *Server) lookup(name string) *Namespace {
 			created := n == nil
 			if created {
 				n = newNamespace(s, name)
+				n.dynamic = true
 				s.nsps[name] = n
 			}
 			s.mu.Unlock()
@@ -282,6 +311,21 @@ func (s *Server) lookup(name string) *Namespace {
 		}
 	}
 	return nil
+}
+
+// dropIfEmpty removes dynamic namespace n when it has no socket left.
+func (s *Server) dropIfEmpty(n *Namespace) {
+	if !n.dynamic {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.sockets) == 0 && s.nsps[n.name] == n {
+		delete(s.nsps, n.name)
+		n.removed = true
+	}
 }
 
 // On registers an event handler in namespace ns; see Namespace.On.
@@ -382,8 +426,8 @@ func (c *client) onMessage(data []byte, binary bool) {
 	}
 }
 
-// nsSockets is a client's sockets, one per namespace: a handful at most,
-// so a slice is smaller and as fast as a map.
+// nsSockets is a client's sockets, one per namespace: a handful usually,
+// WithMaxNamespaces at most, so a slice is smaller and as fast as a map.
 type nsSockets []*Socket
 
 func (l nsSockets) get(ns string) *Socket {
@@ -447,6 +491,13 @@ func connectErrorPayload(err error) json.RawMessage {
 }
 
 func (c *client) connect(p *parser.Packet) {
+	c.mu.Lock()
+	full := len(c.sockets) >= c.s.maxNamespaces
+	c.mu.Unlock()
+	if full {
+		c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: p.Namespace, Data: json.RawMessage(`{"message":"Too many namespaces"}`)})
+		return
+	}
 	n := c.s.lookup(p.Namespace)
 	if n == nil {
 		c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: p.Namespace, Data: json.RawMessage(`{"message":"Invalid namespace"}`)})
@@ -466,6 +517,7 @@ func (c *client) connect(p *parser.Packet) {
 	for _, mw := range n.middlewares() {
 		if err := mw(sock, auth); err != nil {
 			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})
+			c.s.dropIfEmpty(n)
 			return
 		}
 	}
@@ -476,7 +528,13 @@ func (c *client) connect(p *parser.Packet) {
 		c.timer = nil
 	}
 	c.mu.Unlock()
-	n.add(sock)
+	if !n.add(sock) { // a dynamic namespace removed since lookup: join the next one
+		c.mu.Lock()
+		c.sockets.remove(sock)
+		c.mu.Unlock()
+		c.connect(p)
+		return
+	}
 	if c.s.alwaysConnect {
 		ack, _ := json.Marshal(map[string]string{"sid": sock.id})
 		c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
@@ -496,6 +554,7 @@ func (c *client) connect(p *parser.Packet) {
 			c.mu.Unlock()
 			sock.dropPending()
 			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})
+			c.s.dropIfEmpty(n)
 			return
 		}
 	}

@@ -389,6 +389,7 @@ func (s *Socket) remove(reason string) {
 	if h != nil {
 		h(s, reason)
 	}
+	s.n.s.dropIfEmpty(s.n)
 }
 
 // dispatch runs the handler of one event.
