@@ -128,7 +128,11 @@ func (s *Socket) ID() string { return s.id }
 // Namespace returns the socket's namespace name.
 func (s *Socket) Namespace() string { return s.n.name }
 
-// Request returns the handshake request: headers, cookies, query.
+// Request returns the handshake request: method, URL and query, Host,
+// RemoteAddr, TLS state, headers and cookies. It is a copy that keeps at
+// most 16 KB of headers (taken in the order of their names; no body, and
+// context.Background as its context), so that a session does not hold a
+// large handshake for its life.
 func (s *Socket) Request() *http.Request { return s.c.conn.Request() }
 
 // Auth returns the auth payload the client sent when it connected.
