@@ -158,6 +158,13 @@ func TestOriginList(t *testing.T) {
 	checkOrigin(t, hs, "", true)
 	checkOrigin(t, hs, "https://evil.example", false)
 	checkOrigin(t, hs, hs.URL, false) // the list replaces the default (python-engineio)
+	// CORS preflights too
+	if code, body := pollReq(t, hs, http.MethodOptions, "", "https://evil.example", ""); code != 400 || body != "Not an accepted origin." {
+		t.Errorf("preflight from another origin: %d %q", code, body)
+	}
+	if code, _ := pollReq(t, hs, http.MethodOptions, "", "https://good.example", ""); code != http.StatusNoContent {
+		t.Errorf("preflight from a listed origin: %d", code)
+	}
 	if h := handshakeHeaders(t, hs, "https://good.example"); h.Get("Access-Control-Allow-Origin") != "https://good.example" || h.Get("Access-Control-Allow-Credentials") != "true" {
 		t.Errorf("CORS headers: %v", h)
 	}
