@@ -25,6 +25,8 @@ type Namespace struct {
 	mws          []func(s *Socket, auth json.RawMessage) error
 	sockets      map[string]*Socket
 	rooms        map[string]map[*Socket]struct{}
+	dynamic      bool // made by a dynamic namespace pattern: removed when empty
+	removed      bool // removed from the server (guarded by mu)
 }
 
 func newNamespace(s *Server, name string) *Namespace {
@@ -184,11 +186,16 @@ func lowerFirst(s string) string {
 	return string(s[0]+'a'-'A') + s[1:]
 }
 
-func (n *Namespace) add(s *Socket) {
+// add adds s; false when n was removed from the server (dropIfEmpty).
+func (n *Namespace) add(s *Socket) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.removed {
+		return false
+	}
 	n.sockets[s.id] = s
 	n.joinLocked(s, s.id)
+	return true
 }
 
 func (n *Namespace) removeSocket(s *Socket) {

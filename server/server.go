@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"regexp"
 	"sync"
 	"time"
@@ -38,6 +39,9 @@ type config struct {
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
 	alwaysConnect  bool
+	backlogEvents  int
+	backlogBytes   int
+	maxNamespaces  int
 }
 
 // WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
@@ -48,9 +52,23 @@ func WithPing(interval, timeout time.Duration) Option {
 // WithMaxPayload bounds one HTTP body or WebSocket frame (default 1 MB).
 func WithMaxPayload(n int) Option { return func(c *config) { c.eio.MaxPayload = n } }
 
-// WithCORS answers cross-origin requests from origins ("*" for any).
+// WithCORS accepts cross-origin requests from origins ("*" for any) and
+// answers them with the CORS headers; requests from other origins are
+// refused on both transports (400 "Not an accepted origin.", as
+// python-engineio's cors_allowed_origins). Without WithCORS or
+// WithOriginCheck only same-origin requests, and requests without an Origin
+// header (non-browser clients), are accepted. A list replaces the default:
+// list the server's own origin too when its pages connect. With no origins,
+// the default stays.
 func WithCORS(credentials bool, origins ...string) Option {
 	return func(c *config) { c.eio.CORS = &engineio.CORS{Origins: origins, Credentials: credentials} }
+}
+
+// WithOriginCheck makes fn decide which Origin headers are accepted (a
+// request without one does not reach it); accepted origins get the CORS
+// headers. It takes precedence over WithCORS's list.
+func WithOriginCheck(fn func(origin string, r *http.Request) bool) Option {
+	return func(c *config) { c.eio.CheckOrigin = fn }
 }
 
 // WithTransports restricts the transports ("polling", "websocket").
@@ -63,14 +81,75 @@ func WithConnectTimeout(d time.Duration) Option { return func(c *config) { c.con
 // WithCookie sends the Engine.IO session cookie.
 func WithCookie(ck engineio.Cookie) Option { return func(c *config) { c.eio.Cookie = &ck } }
 
-// WithEngineOptions sets every Engine.IO option at once.
-func WithEngineOptions(o engineio.Options) Option { return func(c *config) { c.eio = o } }
+// WithEngineOptions sets the Engine.IO options that are not zero in o,
+// over those set by the options before it: options compose, the last one
+// to set a field wins, and a zero field (0, false, nil, "") keeps what was
+// set before (WithPing(3*time.Second, 2*time.Second) followed by
+// WithEngineOptions(engineio.Options{PerMessageDeflate: true}) keeps the
+// 3 s ping interval).
+func WithEngineOptions(o engineio.Options) Option {
+	return func(c *config) {
+		dst, src := reflect.ValueOf(&c.eio).Elem(), reflect.ValueOf(o)
+		for i := range src.NumField() {
+			if f := src.Field(i); !f.IsZero() && dst.Type().Field(i).IsExported() {
+				dst.Field(i).Set(f)
+			}
+		}
+	}
+}
+
+// WithAllowRequest makes fn decide whether a handshake is accepted: an
+// error refuses it (403, Engine.IO code 4 "Forbidden"), as python-engineio's
+// and Node's allowRequest.
+func WithAllowRequest(fn func(r *http.Request) error) Option {
+	return func(c *config) { c.eio.AllowRequest = fn }
+}
 
 // WithAlwaysConnect accepts connections before the connect handler runs;
 // when the handler then returns an error, the socket is disconnected
 // (Flask-SocketIO's always_connect=True). By default a connection is only
 // accepted once the handler returned nil.
 func WithAlwaysConnect() Option { return func(c *config) { c.alwaysConnect = true } }
+
+// WithEventBacklog bounds the events of one socket that wait for their
+// handler while an earlier handler of the socket runs: at most events
+// events and bytes bytes (payloads and attachments, plus 128 bytes per
+// event); zero keeps a default (DefaultBacklogEvents,
+// DefaultBacklogBytes). A client whose events arrive faster than its
+// handlers finish, past the bound, is disconnected (reason "forced close")
+// with a warning in the log: its events are never dropped silently, and
+// neither its memory nor its handlers outlive it. When a socket
+// disconnects, the events still waiting are dropped; the handler running
+// finishes. (python-socketio and Node have no such backlog: Node runs
+// handlers without waiting for the previous one, python-socketio starts a
+// task per event.)
+func WithEventBacklog(events, bytes int) Option {
+	return func(c *config) {
+		if events > 0 {
+			c.backlogEvents = events
+		}
+		if bytes > 0 {
+			c.backlogBytes = bytes
+		}
+	}
+}
+
+// DefaultMaxNamespaces is the default number of namespaces one client
+// may join at once (WithMaxNamespaces).
+const DefaultMaxNamespaces = 64
+
+// WithMaxNamespaces bounds the namespaces one client may join at once
+// (default DefaultMaxNamespaces): a CONNECT past it is refused with
+// CONNECT_ERROR "Too many namespaces". A client's sockets cost memory for
+// a few bytes sent, and are looked up by a scan, so their number is kept
+// small. Zero keeps the default.
+func WithMaxNamespaces(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxNamespaces = n
+		}
+	}
+}
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -83,6 +162,9 @@ type Server struct {
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
 	alwaysConnect  bool
+	backlogEvents  int // bounds of a socket's event backlog
+	backlogBytes   int
+	maxNamespaces  int           // per client
 	queue          queueCounters // ConsumeQueue
 
 	mu             sync.RWMutex
@@ -99,16 +181,21 @@ type dynamicNamespace struct {
 
 // New returns a server; namespace "/" always exists.
 func New(opts ...Option) *Server {
-	c := config{connectTimeout: 45 * time.Second}
+	c := config{connectTimeout: 45 * time.Second, backlogEvents: DefaultBacklogEvents, backlogBytes: DefaultBacklogBytes,
+		maxNamespaces: DefaultMaxNamespaces}
 	for _, o := range opts {
 		o(&c)
+	}
+	if c.log == nil {
+		c.log = c.eio.Logger // set by WithEngineOptions
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.eio.Logger = c.log
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
-		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect}
+		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect,
+		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, maxNamespaces: c.maxNamespaces}
 	s.Of("/")
 	s.eio.OnConnection(s.onConnection)
 	return s
@@ -117,11 +204,34 @@ func New(opts ...Option) *Server {
 // ServeHTTP serves Socket.IO; mount it at "/socket.io/".
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.ServeHTTP(w, r) }
 
-// Run serves on addr at /socket.io/ until the listener fails.
+// Run serves on addr at /socket.io/ until the listener fails, with the
+// limits of NewHTTPServer.
 func (s *Server) Run(addr string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", s)
-	return http.ListenAndServe(addr, mux)
+	return NewHTTPServer(addr, mux).ListenAndServe()
+}
+
+// Limits of NewHTTPServer.
+const (
+	// MaxHeaderBytes bounds a request's header (Node's default, 16 KB).
+	MaxHeaderBytes = 16 << 10
+	// ReadHeaderTimeout is the time a client has to send a request's
+	// header: a connection that sends it slower (slowloris) is closed.
+	ReadHeaderTimeout = 10 * time.Second
+	// IdleTimeout closes keep-alive connections idle between requests.
+	IdleTimeout = 120 * time.Second
+)
+
+// NewHTTPServer returns an http.Server for addr and h with the limits a
+// public server needs, which http.ListenAndServe does not set:
+// ReadHeaderTimeout, IdleTimeout and MaxHeaderBytes (larger headers get
+// 431). No ReadTimeout or WriteTimeout: a polling GET waits up to the ping
+// interval and a WebSocket lives on; the bodies of polling requests are
+// bounded by WithMaxPayload.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: ReadHeaderTimeout,
+		IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
 }
 
 // Shutdown disconnects every client and waits for handlers to finish, or
@@ -138,10 +248,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Of returns namespace name, creating it if needed.
+// Of returns namespace name, creating it if needed (a name that a dynamic
+// namespace pattern accepts is created as that dynamic namespace).
 func (s *Server) Of(name string) *Namespace {
 	if name == "" || name[0] != '/' {
 		name = "/" + name
+	}
+	if n := s.lookup(name); n != nil {
+		return n
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -154,7 +268,11 @@ func (s *Server) Of(name string) *Namespace {
 }
 
 // OfFunc accepts namespaces whose name match accepts (dynamic namespaces);
-// setup configures each one when a client first connects to it.
+// setup configures each one when a client first connects to it. A dynamic
+// namespace is removed when its last socket leaves (Node's
+// cleanupEmptyChildNamespaces), so that clients cannot fill the server
+// with namespaces: the next client creates it again and setup runs again.
+// Namespaces made with Of or On are never removed.
 func (s *Server) OfFunc(match func(name string) bool, setup func(*Namespace)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -182,6 +300,7 @@ func (s *Server) lookup(name string) *Namespace {
 			created := n == nil
 			if created {
 				n = newNamespace(s, name)
+				n.dynamic = true
 				s.nsps[name] = n
 			}
 			s.mu.Unlock()
@@ -192,6 +311,21 @@ func (s *Server) lookup(name string) *Namespace {
 		}
 	}
 	return nil
+}
+
+// dropIfEmpty removes dynamic namespace n when it has no socket left.
+func (s *Server) dropIfEmpty(n *Namespace) {
+	if !n.dynamic {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.sockets) == 0 && s.nsps[n.name] == n {
+		delete(s.nsps, n.name)
+		n.removed = true
+	}
 }
 
 // On registers an event handler in namespace ns; see Namespace.On.
@@ -292,8 +426,8 @@ func (c *client) onMessage(data []byte, binary bool) {
 	}
 }
 
-// nsSockets is a client's sockets, one per namespace: a handful at most,
-// so a slice is smaller and as fast as a map.
+// nsSockets is a client's sockets, one per namespace: a handful usually,
+// WithMaxNamespaces at most, so a slice is smaller and as fast as a map.
 type nsSockets []*Socket
 
 func (l nsSockets) get(ns string) *Socket {
@@ -357,6 +491,13 @@ func connectErrorPayload(err error) json.RawMessage {
 }
 
 func (c *client) connect(p *parser.Packet) {
+	c.mu.Lock()
+	full := len(c.sockets) >= c.s.maxNamespaces
+	c.mu.Unlock()
+	if full {
+		c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: p.Namespace, Data: json.RawMessage(`{"message":"Too many namespaces"}`)})
+		return
+	}
 	n := c.s.lookup(p.Namespace)
 	if n == nil {
 		c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: p.Namespace, Data: json.RawMessage(`{"message":"Invalid namespace"}`)})
@@ -376,6 +517,7 @@ func (c *client) connect(p *parser.Packet) {
 	for _, mw := range n.middlewares() {
 		if err := mw(sock, auth); err != nil {
 			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})
+			c.s.dropIfEmpty(n)
 			return
 		}
 	}
@@ -386,7 +528,13 @@ func (c *client) connect(p *parser.Packet) {
 		c.timer = nil
 	}
 	c.mu.Unlock()
-	n.add(sock)
+	if !n.add(sock) { // a dynamic namespace removed since lookup: join the next one
+		c.mu.Lock()
+		c.sockets.remove(sock)
+		c.mu.Unlock()
+		c.connect(p)
+		return
+	}
 	if c.s.alwaysConnect {
 		ack, _ := json.Marshal(map[string]string{"sid": sock.id})
 		c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
@@ -406,6 +554,7 @@ func (c *client) connect(p *parser.Packet) {
 			c.mu.Unlock()
 			sock.dropPending()
 			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})
+			c.s.dropIfEmpty(n)
 			return
 		}
 	}

@@ -33,37 +33,88 @@ type Socket struct {
 	event      string            // the event whose handler is running
 	eventArgs  []json.RawMessage // and its arguments
 	inbox      []*parser.Packet  // events waiting for their handler
-	running    bool              // a goroutine is draining inbox
+	inboxBytes int               // their backlogCost
+	running    bool              // a goroutine runs handlers (drain)
+}
+
+// Bounds of a socket's event backlog (WithEventBacklog).
+const (
+	// DefaultBacklogEvents is the default number of events that may wait
+	// for their handler on one socket.
+	DefaultBacklogEvents = 4096
+	// DefaultBacklogBytes is the default size of the events waiting for
+	// their handler on one socket: their payloads and attachments plus
+	// backlogEventOverhead each.
+	DefaultBacklogBytes = 4 << 20
+	// backlogEventOverhead is what a waiting event costs besides its
+	// bytes (the packet and its slot), so that empty events count too.
+	backlogEventOverhead = 128
+)
+
+// backlogCost is the size of p in the backlog.
+func backlogCost(p *parser.Packet) int {
+	n := backlogEventOverhead + len(p.Data)
+	for _, a := range p.Attachments {
+		n += len(a)
+	}
+	return n
 }
 
 // enqueue runs the handlers of a socket's events one after the other, in
 // arrival order, off the connection's read loop (so a handler may wait,
-// e.g. for an acknowledgement, without blocking the connection).
+// e.g. for an acknowledgement, without blocking the connection). Events
+// that arrive while a handler runs wait in the socket's backlog; a client
+// whose backlog grows over its bound (WithEventBacklog) is disconnected.
+// An event for an idle socket is started at once, whatever its size.
 func (s *Socket) enqueue(p *parser.Packet) {
+	srv := s.n.s
 	s.mu.Lock()
-	s.inbox = append(s.inbox, p)
-	if s.running {
+	if s.gone {
 		s.mu.Unlock()
 		return
 	}
-	s.running = true
+	if !s.running {
+		s.running = true
+		s.mu.Unlock()
+		srv.wg.Add(1)
+		go s.drain(p)
+		return
+	}
+	cost := backlogCost(p)
+	if len(s.inbox) >= srv.backlogEvents || s.inboxBytes+cost > srv.backlogBytes {
+		events, size := len(s.inbox), s.inboxBytes
+		s.inbox, s.inboxBytes = nil, 0
+		s.mu.Unlock()
+		srv.log.Warn("socket.io: disconnecting a client whose event backlog is over its bound (its handlers do not keep up with its events)",
+			"sid", s.id, "namespace", s.n.name, "events", events, "bytes", size,
+			"maxEvents", srv.backlogEvents, "maxBytes", srv.backlogBytes)
+		s.c.conn.Close()
+		return
+	}
+	s.inbox = append(s.inbox, p)
+	s.inboxBytes += cost
 	s.mu.Unlock()
-	s.n.s.wg.Add(1)
-	go func() {
-		defer s.n.s.wg.Done()
-		for {
-			s.mu.Lock()
-			if len(s.inbox) == 0 {
-				s.running = false
-				s.mu.Unlock()
-				return
-			}
-			next := s.inbox[0]
-			s.inbox = s.inbox[1:]
+}
+
+// drain runs p's handler, then those of the backlog, until it is empty or
+// the socket is gone (the events left are then dropped, not run).
+func (s *Socket) drain(p *parser.Packet) {
+	defer s.n.s.wg.Done()
+	for {
+		s.dispatch(p)
+		s.mu.Lock()
+		if len(s.inbox) == 0 || s.gone {
+			s.running = false
+			s.inbox, s.inboxBytes = nil, 0
 			s.mu.Unlock()
-			s.dispatch(next)
+			return
 		}
-	}()
+		p = s.inbox[0]
+		s.inbox[0] = nil
+		s.inbox = s.inbox[1:]
+		s.inboxBytes -= backlogCost(p)
+		s.mu.Unlock()
+	}
 }
 
 func newSocket(c *client, n *Namespace, auth json.RawMessage) *Socket {
@@ -77,7 +128,11 @@ func (s *Socket) ID() string { return s.id }
 // Namespace returns the socket's namespace name.
 func (s *Socket) Namespace() string { return s.n.name }
 
-// Request returns the handshake request: headers, cookies, query.
+// Request returns the handshake request: method, URL and query, Host,
+// RemoteAddr, TLS state, headers and cookies. It is a copy that keeps at
+// most 16 KB of headers (taken in the order of their names; no body, and
+// context.Background as its context), so that a session does not hold a
+// large handshake for its life.
 func (s *Socket) Request() *http.Request { return s.c.conn.Request() }
 
 // Auth returns the auth payload the client sent when it connected.
@@ -326,6 +381,7 @@ func (s *Socket) remove(reason string) {
 		return
 	}
 	s.gone = true
+	s.inbox, s.inboxBytes = nil, 0 // events not started are not run for a gone socket
 	s.mu.Unlock()
 	s.n.removeSocket(s)
 	s.c.mu.Lock()
@@ -337,6 +393,7 @@ func (s *Socket) remove(reason string) {
 	if h != nil {
 		h(s, reason)
 	}
+	s.n.s.dropIfEmpty(s.n)
 }
 
 // dispatch runs the handler of one event.

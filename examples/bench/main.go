@@ -58,5 +58,5 @@ func main() {
 		}()
 	}
 	log.Printf("bench server on %s", *addr)
-	log.Fatal(http.ListenAndServe(*addr, mux))
+	log.Fatal(server.NewHTTPServer(*addr, mux).ListenAndServe())
 }

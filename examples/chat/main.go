@@ -10,9 +10,9 @@ package main
 import (
 	"flag"
 	"log"
-	"net/http"
 
 	"github.com/siobridge/siobridge/examples/chat/chatapp"
+	"github.com/siobridge/siobridge/server"
 )
 
 func main() {
@@ -21,5 +21,5 @@ func main() {
 	flag.Parse()
 	_, h := chatapp.New(*client)
 	log.Printf("chat on http://localhost%s", *addr)
-	log.Fatal(http.ListenAndServe(*addr, h))
+	log.Fatal(server.NewHTTPServer(*addr, h).ListenAndServe())
 }

@@ -11,9 +11,9 @@ package main
 import (
 	"flag"
 	"log"
-	"net/http"
 
 	"github.com/siobridge/siobridge/internal/conformance"
+	"github.com/siobridge/siobridge/server"
 )
 
 func main() {
@@ -21,5 +21,5 @@ func main() {
 	flag.Parse()
 	h := conformance.Handler()
 	log.Printf("conformance server on %s (/engine.io/, /socket.io/)", *addr)
-	log.Fatal(http.ListenAndServe(*addr, h))
+	log.Fatal(server.NewHTTPServer(*addr, h).ListenAndServe())
 }

@@ -38,8 +38,17 @@ type Options struct {
 	Transports []string
 	// DisableUpgrades keeps polling sessions on polling.
 	DisableUpgrades bool
-	// CORS, when set, answers cross-origin requests.
+	// CORS, when set, answers cross-origin requests from its origins, and
+	// only from them: requests whose Origin is not listed are refused (400
+	// "Not an accepted origin."); "*" accepts every origin. Without CORS
+	// and CheckOrigin, only same-origin requests (and requests without an
+	// Origin header) are accepted, as python-engineio does.
 	CORS *CORS
+	// CheckOrigin, when set, decides which Origin headers are accepted
+	// (instead of CORS.Origins or the same-origin default); requests
+	// without an Origin header do not reach it. Accepted origins get the
+	// CORS answer headers.
+	CheckOrigin func(origin string, r *http.Request) bool
 	// Cookie, when set, is sent with the handshake (io=<sid>).
 	Cookie *Cookie
 	// SendQueueSize bounds the packets waiting for one client (default
@@ -224,10 +233,16 @@ func (s *Server) fail(w http.ResponseWriter, code int) {
 func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 	c := s.o.CORS
 	if c == nil {
-		return
+		if s.o.CheckOrigin == nil {
+			return
+		}
+		c = &CORS{} // headers for the origins CheckOrigin accepts
 	}
 	origin := r.Header.Get("Origin")
 	allowed := ""
+	if s.o.CheckOrigin != nil && origin != "" {
+		allowed = origin // accepted by originAllowed
+	}
 	for _, o := range c.Origins {
 		if o == "*" {
 			allowed = "*"
@@ -262,6 +277,10 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 
 // ServeHTTP serves the Engine.IO endpoint.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.originAllowed(r) {
+		s.refuseOrigin(w, r)
+		return
+	}
 	s.cors(w, r)
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusNoContent)
@@ -441,7 +460,7 @@ type Conn struct {
 }
 
 func newConn(s *Server, r *http.Request, transport string) *Conn {
-	c := &Conn{s: s, id: NewID(), req: r, transport: transport, done: make(chan struct{})}
+	c := &Conn{s: s, id: NewID(), req: sessionRequest(r), transport: transport, done: make(chan struct{})}
 	if transport == "polling" {
 		c.notify = make(chan struct{}, 1) // only a polling GET waits on it
 	}
@@ -451,7 +470,8 @@ func newConn(s *Server, r *http.Request, transport string) *Conn {
 // ID returns the session id.
 func (c *Conn) ID() string { return c.id }
 
-// Request returns the handshake request.
+// Request returns the handshake request, trimmed to what a session keeps
+// (its headers up to 16 KB; no body, no context): see sessionRequest.
 func (c *Conn) Request() *http.Request { return c.req }
 
 // Transport returns "polling" or "websocket".
