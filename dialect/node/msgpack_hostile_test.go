@@ -3,19 +3,11 @@ package node
 import (
 	"encoding/binary"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
-)
 
-// allocatedBytes reports the bytes f allocates on the heap.
-func allocatedBytes(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
+	"github.com/siobridge/siobridge/internal/testenv"
+)
 
 // nestedHeaders returns size bytes of nested array32 (0xdd) or map32
 // (0xdf) headers, each announcing as many elements as the bytes left
@@ -42,7 +34,7 @@ func TestMsgpackAllocationFollowsInput(t *testing.T) {
 	for _, head := range []byte{0xdd, 0xdf} {
 		in := nestedHeaders(32<<10, head)
 		var err error
-		n := allocatedBytes(func() { _, err = decodeMsgpack(in) })
+		n := testenv.AllocatedBytes(func() { _, err = decodeMsgpack(in) })
 		if err == nil {
 			t.Fatalf("0x%02x: truncated nested headers decoded", head)
 		}
@@ -98,7 +90,7 @@ func FuzzDecodeMsgpack(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var v any
 		var err error
-		n := allocatedBytes(func() { v, err = decodeMsgpack(in) })
+		n := testenv.AllocatedBytes(func() { v, err = decodeMsgpack(in) })
 		// a one-entry map costs ~300 bytes for 3 bytes of input; the
 		// constant covers the depth limit's worth of headers
 		if limit := uint64(256*len(in) + 1<<20); n > limit {
