@@ -9,8 +9,9 @@
 // Its cost follows the input's size: lengths are checked against the
 // remaining input before anything is allocated; integers are refused
 // beyond 4300 decimal digits, Python's own int/str conversion limit; and
-// the expanded size of shared (memoized) objects, in values plus the bytes
-// of their strings, is bounded by 64 Ki + 16 per byte of input.
+// the expanded size of shared (memoized) objects is bounded by 1 MiB + 64
+// bytes per byte of input (each value counting 16 bytes, plus the bytes of
+// its strings and dict keys).
 //
 // The encoder writes protocol 4 streams without framing or memo, which
 // every Python 3.4+ unpickler accepts.
@@ -321,12 +322,14 @@ const (
 	// conversion here (text INT/LONG, dict keys, the JSON written to
 	// clients) bounded.
 	maxIntDigits = 4300
-	// The expanded size of the result (each value counts 1, a str, bytes
-	// or dict key also counts its length) may be at most expansionBase +
-	// expansionPerByte × the input's size: shared references cannot make
-	// a small pickle a huge value.
-	expansionBase    = 64 << 10
-	expansionPerByte = 16
+	// The expanded size of the result (each value counts valueSize bytes,
+	// a str, bytes or dict key also its length) may be at most
+	// expansionBase + expansionPerByte × the input's size: shared
+	// references cannot make a small pickle a huge value (nor a huge JSON
+	// text for the clients).
+	expansionBase    = 1 << 20
+	expansionPerByte = 64
+	valueSize        = 16
 )
 
 // intLimit is 10^maxIntDigits, the smallest integer with too many digits.
@@ -923,7 +926,7 @@ type converter struct {
 // spend charges n units of expanded size.
 func (c *converter) spend(n int) error {
 	if c.budget -= n; c.budget < 0 {
-		return fmt.Errorf("pickle: value too large after expanding shared references (limit: %d + %d per input byte, counting every value and the bytes of its strings)", expansionBase, expansionPerByte)
+		return fmt.Errorf("pickle: value too large after expanding shared references (limit: %d bytes + %d per input byte, counting %d per value plus the bytes of its strings)", expansionBase, expansionPerByte, valueSize)
 	}
 	return nil
 }
@@ -943,7 +946,7 @@ func (c *converter) intKey(x *big.Int) string {
 }
 
 func (c *converter) plain(v any, depth int) (any, error) {
-	size := 1
+	size := valueSize
 	switch x := v.(type) {
 	case string:
 		size += len(x)
