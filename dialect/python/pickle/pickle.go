@@ -9,7 +9,7 @@
 // Its cost follows the input's size: lengths are checked against the
 // remaining input before anything is allocated; integers are refused
 // beyond 4300 decimal digits, Python's own int/str conversion limit; and
-// the expanded size of shared (memoized) objects is bounded by 1 MiB + 64
+// the expanded size of shared (memoized) objects is bounded by 64 KiB + 64
 // bytes per byte of input (each value counting 16 bytes, plus the bytes of
 // its strings and dict keys).
 //
@@ -327,7 +327,7 @@ const (
 	// expansionBase + expansionPerByte × the input's size: shared
 	// references cannot make a small pickle a huge value (nor a huge JSON
 	// text for the clients).
-	expansionBase    = 1 << 20
+	expansionBase    = 64 << 10
 	expansionPerByte = 64
 	valueSize        = 16
 )

@@ -22,6 +22,11 @@ func checkAllocation(t *testing.T, name string, in []byte, extra uint64) error {
 	return err
 }
 
+// binUnicode returns a BINUNICODE opcode for s.
+func binUnicode(s string) []byte {
+	return append(binary.LittleEndian.AppendUint32([]byte{opBinUnicode}, uint32(len(s))), s...)
+}
+
 // long4 returns a LONG4 opcode for x.
 func long4(x *big.Int) []byte {
 	enc := twosComplementLE(x)
@@ -109,8 +114,8 @@ func TestBigIntKeyReferences(t *testing.T) {
 // counts bytes, not only values.
 func TestExpansionCountsBytes(t *testing.T) {
 	s := strings.Repeat("x", 64<<10)
-	in := append([]byte{opProto, 4, opEmptyList, opMark, opBinUnicode}, binary.LittleEndian.AppendUint32(nil, uint32(len(s)))...)
-	in = append(append(in, s...), opBinPut, 0)
+	in := append([]byte{opProto, 4, opEmptyList, opMark}, binUnicode(s)...)
+	in = append(in, opBinPut, 0)
 	in = append(in, bytes.Repeat([]byte{opBinGet, 0}, 1000)...)
 	in = append(in, opAppends, '.')
 	if _, err := Unmarshal(in); err == nil || !strings.Contains(err.Error(), "expanding shared references") {
