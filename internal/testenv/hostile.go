@@ -23,8 +23,9 @@ type HostileCase struct {
 }
 
 // BenchHostile runs decode on every case at every size of HostileSizes as
-// sub-benchmarks named case/size. Besides ns/op and B/op it reports ns/B
-// and allocB/B: time and allocated bytes per input byte.
+// sub-benchmarks named case/size. Besides ns/op and B/op it reports ns/B,
+// cpu-ns/B (process CPU time, GC included, steadier than wall time on a
+// loaded machine) and allocB/B: time and allocated bytes per input byte.
 func BenchHostile(b *testing.B, cases []HostileCase, decode func([]byte) error) {
 	for _, c := range cases {
 		for _, n := range HostileSizes {
@@ -37,12 +38,15 @@ func BenchHostile(b *testing.B, cases []HostileCase, decode func([]byte) error) 
 				b.ReportAllocs()
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
+				cpu := cpuTime()
 				for b.Loop() {
 					decode(in)
 				}
+				cpu = cpuTime() - cpu
 				runtime.ReadMemStats(&after)
 				per := float64(b.N) * float64(len(in))
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/B")
+				b.ReportMetric(float64(cpu.Nanoseconds())/per, "cpu-ns/B")
 				b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/per, "allocB/B")
 			})
 		}
