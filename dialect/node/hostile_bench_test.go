@@ -60,3 +60,28 @@ func BenchmarkHostileMsgpack(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkHostileNodeJSON: cost per input byte of decodeAny on a JSON
+// request (what socket.io's emitter and adapter send on the request
+// channel) and on hostile shapes.
+func BenchmarkHostileNodeJSON(b *testing.B) {
+	request := func(n int, item string) []byte {
+		return testenv.Fill(n, `{"uid":"emitter","type":4,"requestId":"r","data":["chat",`, item, ",", `]}`)
+	}
+	testenv.BenchHostile(b, []testenv.HostileCase{
+		{Name: "benign", Make: func(n int) []byte {
+			return request(n, `{"user":"alice","text":"hello, this is a chat message","n":12345,"ok":true}`)
+		}},
+		{Name: "one-entry-objects", Make: func(n int) []byte { return request(n, `{"":0}`) }},
+		// the longest integers op.FromJSON accepts (4300 digits)
+		{Name: "4300-digit-ints", Make: func(n int) []byte { return request(n, strings.Repeat("9", 4300)) }},
+		// nesting just below encoding/json's depth limit (10000)
+		{Name: "deep-arrays", Make: func(n int) []byte {
+			d := min(9990, (n-60)/2)
+			return request(n, strings.Repeat("[", d)+strings.Repeat("]", d))
+		}},
+	}, func(in []byte) error {
+		_, err := decodeAny(in)
+		return err
+	})
+}
