@@ -45,10 +45,11 @@ func BenchmarkHostilePickle(b *testing.B) {
 		{Name: "text-GET-lines", Make: func(n int) []byte {
 			return append(append([]byte("I1\np0\n0(l"), strings.Repeat("g0\na", (n-10)/4)...), '.')
 		}},
-		// a list of n/4 values referenced n/4 times (n²/16 values expanded):
-		// refused at the expansion budget (64 KiB + 64 per input byte)
+		// a list of n/4 values (at most what the stack holds) referenced
+		// n/4 times (n²/16 values expanded): refused at the expansion
+		// budget (64 KiB + 64 per input byte)
 		{Name: "shared-list", Make: func(n int) []byte {
-			in := append([]byte{opProto, 4, opEmptyList, opMark}, bytes.Repeat([]byte{'N'}, n/4)...)
+			in := append([]byte{opProto, 4, opEmptyList, opMark}, bytes.Repeat([]byte{'N'}, min(n/4, maxStack-2))...)
 			in = append(in, opAppends, opBinPut, 0, '0', opEmptyList)
 			in = refs(in, []byte{opBinGet, 0}, (n-len(in))/2, opAppends)
 			return append(in, '.')
