@@ -74,4 +74,19 @@ func BenchmarkHostileFrames(b *testing.B) {
 		}
 		return err
 	})
+	// A frame that arrives 100 bytes at a time, Decode called after each
+	// piece: an incomplete frame costs a header parse, not a rescan. (The
+	// caller's buffering is server/engineio's.)
+	testenv.BenchHostile(b, []testenv.HostileCase{
+		{Name: "trickled-frame-100B", Make: func(n int) []byte { return framesOf(n, 0x82, make([]byte, min(n-14, hostileLimit))) }},
+	}, func(in []byte) error {
+		buf := scratch[:copy(scratch, in)]
+		d := Decoder{Limit: hostileLimit}
+		for k := 100; ; k += 100 {
+			used, err := d.Decode(buf[:min(k, len(buf))], discard{})
+			if err != nil || used == len(buf) {
+				return err
+			}
+		}
+	})
 }
