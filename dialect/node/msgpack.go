@@ -248,9 +248,18 @@ func (d *mpDecoder) uint(n int) (uint64, error) {
 	return v, nil
 }
 
+// Limits of the msgpack decoder. A peer's message costs memory in
+// proportion to its bytes: an array or map reserves room for at most
+// maxPrealloc elements from its announced length and grows as elements
+// actually arrive, and nesting deeper than maxDepth is refused.
+const (
+	maxDepth    = 1000
+	maxPrealloc = 8
+)
+
 func (d *mpDecoder) value(depth int) (any, error) {
-	if depth > 1000 {
-		return nil, errors.New("msgpack: nested too deeply")
+	if depth > maxDepth {
+		return nil, fmt.Errorf("msgpack: nested deeper than %d levels at byte %d", maxDepth, d.pos)
 	}
 	if d.pos >= len(d.in) {
 		return nil, errors.New("msgpack: unexpected end of input")
@@ -364,13 +373,15 @@ func (d *mpDecoder) arrayN(n uint64, depth int) (any, error) {
 	if n > uint64(len(d.in)-d.pos) { // every element takes at least one byte
 		return nil, fmt.Errorf("msgpack: array of %d runs past the end", n)
 	}
-	out := make([]any, n)
-	for i := range out {
+	// The announced length is only a claim: reserve little, grow as the
+	// elements arrive (each takes at least one byte of input).
+	out := make([]any, 0, min(n, maxPrealloc))
+	for i := uint64(0); i < n; i++ {
 		v, err := d.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = v
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -379,7 +390,7 @@ func (d *mpDecoder) mapN(n uint64, depth int) (any, error) {
 	if n > uint64(len(d.in)-d.pos)/2 {
 		return nil, fmt.Errorf("msgpack: map of %d runs past the end", n)
 	}
-	out := make(map[string]any, n)
+	out := make(map[string]any, min(n, maxPrealloc)) // grows as entries arrive
 	for i := uint64(0); i < n; i++ {
 		k, err := d.value(depth + 1)
 		if err != nil {

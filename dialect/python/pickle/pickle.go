@@ -6,14 +6,19 @@
 // builtins.bytearray) and refuses every other global with an error, so a
 // hostile message can do nothing but be rejected (CVE-2025-61765 is the
 // arbitrary-code-execution hole that pickle.loads opens in python-socketio).
-// Lengths are checked against the remaining input before anything is
-// allocated, and the expanded size of shared (memoized) objects is bounded.
+// Its cost follows the input's size: lengths are checked against the
+// remaining input before anything is allocated; integers are refused
+// beyond 4300 decimal digits, Python's own int/str conversion limit; and
+// the expanded size of shared (memoized) objects is bounded by 64 KiB + 64
+// bytes per byte of input (each value counting 16 bytes, plus the bytes of
+// its strings and dict keys).
 //
 // The encoder writes protocol 4 streams without framing or memo, which
 // every Python 3.4+ unpickler accepts.
 package pickle
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -308,12 +313,27 @@ func fromTwosComplementLE(le []byte) *big.Int {
 
 // Limits of the decoder.
 const (
-	maxMemo     = 1 << 16 // memo entries
-	maxStack    = 1 << 16 // stack entries (including marks)
-	maxNodes    = 1 << 20 // values after expanding shared references
-	maxNesting  = 512
-	maxIntDigit = 10000 // digits of a text INT/LONG
+	maxMemo    = 1 << 16 // memo entries
+	maxStack   = 1 << 16 // stack entries (including marks)
+	maxNesting = 512
+	// maxIntDigits is Python's default int_max_str_digits (3.11+): larger
+	// integers cannot be converted to or from text there, so no Python peer
+	// can JSON-encode them either; refusing them keeps every decimal
+	// conversion here (text INT/LONG, dict keys, the JSON written to
+	// clients) bounded.
+	maxIntDigits = 4300
+	// The expanded size of the result (each value counts valueSize bytes,
+	// a str, bytes or dict key also its length) may be at most
+	// expansionBase + expansionPerByte × the input's size: shared
+	// references cannot make a small pickle a huge value (nor a huge JSON
+	// text for the clients).
+	expansionBase    = 64 << 10
+	expansionPerByte = 64
+	valueSize        = 16
 )
+
+// intLimit is 10^maxIntDigits, the smallest integer with too many digits.
+var intLimit = new(big.Int).Exp(big.NewInt(10), big.NewInt(maxIntDigits), nil)
 
 type (
 	pList struct{ items []any }
@@ -336,7 +356,7 @@ func Unmarshal(data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := converter{nodes: 0}
+	c := converter{budget: expansionBase + expansionPerByte*len(data)}
 	return c.plain(v, 0)
 }
 
@@ -361,7 +381,7 @@ func (d *decoder) need(n uint64) ([]byte, error) {
 }
 
 func (d *decoder) line() (string, error) {
-	i := strings.IndexByte(string(d.in[d.pos:]), '\n')
+	i := bytes.IndexByte(d.in[d.pos:], '\n')
 	if i < 0 {
 		return "", d.errf("unterminated line")
 	}
@@ -519,7 +539,7 @@ func (d *decoder) run() (any, error) {
 			if err == nil {
 				var b []byte
 				if b, err = d.need(n); err == nil {
-					err = d.push(intValue(fromTwosComplementLE(b)))
+					err = d.pushInt(fromTwosComplementLE(b))
 				}
 			}
 		case opFloat:
@@ -544,7 +564,7 @@ func (d *decoder) run() (any, error) {
 				if v, err = unquotePy(s); err != nil {
 					err = d.errf("invalid STRING: %v", err)
 				} else {
-					err = d.push(v)
+					err = d.pushPy2Str([]byte(v))
 				}
 			}
 		case opBinString, opBinUnicode, opBinBytes:
@@ -774,12 +794,21 @@ func (d *decoder) pushTextInt(s string, long bool) error {
 			return d.push(true)
 		}
 	}
-	if len(s) > maxIntDigit {
-		return d.errf("integer of %d digits", len(s))
+	if digits := len(strings.TrimLeft(s, "+-")); digits > maxIntDigits {
+		return d.errf("integer of %d digits exceeds the limit of %d (Python's int_max_str_digits)", digits, maxIntDigits)
 	}
 	x, ok := new(big.Int).SetString(s, 10)
 	if !ok {
 		return d.errf("invalid integer %q", s)
+	}
+	return d.push(intValue(x))
+}
+
+// pushInt pushes a binary LONG1/LONG4 integer, refusing one of more than
+// maxIntDigits decimal digits.
+func (d *decoder) pushInt(x *big.Int) error {
+	if x.CmpAbs(intLimit) >= 0 {
+		return d.errf("integer of more than %d digits (%d bits) refused: Python's int_max_str_digits", maxIntDigits, x.BitLen())
 	}
 	return d.push(intValue(x))
 }
@@ -796,15 +825,20 @@ func (d *decoder) pushBytes(op byte, n uint64) error {
 		}
 		return d.push(string(b))
 	case opBinString, opShortBinString:
-		// Python 2 str: Python 3 decodes it as ASCII by default.
-		for _, c := range b {
-			if c >= 0x80 {
-				return d.errf("non-ASCII byte in a Python 2 str")
-			}
-		}
-		return d.push(string(b))
+		return d.pushPy2Str(b)
 	}
 	return d.push(append([]byte(nil), b...))
+}
+
+// pushPy2Str pushes a Python 2 str, which Python 3 decodes as ASCII by
+// default.
+func (d *decoder) pushPy2Str(b []byte) error {
+	for _, c := range b {
+		if c >= 0x80 {
+			return d.errf("non-ASCII byte in a Python 2 str")
+		}
+	}
+	return d.push(string(b))
 }
 
 func (d *decoder) pushGlobal(mod, name string) error {
@@ -884,14 +918,45 @@ func typeName(v any) string {
 // converter turns decoder objects into plain values, bounding the expanded
 // size of shared references and refusing cycles.
 type converter struct {
-	nodes  int
+	budget int // expanded size still allowed
 	active map[any]bool
+	keys   map[*big.Int]string // integer dict keys already converted
+}
+
+// spend charges n units of expanded size.
+func (c *converter) spend(n int) error {
+	if c.budget -= n; c.budget < 0 {
+		return fmt.Errorf("pickle: value too large after expanding shared references (limit: %d bytes + %d per input byte, counting %d per value plus the bytes of its strings)", expansionBase, expansionPerByte, valueSize)
+	}
+	return nil
+}
+
+// intKey converts an integer dict key to its decimal text once, however
+// many times the key is referenced.
+func (c *converter) intKey(x *big.Int) string {
+	if s, ok := c.keys[x]; ok {
+		return s
+	}
+	if c.keys == nil {
+		c.keys = map[*big.Int]string{}
+	}
+	s := x.String()
+	c.keys[x] = s
+	return s
 }
 
 func (c *converter) plain(v any, depth int) (any, error) {
-	c.nodes++
-	if c.nodes > maxNodes {
-		return nil, fmt.Errorf("pickle: more than %d values after expanding shared references", maxNodes)
+	size := valueSize
+	switch x := v.(type) {
+	case string:
+		size += len(x)
+	case []byte:
+		size += len(x)
+	case *big.Int:
+		size += len(x.Bits()) * 8
+	}
+	if err := c.spend(size); err != nil {
+		return nil, err
 	}
 	if depth > maxNesting {
 		return nil, fmt.Errorf("pickle: nested deeper than %d levels", maxNesting)
@@ -935,11 +1000,14 @@ func (c *converter) plain(v any, depth int) (any, error) {
 			case int64:
 				key = strconv.FormatInt(kk, 10)
 			case *big.Int:
-				key = kk.String()
+				key = c.intKey(kk)
 			case bool:
 				key = strconv.FormatBool(kk)
 			default:
 				return nil, fmt.Errorf("pickle: dict key of type %s is not supported", typeName(k))
+			}
+			if err := c.spend(len(key)); err != nil {
+				return nil, err
 			}
 			p, err := c.plain(x.vals[i], depth+1)
 			if err != nil {

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/siobridge/siobridge/internal/testenv"
 )
 
 func mustBig(s string) *big.Int {
@@ -152,7 +154,7 @@ for v in [E(), datetime.datetime(2020,1,1), collections.OrderedDict(a=1), {1,2},
 func TestExpansionBomb(t *testing.T) {
 	// Each level is a tuple holding the previous level twice: the
 	// expanded value doubles at every level.
-	c := []byte{0x80, 4, 'N', 0x94} // memo 0 = None
+	c := []byte{0x80, 4, 'N', 0x94, '0'} // memo 0 = None, popped
 	for i := 0; i < 40; i++ {
 		c = append(c, 'h', byte(i), 'h', byte(i), 0x86, 0x94, '0') // tuple(prev, prev) -> memo i+1, popped
 	}
@@ -174,7 +176,13 @@ func FuzzUnmarshal(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := Unmarshal(b)
+		var v any
+		var err error
+		n := testenv.AllocatedBytes(func() { v, err = Unmarshal(b) })
+		// the constant covers the expansion allowed to any input
+		if limit := 256*uint64(len(b)) + 8<<20; n > limit {
+			t.Fatalf("%d bytes of input allocated %d bytes", len(b), n)
+		}
 		if err != nil {
 			return
 		}
