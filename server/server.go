@@ -38,6 +38,7 @@ type config struct {
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
 	alwaysConnect  bool
+	adapter        *adapterConfig // WithAdapter
 }
 
 // WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
@@ -83,7 +84,8 @@ type Server struct {
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
 	alwaysConnect  bool
-	queue          queueCounters // ConsumeQueue
+	queue          queueCounters // ConsumeQueue and WithAdapter
+	member         *member       // WithAdapter; nil for a single process
 
 	mu             sync.RWMutex
 	onErrorDefault func(s *Socket, event string, err error)
@@ -109,6 +111,9 @@ func New(opts ...Option) *Server {
 	c.eio.Logger = c.log
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
 		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect}
+	if c.adapter != nil {
+		s.member = newMember(s, *c.adapter, true)
+	}
 	s.Of("/")
 	s.eio.OnConnection(s.onConnection)
 	return s
@@ -128,6 +133,9 @@ func (s *Server) Run(addr string) error {
 // for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.eio.Shutdown(ctx)
+	if s.member != nil {
+		s.member.close()
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -149,6 +157,7 @@ func (s *Server) Of(name string) *Namespace {
 	if n == nil {
 		n = newNamespace(s, name)
 		s.nsps[name] = n
+		s.member.addNamespace(name)
 	}
 	return n
 }
@@ -183,6 +192,7 @@ func (s *Server) lookup(name string) *Namespace {
 			if created {
 				n = newNamespace(s, name)
 				s.nsps[name] = n
+				s.member.addNamespace(name)
 			}
 			s.mu.Unlock()
 			if created && d.setup != nil {

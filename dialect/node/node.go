@@ -91,6 +91,10 @@ func (d *Dialect) Name() string { return "node" }
 // Origin returns the uid.
 func (d *Dialect) Origin() string { return d.uid }
 
+// NewMember returns a node dialect with the same key and a fresh random
+// uid, for a server node (dialect.Member).
+func (d *Dialect) NewMember() dialect.Dialect { return New(Options{Key: d.key, UID: uid2(12)}) }
+
 // Key returns the channel prefix.
 func (d *Dialect) Key() string { return d.key }
 
