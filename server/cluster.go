@@ -151,6 +151,10 @@ func originOf(o op.Op) string {
 		return x.Origin
 	case *op.ServerSideEmit:
 		return x.Origin
+	case *op.FetchSockets:
+		return x.Origin
+	case *op.AllRooms:
+		return x.Origin
 	}
 	return ""
 }
@@ -425,7 +429,16 @@ func (m *member) handle(o op.Op) outcome {
 			return reply
 		}
 		return ignored
+	case *op.SocketsReply, *op.RoomsReply, *op.ServerSideEmitReply:
+		if w := m.wait(answerID(o)); w != nil {
+			w.addAnswer(o)
+			return reply
+		}
+		return ignored
 	default:
+		if m.respond(o) {
+			return applied
+		}
 		return ignored
 	}
 	return applied
@@ -659,6 +672,7 @@ type ackWait struct {
 	counts  int // client-count messages received
 	clients int // sum of the counts
 	replies [][]any
+	answers []op.Op       // answers to a request (ask)
 	notify  chan struct{} // cap 1
 }
 
@@ -670,6 +684,16 @@ func (w *ackWait) add(args []any, count int, isCount bool) {
 	} else {
 		w.replies = append(w.replies, args)
 	}
+	w.mu.Unlock()
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (w *ackWait) addAnswer(o op.Op) {
+	w.mu.Lock()
+	w.answers = append(w.answers, o)
 	w.mu.Unlock()
 	select {
 	case w.notify <- struct{}{}:

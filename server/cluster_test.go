@@ -2,7 +2,11 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/siobridge/siobridge/dialect/python"
 	"github.com/siobridge/siobridge/emitter"
 	"github.com/siobridge/siobridge/internal/testenv"
+	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server"
 	"github.com/siobridge/siobridge/server/servertest"
@@ -65,6 +70,8 @@ func startCluster(t *testing.T, cc clusterCase, channel string) []*clusterNode {
 		srv := newServer(t, server.WithAdapter(bus, d))
 		srv.On("/", "join", func(s *server.Socket, room string) bool { s.Join(room); return true })
 		srv.On("/", "relay", func(s *server.Socket, room, event string) error { return s.To(room).Emit(event) })
+		i := len(nodes)
+		srv.Of("/").OnServerSideEmit("ping", func(args []any) any { return fmt.Sprint("pong from ", i, args) })
 		if err := srv.AdapterReady(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -184,6 +191,13 @@ func TestClusterOfThreeNodes(t *testing.T) {
 			sentinel(b, "s7")
 			expectCounts(t, "sockets leave", counts(t, nodes, "in-r2", "s7"), 0, 0, 0)
 
+			// the requests of the node dialect; python peers have none
+			if cc.name == "redis-node" {
+				checkNodeRequests(t, ctx, nodes)
+			} else if _, err := a.root().FetchSockets(ctx); !errors.Is(err, dialect.ErrUnsupported) {
+				t.Fatalf("FetchSockets with a python dialect: %v", err)
+			}
+
 			// acknowledgements: node A asks a client of node B
 			replies, err := a.root().To(b.sid()).EmitWithAck(ctx, "ask", "q")
 			if err != nil || len(replies) != 1 {
@@ -231,5 +245,138 @@ func TestClusterOfThreeNodes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkNodeRequests asks the cluster what Node servers ask each other.
+func checkNodeRequests(t *testing.T, ctx context.Context, nodes []*clusterNode) {
+	t.Helper()
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	if n, err := a.srv.ServerCount(ctx); err != nil || n != 3 {
+		t.Fatalf("ServerCount: %d, %v", n, err)
+	}
+	fetched, err := a.root().FetchSockets(ctx)
+	if err != nil || len(fetched) != 3 {
+		t.Fatalf("FetchSockets: %v, %v", fetched, err)
+	}
+	var ids []string
+	for _, f := range fetched {
+		ids = append(ids, f.ID)
+		if f.ID == c.sid() {
+			if !slices.Contains(f.Rooms, "r") || !strings.HasPrefix(fmt.Sprint(f.Handshake["url"]), "/socket.io/") {
+				t.Fatalf("socket of node C: %+v", f)
+			}
+		}
+	}
+	want := []string{a.sid(), b.sid(), c.sid()}
+	sort.Strings(ids)
+	sort.Strings(want)
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("FetchSockets ids %v, want %v", ids, want)
+	}
+	inR, err := b.root().To("r").Except(a.sid()).FetchSockets(ctx)
+	if err != nil || len(inR) != 2 {
+		t.Fatalf("FetchSockets in r except A's: %v, %v", inR, err)
+	}
+	rooms, err := b.root().AllRooms(ctx)
+	if err != nil || !slices.Contains(rooms, "r") {
+		t.Fatalf("AllRooms: %v, %v", rooms, err)
+	}
+	for _, id := range want {
+		if !slices.Contains(rooms, id) {
+			t.Fatalf("AllRooms %v lacks %s", rooms, id)
+		}
+	}
+	answers, err := a.root().ServerSideEmitWithAck(ctx, "ping", 7)
+	sort.Slice(answers, func(i, j int) bool { return fmt.Sprint(answers[i]) < fmt.Sprint(answers[j]) })
+	if err != nil || fmt.Sprint(answers) != "[pong from 1 [7] pong from 2 [7]]" {
+		t.Fatalf("ServerSideEmitWithAck: %v, %v", answers, err)
+	}
+}
+
+// A Go node on Redis with the node dialect answers what a Node
+// @socket.io/redis-adapter 8 peer asks, in the peer's bytes, on the shared
+// response channel: ALL_ROOMS, REMOTE_FETCH, SERVER_SIDE_EMIT with ack,
+// BROADCAST with ack (a client count, then each client's ack), and
+// performs its REMOTE_JOIN.
+func TestClusterAnswersNodePeers(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key := fmt.Sprintf("nodepeer-%d", time.Now().UnixNano())
+	nodes := startCluster(t, clusterCases[3], key)
+	peer := node.New(node.Options{Key: key, UID: "BLEWZ2"}) // a Node server's identity
+	var sink testenv.Sink
+	sub, err := nodes[0].bus.Subscribe(ctx, queue.Subscription{Channels: []string{key + "-response#/#"}}, sink.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	request := key + "-request#/#"
+	publish := func(data []byte) {
+		t.Helper()
+		if err := nodes[0].bus.Publish(ctx, queue.Message{Channel: request, Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish([]byte(`{"uid":"BLEWZ2","requestId":"Uamw3m","type":1}`))
+	publish([]byte(`{"uid":"BLEWZ2","requestId":"f1","type":5,"opts":{"rooms":["r"],"except":[]}}`))
+	publish([]byte(`{"uid":"BLEWZ2","requestId":"s1","type":6,"data":["ping",1]}`))
+	ask, err := peer.Encode(&op.Emit{Target: op.Target{Namespace: "/", Rooms: []string{"r"}}, Event: "ask", Args: []any{7},
+		Ack: &op.AckRequest{ID: "5luXPe", Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(ask[0].Data)
+	// every node answers each request once: 3 x (rooms, sockets, server-side emit, count, ack)
+	got := sink.Wait(t, 15, 10*time.Second)
+	answers := map[string]int{}
+	for i, n := range nodes {
+		sid := n.sid()
+		rooms := []string{"r", sid}
+		sort.Strings(rooms)
+		for _, want := range []string{
+			fmt.Sprintf(`{"requestId":"Uamw3m","rooms":["%s","%s"]}`, rooms[0], rooms[1]),
+			fmt.Sprintf(`{"type":6,"requestId":"s1","data":"pong from %d [1]"}`, i),
+			fmt.Sprintf(`{"requestId":"f1","sockets":[{"id":"%s","handshake":{"address":"127.0.0.1","auth":{},`, sid),
+		} {
+			answers[want] = 0
+		}
+	}
+	count := `{"type":8,"requestId":"5luXPe","clientCount":1}`
+	// BROADCAST_ACK {type: 9, requestId, packet: nil}: the test client acks with nothing
+	ack := "\x83\xa4type\x09\xa9requestId\xa65luXPe\xa6packet\xc0"
+	counts, acks := 0, 0
+	for _, m := range got {
+		for want := range answers {
+			if strings.HasPrefix(string(m.Data), want) {
+				answers[want]++
+			}
+		}
+		switch string(m.Data) {
+		case count:
+			counts++
+		case ack:
+			acks++
+		}
+	}
+	for want, n := range answers {
+		if n != 1 {
+			t.Errorf("answer %s came %d times", want, n)
+		}
+	}
+	if counts != 3 || acks != 3 {
+		t.Errorf("%d client counts and %d acks, want 3 and 3: %q", counts, acks, got)
+	}
+	// REMOTE_JOIN by opts, then a broadcast to the new room, from the peer
+	publish([]byte(`{"uid":"BLEWZ2","type":2,"opts":{"rooms":["r"],"except":[]},"rooms":["joined"]}`))
+	em, _ := peer.Encode(&op.Emit{Target: op.Target{Namespace: "/", Rooms: []string{"joined"}}, Event: "in-joined"})
+	if err := nodes[0].bus.Publish(ctx, em...); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if _, err := n.c.WaitFor("/", "in-joined", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -86,6 +86,7 @@ type Server struct {
 	alwaysConnect  bool
 	queue          queueCounters // ConsumeQueue and WithAdapter
 	member         *member       // WithAdapter; nil for a single process
+	serverEvents   sync.Map      // namespace + "\x00" + event -> OnServerSideEmit handler
 
 	mu             sync.RWMutex
 	onErrorDefault func(s *Socket, event string, err error)
