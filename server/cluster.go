@@ -53,8 +53,12 @@ type adapterConfig struct {
 //
 // What each dialect allows, as its peers do:
 //   - python dialects: the node delivers to its own clients, then
-//     publishes; every other node delivers on receipt (python-socketio >=
-//     5.10). Except must name socket ids (skip_sid). EmitWithAck needs one
+//     publishes; every other node delivers on receipt and skips its own
+//     host id (python-socketio >= 5.10; older peers deliver on receipt
+//     everywhere, which also gives each client the event once). The
+//     pickle dialect's close-room and disconnect messages carry no host
+//     id, so they are performed again when they come back: harmless,
+//     except that a socket joining the room in between leaves it again. Except must name socket ids (skip_sid). EmitWithAck needs one
 //     room or socket id and no Except, and completes with the first
 //     answer (python-socketio's callbacks). SocketsJoin/SocketsLeave and
 //     DisconnectSockets of other nodes' sockets need socket ids; the pickle
@@ -84,16 +88,13 @@ type member struct {
 	d          dialect.Dialect
 	self       string
 	publishing bool // false for ConsumeQueue's receive-only members
-	// whether this server recognises its own close-room and disconnect
-	// messages when they come back (python-pickle's carry no host id):
-	// when it does not, it applies them on receipt only.
-	ownCloseRoom, ownDisconnect bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
+	closed  bool
 	want    map[string]queue.Subscription // by subKey
 	subs    map[string]queue.Subscriber
 	failed  map[string]error // subscriptions that cannot work (patterns unsupported)
@@ -102,7 +103,7 @@ type member struct {
 	wake    chan struct{}
 	waits   map[string]*ackWait
 
-	remoteAcks atomic.Int64
+	inFlight atomic.Int64 // requests of other processes being answered
 }
 
 func newMember(s *Server, c adapterConfig, publishing bool) *member {
@@ -114,27 +115,11 @@ func newMember(s *Server, c adapterConfig, publishing bool) *member {
 	m := &member{s: s, bus: c.bus, d: d, self: d.Origin(), publishing: publishing, ctx: ctx, cancel: cancel,
 		want: map[string]queue.Subscription{}, subs: map[string]queue.Subscriber{}, failed: map[string]error{},
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), waits: map[string]*ackWait{}}
-	m.ownCloseRoom = recognisesOwn(d, &op.CloseRoom{Namespace: "/", Room: "r"})
-	m.ownDisconnect = recognisesOwn(d, &op.Disconnect{Target: op.Target{Namespace: "/", Rooms: []string{"r"}}})
 	if publishing {
 		m.wg.Add(1)
 		go m.run()
 	}
 	return m
-}
-
-// recognisesOwn reports whether o, encoded and decoded by d, still carries
-// d's origin.
-func recognisesOwn(d dialect.Dialect, o op.Op) bool {
-	msgs, err := d.Encode(o)
-	if err != nil || len(msgs) == 0 {
-		return false
-	}
-	back, err := d.Decode(msgs[0])
-	if err != nil {
-		return false
-	}
-	return originOf(back) == d.Origin()
 }
 
 func originOf(o op.Op) string {
@@ -163,6 +148,7 @@ func originOf(o op.Op) string {
 func (m *member) close() {
 	m.cancel()
 	m.mu.Lock()
+	m.closed = true
 	subs := m.subs
 	m.subs = map[string]queue.Subscriber{}
 	m.mu.Unlock()
@@ -170,6 +156,22 @@ func (m *member) close() {
 		s.Close()
 	}
 	m.wg.Wait()
+}
+
+// spawn runs f on a goroutine of the member; false when the member is
+// closed (f does not run).
+func (m *member) spawn(f func()) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // ------------------------------------------------------ subscriptions
@@ -313,10 +315,6 @@ func (s *Server) AdapterReady(ctx context.Context) error {
 	}
 }
 
-// busHealth is implemented by buses that know whether their broker
-// connection is up.
-type busHealth interface{ Connected() bool }
-
 // BusConnected reports whether the server is a live member of its
 // cluster: an adapter is configured (WithAdapter), every subscription is
 // established, and the bus (when it can tell) is connected to its broker.
@@ -333,7 +331,7 @@ func (s *Server) BusConnected() bool {
 		}
 	}
 	m.mu.Unlock()
-	if h, ok := m.bus.(busHealth); ok {
+	if h, ok := m.bus.(queue.HealthReporter); ok {
 		return h.Connected()
 	}
 	return true
@@ -472,8 +470,8 @@ func (m *member) answer(o *op.Emit) {
 		b.volatile = o.Volatile
 		targets = b.targets()
 	}
-	if m.remoteAcks.Add(1) > maxRemoteAckWaits {
-		m.remoteAcks.Add(-1)
+	if m.inFlight.Add(1) > maxRemoteAckWaits {
+		m.inFlight.Add(-1)
 		m.s.log.Warn("server: too many acknowledgement requests waiting; delivering without asking", "event", o.Event, "limit", maxRemoteAckWaits)
 		if b != nil {
 			b.emitLocal(o.Event, o.Args)
@@ -482,7 +480,7 @@ func (m *member) answer(o *op.Emit) {
 	}
 	ch, asked, cleanup, err := askLocal(targets, o.Event, o.Args, o.Volatile)
 	if err != nil {
-		m.remoteAcks.Add(-1)
+		m.inFlight.Add(-1)
 		m.s.log.Warn("server: queued emit failed", "event", o.Event, "err", err)
 		return
 	}
@@ -495,11 +493,12 @@ func (m *member) answer(o *op.Emit) {
 	if len(o.Rooms) == 1 {
 		sid = o.Rooms[0]
 	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer m.remoteAcks.Add(-1)
-		defer cleanup()
+	done := func() {
+		cleanup()
+		m.inFlight.Add(-1)
+	}
+	if !m.spawn(func() {
+		defer done()
 		if msgs, err := m.d.Encode(&op.ClientCount{Namespace: ns, ID: o.Ack.ID, Count: asked, Origin: m.self}); err == nil {
 			m.publish(msgs) // node: sent even when 0, the requester waits for every server
 		}
@@ -520,7 +519,9 @@ func (m *member) answer(o *op.Emit) {
 				return
 			}
 		}
-	}()
+	}) {
+		done()
+	}
 }
 
 // askLocal sends event to targets with an acknowledgement id each; their
@@ -650,18 +651,11 @@ func (m *member) disconnect(b *Broadcast, close bool) error {
 		local()
 		return nil
 	}
-	if !m.ownDisconnect {
-		local = nil // done when the message comes back
-	}
 	return m.send(&op.Disconnect{Target: b.target(), Close: close}, local)
 }
 
 func (m *member) closeRoom(n *Namespace, room string) error {
-	local := func() { n.closeRoomLocal(room) }
-	if !m.ownCloseRoom {
-		local = nil
-	}
-	return m.send(&op.CloseRoom{Namespace: n.name, Room: room}, local)
+	return m.send(&op.CloseRoom{Namespace: n.name, Room: room}, func() { n.closeRoomLocal(room) })
 }
 
 // ------------------------------------------------------------ acks

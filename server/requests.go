@@ -64,15 +64,13 @@ func (m *member) respond(o op.Op) bool {
 	default:
 		return false
 	}
-	if m.remoteAcks.Add(1) > maxRemoteAckWaits {
-		m.remoteAcks.Add(-1)
+	if m.inFlight.Add(1) > maxRemoteAckWaits {
+		m.inFlight.Add(-1)
 		m.s.log.Warn("server: too many requests of other servers in progress; dropped one", "kind", o.Kind(), "limit", maxRemoteAckWaits)
 		return true
 	}
-	m.wg.Add(1)
-	go func() { // off the subscription's goroutine: handlers and publishing may wait
-		defer m.wg.Done()
-		defer m.remoteAcks.Add(-1)
+	if !m.spawn(func() { // off the subscription's goroutine: handlers and publishing may wait
+		defer m.inFlight.Add(-1)
 		r := answer()
 		if r == nil {
 			return
@@ -83,7 +81,9 @@ func (m *member) respond(o op.Op) bool {
 			return
 		}
 		m.publish(msgs)
-	}()
+	}) {
+		m.inFlight.Add(-1)
+	}
 	return true
 }
 
