@@ -70,7 +70,9 @@ type adapterConfig struct {
 //     subscriptions (Redis, in-memory).
 //
 // Operations the dialect cannot express return an error wrapping
-// dialect.ErrUnsupported and do nothing. Selections made only of socket
+// dialect.ErrUnsupported and do nothing. When publishing fails, this
+// node's clients were served and the error says the other nodes may not
+// have been. Selections made only of socket
 // ids connected to this node stay local (nothing is published).
 //
 // Subscribing happens in the background, per namespace as namespaces are

@@ -142,3 +142,28 @@ func TestClusterAckAnsweredTwiceCountsOnce(t *testing.T) {
 		t.Fatalf("answers %v, err %v; want one answer and a timeout", r.answers, r.err)
 	}
 }
+
+// Namespaces created after the server joined its cluster are subscribed
+// too (the node dialect has channels per namespace).
+func TestClusterLaterNamespace(t *testing.T) {
+	bus := memory.New()
+	defer bus.Close()
+	d := node.New(node.Options{Key: "later"})
+	a, b := memberOn(t, bus, d), memberOn(t, bus, d)
+	for _, srv := range []*server.Server{a, b} {
+		srv.Of("/chat")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := srv.AdapterReady(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := client(t, b, "/chat", servertest.Options{})
+	if err := a.Of("/chat").Emit("hello", "chat"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitFor("/chat", "hello", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
