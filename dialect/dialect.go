@@ -46,3 +46,15 @@ var ErrUnsupported = errors.New("not supported by this dialect")
 
 // ErrMalformed is wrapped by decoding errors for invalid bytes.
 var ErrMalformed = errors.New("malformed queue message")
+
+// Member is implemented by dialects that can speak for a server node of a
+// cluster. A server must never share its identity (python host_id, node
+// uid) with another process: peers drop the messages that carry their own
+// identity, so a server that took, say, @socket.io/redis-emitter's uid
+// "emitter" would ignore every emitter message.
+type Member interface {
+	Dialect
+	// NewMember returns a copy of the dialect with the same settings
+	// (channel, key prefix) and a fresh random origin.
+	NewMember() Dialect
+}

@@ -109,6 +109,12 @@ type StatsReporter interface {
 	Stats() Stats
 }
 
+// HealthReporter is implemented by buses that know whether their broker
+// connection is up at the moment.
+type HealthReporter interface {
+	Connected() bool
+}
+
 // ErrPatternsUnsupported is returned by Subscribe on buses whose broker
 // cannot match channel patterns.
 var ErrPatternsUnsupported = errors.New("queue: this bus does not support pattern subscriptions")

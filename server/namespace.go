@@ -287,8 +287,17 @@ func (n *Namespace) Emit(event string, args ...any) error {
 	return (&Broadcast{n: n}).Emit(event, args...)
 }
 
-// CloseRoom removes every socket from room.
-func (n *Namespace) CloseRoom(room string) { n.In(room).SocketsLeave(room) }
+// CloseRoom removes every socket from room (on every node of the cluster,
+// with WithAdapter).
+func (n *Namespace) CloseRoom(room string) error {
+	if m := n.s.member; m != nil {
+		return m.closeRoom(n, room)
+	}
+	n.closeRoomLocal(room)
+	return nil
+}
+
+func (n *Namespace) closeRoomLocal(room string) { n.In(room).socketsLeaveLocal([]string{room}) }
 
 // ------------------------------------------------------------ broadcasts
 
@@ -371,9 +380,18 @@ func (b *Broadcast) targets() []*Socket {
 	return out
 }
 
-// Emit sends event with args to the selected sockets. The packet is
-// encoded once for all of them.
+// Emit sends event with args to the selected sockets (on every node of
+// the cluster, with WithAdapter). The packet is encoded once for all of
+// them.
 func (b *Broadcast) Emit(event string, args ...any) error {
+	if m := b.n.s.member; m != nil {
+		return m.emit(b, event, args)
+	}
+	return b.emitLocal(event, args)
+}
+
+// emitLocal delivers to the selected sockets of this server.
+func (b *Broadcast) emitLocal(event string, args []any) error {
 	data, atts, err := parser.EncodeData(append([]any{event}, args...))
 	if err != nil {
 		return err
@@ -394,8 +412,12 @@ func (b *Broadcast) Emit(event string, args ...any) error {
 // acknowledgements (socket.io's io.timeout(t).emitWithAck): one entry per
 // client that answered, each holding that client's ack arguments. When ctx
 // ends first, the answers so far are returned with an error wrapping
-// ErrAckTimeout.
+// ErrAckTimeout. With WithAdapter, the clients of every node are asked;
+// see WithAdapter for what each dialect allows.
 func (b *Broadcast) EmitWithAck(ctx context.Context, event string, args ...any) ([][]any, error) {
+	if m := b.n.s.member; m != nil {
+		return m.emitWithAck(ctx, b, event, args)
+	}
 	targets := b.targets()
 	type answer struct {
 		args []any
@@ -426,23 +448,51 @@ func (b *Broadcast) EmitWithAck(ctx context.Context, event string, args ...any) 
 	return out, nil
 }
 
-// SocketsJoin makes the selected sockets join rooms.
-func (b *Broadcast) SocketsJoin(rooms ...string) {
+// SocketsJoin makes the selected sockets join rooms (on every node of the
+// cluster, with WithAdapter; the error tells when the cluster's dialect
+// cannot express the selection, and nothing was done).
+func (b *Broadcast) SocketsJoin(rooms ...string) error {
+	if m := b.n.s.member; m != nil {
+		return m.join(b, rooms, true)
+	}
+	b.socketsJoinLocal(rooms)
+	return nil
+}
+
+func (b *Broadcast) socketsJoinLocal(rooms []string) {
 	for _, s := range b.targets() {
 		s.Join(rooms...)
 	}
 }
 
-// SocketsLeave makes the selected sockets leave rooms.
-func (b *Broadcast) SocketsLeave(rooms ...string) {
+// SocketsLeave makes the selected sockets leave rooms (on every node of
+// the cluster, with WithAdapter; errors as for SocketsJoin).
+func (b *Broadcast) SocketsLeave(rooms ...string) error {
+	if m := b.n.s.member; m != nil {
+		return m.join(b, rooms, false)
+	}
+	b.socketsLeaveLocal(rooms)
+	return nil
+}
+
+func (b *Broadcast) socketsLeaveLocal(rooms []string) {
 	for _, s := range b.targets() {
 		s.Leave(rooms...)
 	}
 }
 
 // DisconnectSockets disconnects the selected sockets; with close their
-// connections are closed too.
-func (b *Broadcast) DisconnectSockets(close bool) {
+// connections are closed too (on every node of the cluster, with
+// WithAdapter; errors as for SocketsJoin).
+func (b *Broadcast) DisconnectSockets(close bool) error {
+	if m := b.n.s.member; m != nil {
+		return m.disconnect(b, close)
+	}
+	b.disconnectLocal(close)
+	return nil
+}
+
+func (b *Broadcast) disconnectLocal(close bool) {
 	for _, s := range b.targets() {
 		if close {
 			s.c.conn.Close()

@@ -2,12 +2,11 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/siobridge/siobridge/dialect"
-	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue"
 )
 
@@ -48,116 +47,68 @@ func QueueSubscription(d dialect.Dialect, nss ...string) queue.Subscription {
 	return sub
 }
 
-// QueueStats counts what ConsumeQueue did with the messages it received.
+// QueueStats counts what the server did with the messages it received
+// from the queue (WithAdapter and ConsumeQueue).
 type QueueStats struct {
 	Applied     uint64 // operations performed on this server's clients
 	Malformed   uint64 // messages that could not be decoded (logged, dropped)
-	Unsupported uint64 // well-formed messages of kinds this server ignores
+	Unsupported uint64 // well-formed messages of kinds this server ignores, or addressed to others
+	Own         uint64 // this server's own messages coming back (skipped)
+	Replies     uint64 // acknowledgements and client counts routed to a waiting EmitWithAck
+	PublishErrs uint64 // failed publishes (logged)
 }
 
-type queueCounters struct{ applied, malformed, unsupported atomic.Uint64 }
+type queueCounters struct{ applied, malformed, unsupported, own, replies, publishErrs atomic.Uint64 }
 
-// QueueStats returns the counters of the server's queue consumers.
+// QueueStats returns the counters of the server's queue members.
 func (s *Server) QueueStats() QueueStats {
 	return QueueStats{
 		Applied:     s.queue.applied.Load(),
 		Malformed:   s.queue.malformed.Load(),
 		Unsupported: s.queue.unsupported.Load(),
+		Own:         s.queue.own.Load(),
+		Replies:     s.queue.replies.Load(),
+		PublishErrs: s.queue.publishErrs.Load(),
 	}
 }
 
-// ConsumeQueue makes the server perform the operations that other
-// processes publish on a message queue for its clients — an emitter.Emitter
-// in a worker, the sioemit command, python-socketio's write-only managers,
-// @socket.io/redis-emitter: emits to namespaces, rooms and single clients
-// (with except and volatile), joins and leaves, disconnects and room
-// closing. sub is usually QueueSubscription(d, namespaces...). It returns
-// once the subscription is live; closing the returned Subscriber stops it.
+// ConsumeQueue is the receive-only mode: the server performs the
+// operations that other processes publish on a message queue for its
+// clients — an emitter.Emitter in a worker, the sioemit command,
+// python-socketio's write-only managers, @socket.io/redis-emitter: emits to
+// namespaces, rooms and single clients (with except and volatile), joins
+// and leaves, disconnects and room closing — and answers their
+// acknowledgement requests, but its own broadcasts stay local. sub is
+// usually QueueSubscription(d, namespaces...). It returns once the
+// subscription is live; closing the returned Subscriber stops it.
 //
+// Like WithAdapter (which includes all of this; do not use both on one
+// channel), the server uses a copy of d with its own random identity.
 // Malformed messages are counted (QueueStats), logged and dropped; the
-// subscription goes on. Not yet supported: acknowledgements requested
-// through the queue (the event is delivered, no reply is published), and
-// publishing this server's own broadcasts for other server nodes.
+// subscription goes on.
 func (s *Server) ConsumeQueue(ctx context.Context, bus queue.Bus, d dialect.Dialect, sub queue.Subscription) (queue.Subscriber, error) {
-	subscriber, err := bus.Subscribe(ctx, sub, func(m queue.Message) { s.applyQueued(d, m) })
+	m := newMember(s, adapterConfig{bus: bus, d: d}, false)
+	subscriber, err := bus.Subscribe(ctx, sub, m.receive)
 	if err != nil {
+		m.close()
 		return nil, fmt.Errorf("server: consume queue (%s dialect): %w", d.Name(), err)
 	}
-	return subscriber, nil
+	return &consumer{sub: subscriber, m: m}, nil
 }
 
-// applyQueued decodes one queue message and performs it.
-func (s *Server) applyQueued(d dialect.Dialect, m queue.Message) {
-	o, err := d.Decode(m)
-	if err != nil {
-		if errors.Is(err, dialect.ErrUnsupported) {
-			s.queue.unsupported.Add(1)
-			return
-		}
-		s.queue.malformed.Add(1)
-		s.log.Warn("server: dropped a malformed queue message", "channel", m.Channel, "bytes", len(m.Data), "err", err)
-		return
-	}
-	if applyOp(s, d.Origin(), o) {
-		s.queue.applied.Add(1)
-	} else {
-		s.queue.unsupported.Add(1)
-	}
+// consumer is ConsumeQueue's subscription and member.
+type consumer struct {
+	sub  queue.Subscriber
+	m    *member
+	once sync.Once
 }
 
-// applyOp performs o on this server's sockets; false for ops a server does
-// not perform (replies, counts, server-side emits) or its own ops.
-func applyOp(s *Server, self string, o op.Op) bool {
-	switch o := o.(type) {
-	case *op.Emit:
-		if o.Origin != "" && o.Origin == self {
-			return false
-		}
-		b := s.selection(o.Target)
-		if b == nil {
-			return true // no such namespace here: nobody to deliver to
-		}
-		if o.Volatile {
-			b = b.Volatile()
-		}
-		if err := b.Emit(o.Event, o.Args...); err != nil {
-			s.log.Warn("server: queued emit failed", "event", o.Event, "err", err)
-		}
-	case *op.Join:
-		if b := s.selection(o.Target); b != nil {
-			b.SocketsJoin(o.Rooms...)
-		}
-	case *op.Leave:
-		if b := s.selection(o.Target); b != nil {
-			b.SocketsLeave(o.Rooms...)
-		}
-	case *op.Disconnect:
-		if b := s.selection(o.Target); b != nil {
-			b.DisconnectSockets(o.Close)
-		}
-	case *op.CloseRoom:
-		if n := s.lookup(op.NamespaceOrRoot(o.Namespace)); n != nil {
-			n.CloseRoom(o.Room)
-		}
-	default:
-		return false
-	}
-	return true
-}
-
-// selection is the broadcast an op's target describes, or nil when the
-// namespace does not exist on this server.
-func (s *Server) selection(t op.Target) *Broadcast {
-	n := s.lookup(op.NamespaceOrRoot(t.Namespace))
-	if n == nil {
-		return nil
-	}
-	b := &Broadcast{n: n}
-	if len(t.Rooms) > 0 {
-		b = b.To(t.Rooms...)
-	}
-	if len(t.Except) > 0 {
-		b = b.Except(t.Except...)
-	}
-	return b
+// Close ends the subscription and the member's pending work.
+func (c *consumer) Close() error {
+	var err error
+	c.once.Do(func() {
+		err = c.sub.Close()
+		c.m.close()
+	})
+	return err
 }

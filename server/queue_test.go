@@ -32,7 +32,7 @@ func TestConsumeQueueFromTheEmitter(t *testing.T) {
 	tenant := fmt.Sprintf("consume-%d", time.Now().UnixNano())
 	for _, pair := range [][2]dialect.Dialect{ // the server's, the worker's (each process has its own origin)
 		{python.New(python.Options{Channel: tenant}), python.New(python.Options{Channel: tenant})},
-		{node.New(node.Options{Key: tenant, UID: "server-1"}), node.New(node.Options{Key: tenant})},
+		{node.New(node.Options{Key: tenant}), node.New(node.Options{Key: tenant})}, // both with the emitter's default uid
 	} {
 		d := pair[0]
 		t.Run(d.Name(), func(t *testing.T) {

@@ -42,6 +42,7 @@ type config struct {
 	backlogEvents  int
 	backlogBytes   int
 	maxNamespaces  int
+	adapter        *adapterConfig // WithAdapter
 }
 
 // WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
@@ -165,7 +166,9 @@ type Server struct {
 	backlogEvents  int // bounds of a socket's event backlog
 	backlogBytes   int
 	maxNamespaces  int           // per client
-	queue          queueCounters // ConsumeQueue
+	queue          queueCounters // ConsumeQueue and WithAdapter
+	member         *member       // WithAdapter; nil for a single process
+	serverEvents   sync.Map      // namespace + "\x00" + event -> OnServerSideEmit handler
 
 	mu             sync.RWMutex
 	onErrorDefault func(s *Socket, event string, err error)
@@ -196,6 +199,9 @@ func New(opts ...Option) *Server {
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
 		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect,
 		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, maxNamespaces: c.maxNamespaces}
+	if c.adapter != nil {
+		s.member = newMember(s, *c.adapter, true)
+	}
 	s.Of("/")
 	s.eio.OnConnection(s.onConnection)
 	return s
@@ -238,6 +244,9 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 // for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.eio.Shutdown(ctx)
+	if s.member != nil {
+		s.member.close()
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -263,6 +272,7 @@ func (s *Server) Of(name string) *Namespace {
 	if n == nil {
 		n = newNamespace(s, name)
 		s.nsps[name] = n
+		s.member.addNamespace(name)
 	}
 	return n
 }
@@ -302,6 +312,7 @@ func (s *Server) lookup(name string) *Namespace {
 				n = newNamespace(s, name)
 				n.dynamic = true
 				s.nsps[name] = n
+				s.member.addNamespace(name)
 			}
 			s.mu.Unlock()
 			if created && d.setup != nil {

@@ -271,15 +271,8 @@ var ErrAckTimeout = errors.New("socket.io: acknowledgement timeout")
 // arguments come back as plain values (float64, string, bool, nil, []any,
 // map[string]any, and []byte for binary).
 func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
-	s.mu.Lock()
-	s.ackSeq++
-	id := s.ackSeq
 	ch := make(chan []any, 1)
-	if s.acks == nil {
-		s.acks = map[uint64]chan []any{}
-	}
-	s.acks[id] = ch
-	s.mu.Unlock()
+	id := s.newAck(ch)
 	defer func() {
 		s.mu.Lock()
 		delete(s.acks, id)
@@ -316,6 +309,7 @@ func (s *Socket) onAck(p *parser.Packet) {
 	}
 	s.mu.Lock()
 	ch := s.acks[p.ID]
+	delete(s.acks, p.ID) // an id is answered once
 	s.mu.Unlock()
 	if ch != nil {
 		select {

@@ -406,6 +406,14 @@ func (s *subscriber) Close() error {
 // Stats returns the bus counters.
 func (b *Bus) Stats() queue.Stats { return b.ctr.Snapshot() }
 
+// Connected reports whether the bus has a live broker connection now
+// (queue.HealthReporter).
+func (b *Bus) Connected() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.closed && b.conn != nil && !b.conn.IsClosed()
+}
+
 // Close ends every subscription and the connection, and stops the
 // reconnect goroutine.
 func (b *Bus) Close() error {

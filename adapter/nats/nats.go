@@ -316,6 +316,10 @@ func (s *subscriber) Close() error {
 // Stats returns the bus counters.
 func (b *Bus) Stats() queue.Stats { return b.ctr.Snapshot() }
 
+// Connected reports whether the bus is connected to a NATS server now
+// (queue.HealthReporter).
+func (b *Bus) Connected() bool { return b.nc.IsConnected() }
+
 // Close ends every subscription and closes the connection.
 func (b *Bus) Close() error {
 	b.mu.Lock()

@@ -91,6 +91,10 @@ func (d *Dialect) Name() string { return "node" }
 // Origin returns the uid.
 func (d *Dialect) Origin() string { return d.uid }
 
+// NewMember returns a node dialect with the same key and a fresh random
+// uid, for a server node (dialect.Member).
+func (d *Dialect) NewMember() dialect.Dialect { return New(Options{Key: d.key, UID: uid2(12)}) }
+
 // Key returns the channel prefix.
 func (d *Dialect) Key() string { return d.key }
 
@@ -208,6 +212,9 @@ func (d *Dialect) Encode(o op.Op) ([]queue.Message, error) {
 			return nil, err
 		}
 		return []queue.Message{{Channel: d.responseChannel(op.NamespaceOrRoot(x.Namespace)), Data: b}}, nil
+	}
+	if msgs, ok, err := d.encodeExchange(o); ok {
+		return msgs, err
 	}
 	return nil, unsupported("%s ops have no node equivalent", o.Kind())
 }
@@ -552,7 +559,7 @@ func (d *Dialect) decodeRequest(m queue.Message) (op.Op, error) {
 		e.Origin = uid
 		return e, nil
 	case reqSockets, reqAllRooms, reqRemoteFetch:
-		return nil, unsupported("request type %d", typ)
+		return decodeExchangeRequest(r, typ, ns, uid, target)
 	}
 	return nil, unsupported("unknown request type %d", typ)
 }
@@ -577,6 +584,9 @@ func (d *Dialect) decodeResponse(m queue.Message) (op.Op, error) {
 			return nil, malformed("ack response without requestId")
 		}
 		return &op.AckReply{Namespace: ns, ID: reqID, Args: []any{r["packet"]}}, nil
+	}
+	if o, ok, err := decodeExchangeResponse(r, ns, reqID); ok {
+		return o, err
 	}
 	return nil, unsupported("response type %v", r["type"])
 }

@@ -248,8 +248,8 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := d.Decode(queue.Message{Channel: "socket.io-request#/#", Data: []byte(`{"uid":"x","requestId":"y","type":1}`)}); !errors.Is(err, dialect.ErrUnsupported) {
-		t.Errorf("ALL_ROOMS: %v", err)
+	if _, err := d.Decode(queue.Message{Channel: "socket.io-request#/#", Data: []byte(`{"uid":"x","type":1}`)}); !errors.Is(err, dialect.ErrMalformed) {
+		t.Errorf("ALL_ROOMS without requestId: %v", err)
 	}
 }
 

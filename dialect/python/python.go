@@ -91,6 +91,12 @@ func (d *Dialect) Name() string {
 // Origin returns the host id.
 func (d *Dialect) Origin() string { return d.hostID }
 
+// NewMember returns a dialect of the same kind and channel with a fresh
+// random host id, for a server node (dialect.Member).
+func (d *Dialect) NewMember() dialect.Dialect {
+	return newDialect(Options{Channel: d.channel}, d.pickle)
+}
+
 // Channel returns the channel name.
 func (d *Dialect) Channel() string { return d.channel }
 
