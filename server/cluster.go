@@ -98,6 +98,7 @@ type member struct {
 	mu      sync.Mutex
 	closed  bool
 	want    map[string]queue.Subscription // by subKey
+	refs    map[string]int                // namespaces per wanted subscription
 	subs    map[string]queue.Subscriber
 	failed  map[string]error // subscriptions that cannot work (patterns unsupported)
 	lastErr error
@@ -115,7 +116,7 @@ func newMember(s *Server, c adapterConfig, publishing bool) *member {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &member{s: s, bus: c.bus, d: d, self: d.Origin(), publishing: publishing, ctx: ctx, cancel: cancel,
-		want: map[string]queue.Subscription{}, subs: map[string]queue.Subscriber{}, failed: map[string]error{},
+		want: map[string]queue.Subscription{}, refs: map[string]int{}, subs: map[string]queue.Subscriber{}, failed: map[string]error{},
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), waits: map[string]*ackWait{}}
 	if publishing {
 		m.wg.Add(1)
@@ -180,6 +181,8 @@ func (m *member) spawn(f func()) bool {
 
 // addNamespace asks for the subscription of namespace ns (a no-op for
 // servers without adapter). It never blocks: it is called under s.mu.
+// Namespaces that share a subscription (the python dialects' one channel)
+// count as references to it.
 func (m *member) addNamespace(ns string) {
 	if m == nil || !m.publishing {
 		return
@@ -190,11 +193,42 @@ func (m *member) addNamespace(ns string) {
 	if _, ok := m.want[key]; !ok {
 		m.want[key] = sub
 	}
+	m.refs[key]++
 	m.mu.Unlock()
 	select {
 	case m.wake <- struct{}{}:
 	default:
 	}
+}
+
+// removeNamespace drops the subscription of namespace ns (a dynamic
+// namespace removed when empty) once no other namespace needs it, so that
+// the names clients invent cannot grow the subscriptions without bound.
+// It never blocks on the bus: the subscriber is closed on its own goroutine.
+func (m *member) removeNamespace(ns string) {
+	if m == nil || !m.publishing {
+		return
+	}
+	key := subKey(QueueSubscription(m.d, ns))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.refs[key]--; m.refs[key] > 0 {
+		return
+	}
+	delete(m.refs, key)
+	delete(m.want, key)
+	delete(m.failed, key)
+	if sub, ok := m.subs[key]; ok {
+		delete(m.subs, key)
+		if !m.closed {
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				sub.Close()
+			}()
+		}
+	}
+	m.notifyLocked()
 }
 
 func subKey(s queue.Subscription) string {
@@ -238,11 +272,19 @@ func (m *member) run() {
 			s, err := m.bus.Subscribe(ctx, sub, m.receive)
 			cancel()
 			m.mu.Lock()
+			_, wanted := m.want[key]
 			switch {
 			case err == nil && m.ctx.Err() != nil:
 				m.mu.Unlock()
 				s.Close()
 				return
+			case err == nil && !wanted:
+				// its namespace was removed while subscribing
+				m.wg.Add(1)
+				go func() {
+					defer m.wg.Done()
+					s.Close()
+				}()
 			case err == nil:
 				m.subs[key] = s
 				m.lastErr = nil

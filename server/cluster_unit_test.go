@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -165,5 +166,40 @@ func TestClusterLaterNamespace(t *testing.T) {
 	}
 	if _, err := c.WaitFor("/chat", "hello", 5*time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The subscriptions of dynamic namespaces go with them: namespace names
+// that clients invent cannot grow a node's subscriptions (the node dialect
+// has channels per namespace) without bound.
+func TestClusterDynamicNamespaceSubscriptionsRemoved(t *testing.T) {
+	bus := memory.New()
+	defer bus.Close()
+	srv := memberOn(t, bus, node.New(node.Options{Key: "dyn"}))
+	srv.OfPattern(regexp.MustCompile(`^/dyn-\d+$`), func(n *server.Namespace) {})
+	baseWant, baseLive := server.MemberSubscriptions(srv)
+	c := client(t, srv, "/", servertest.Options{})
+	for i := range 30 {
+		ns := fmt.Sprintf("/dyn-%d", i)
+		if err := c.Connect(ns, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Disconnect(ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the server handles the DISCONNECTs in order: once it answers on
+	// another namespace, they are done
+	if err := c.Connect("/dyn-x", nil); err == nil {
+		t.Fatal("a namespace outside the pattern was accepted")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		want, live := server.MemberSubscriptions(srv)
+		if want == baseWant && live == baseLive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscriptions after 30 dynamic namespaces came and went: %d wanted, %d live; before %d, %d", want, live, baseWant, baseLive)
+		}
 	}
 }

@@ -13,3 +13,15 @@ func NamespaceNames(srv *Server) []string {
 	sort.Strings(out)
 	return out
 }
+
+// MemberSubscriptions returns how many subscriptions srv's cluster member
+// wants and holds, for tests.
+func MemberSubscriptions(srv *Server) (want, live int) {
+	m := srv.member
+	if m == nil {
+		return 0, 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.want), len(m.subs)
+}

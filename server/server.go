@@ -336,6 +336,7 @@ func (s *Server) dropIfEmpty(n *Namespace) {
 	if len(n.sockets) == 0 && s.nsps[n.name] == n {
 		delete(s.nsps, n.name)
 		n.removed = true
+		s.member.removeNamespace(n.name)
 	}
 }
 
