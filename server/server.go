@@ -121,7 +121,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.Serve
 func (s *Server) Run(addr string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", s)
-	return http.ListenAndServe(addr, mux)
+	ln, err := s.Listen(addr)
+	if err != nil {
+		return err
+	}
+	return http.Serve(ln, mux)
 }
 
 // Shutdown disconnects every client and waits for handlers to finish, or

@@ -58,6 +58,10 @@ func main() {
 			os.Exit(0)
 		}()
 	}
+	ln, err := srv.Listen(*addr) // refuses clients beyond the descriptor limit at once
+	if err != nil {
+		log.Fatal(err)
+	}
 	log.Printf("bench server on %s", *addr)
-	log.Fatal(http.ListenAndServe(*addr, mux))
+	log.Fatal(http.Serve(ln, mux))
 }
