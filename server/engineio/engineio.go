@@ -345,14 +345,21 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	s.mu.Unlock()
 
 	if transport == "websocket" {
-		u, err := ws.Accept(w, r, s.o.PerMessageDeflate)
+		u, resp, err := ws.Upgrade(w, r, s.o.PerMessageDeflate)
 		if err != nil {
 			s.remove(c)
 			return
 		}
 		wc := s.attach(u, c.onWSMessage)
 		wc.setOnEnd(c.wsEnded)
-		wc.enqueue(wc.frame(Message{Data: append([]byte{'0'}, open...), control: true}))
+		// the open packet goes out with the 101 response, in one write
+		resp = append(resp, wc.frame(Message{Data: append([]byte{'0'}, open...), control: true})...)
+		if _, err := u.Conn.Write(resp); err != nil {
+			u.Conn.Close()
+			wc.finish()
+			s.remove(c)
+			return
+		}
 		c.mu.Lock()
 		c.ws = wc
 		c.wsActive = true
