@@ -31,6 +31,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -228,7 +229,17 @@ func main() {
 	concurrency := flag.Int("concurrency", 512, "connections being set up at once, at most")
 	timeout := flag.Duration("timeout", 30*time.Second, "set-up time allowed to one client")
 	local := flag.String("local", "", "comma-separated source IPs used in turn (e.g. 127.0.0.2,127.0.0.3: more ephemeral ports)")
+	cpuprofile := flag.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	u, err := url.Parse(*rawURL)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
