@@ -12,7 +12,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -121,13 +120,16 @@ type Poller struct {
 	// a new goroutine and its stack growth for each
 	work    chan *Desc    // an idle worker receives here
 	quit    chan struct{} // closed by Close: idle workers end
-	workers atomic.Int32  // workers that wait when idle, at most maxWorkers()
+	workers atomic.Int32  // workers that wait when idle, at most maxWorkers
 }
 
 // maxWorkers bounds the workers that stay, idle, for the next callback;
 // when all are busy (callbacks may block) a callback runs in a goroutine
-// of its own that ends with it.
-func maxWorkers() int32 { return int32(4 * runtime.GOMAXPROCS(0)) }
+// of its own that ends with it. One epoll wait hands out up to 256
+// callbacks at once: as many workers take a burst without new goroutines.
+// An idle worker costs a goroutine with a small stack (the garbage
+// collector shrinks the stacks of goroutines that wait).
+const maxWorkers = 256
 
 // initWorkers prepares the worker channels; New calls it.
 func (p *Poller) initWorkers() {
@@ -190,7 +192,7 @@ func (p *Poller) run(d *Desc) {
 	default:
 	}
 	p.wg.Add(1)
-	if p.workers.Add(1) <= maxWorkers() {
+	if p.workers.Add(1) <= maxWorkers {
 		go p.worker(d)
 		return
 	}
