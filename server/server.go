@@ -392,7 +392,7 @@ func (c *client) connect(p *parser.Packet) {
 	c.mu.Unlock()
 	n.add(sock)
 	if c.s.alwaysConnect {
-		ack, _ := json.Marshal(map[string]string{"sid": sock.id})
+		ack := sidPayload(sock.id)
 		c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
 		sock.flushPending()
 		if h := n.connectHandler(); h != nil {
@@ -413,7 +413,7 @@ func (c *client) connect(p *parser.Packet) {
 			return
 		}
 	}
-	ack, _ := json.Marshal(map[string]string{"sid": sock.id})
+	ack := sidPayload(sock.id)
 	c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
 	sock.flushPending()
 }

@@ -318,13 +318,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	if transport == "polling" && !s.o.DisableUpgrades && slices.Contains(s.o.Transports, "websocket") {
 		upgrades = append(upgrades, "websocket")
 	}
-	open, _ := json.Marshal(struct {
-		Sid          string   `json:"sid"`
-		Upgrades     []string `json:"upgrades"`
-		PingInterval int64    `json:"pingInterval"`
-		PingTimeout  int64    `json:"pingTimeout"`
-		MaxPayload   int      `json:"maxPayload"`
-	}{c.id, upgrades, s.o.PingInterval.Milliseconds(), s.o.PingTimeout.Milliseconds(), s.o.MaxPayload})
+	open := openJSON(c.id, upgrades, s.o.PingInterval.Milliseconds(), s.o.PingTimeout.Milliseconds(), s.o.MaxPayload)
 	if s.o.Cookie != nil {
 		ck := *s.o.Cookie
 		if ck.Name == "" {
