@@ -21,7 +21,8 @@ import (
 // concurrency of them in progress, every client kept open until the end,
 // and prints one JSON line: accepted connections per second over the time
 // from the first dial to the last join acknowledgement, the set-up latency
-// of one client (p50, p99, max), the failures and, given the server's pid,
+// of one client (p50, p99, max), the failures (and settled_s, when the
+// last client was set up or had failed), and, given the server's pid,
 // the CPU time the server spent (a figure less sensitive than the rate to
 // other load on a shared machine).
 func runStorm(d *dialer, n, concurrency, pid int) {
@@ -46,7 +47,7 @@ func runStorm(d *dialer, n, concurrency, pid int) {
 	}
 	res := map[string]any{
 		"clients": n, "accepted": len(conns), "failed": o.failed, "concurrency": concurrency,
-		"elapsed_s": elapsed.Seconds(), "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1),
+		"elapsed_s": elapsed.Seconds(), "settled_s": o.settled.Sub(start).Seconds(), "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1),
 		"loadgen_cpu_s": (self1 - self0).Seconds(),
 	}
 	if elapsed > 0 {
@@ -98,6 +99,7 @@ type opened struct {
 	conns    []*client
 	lat      []time.Duration // set-up time of each client in conns
 	last     time.Time       // when the last one was set up
+	settled  time.Time       // when the last one was set up or failed
 	failed   int
 	firstErr error
 }
@@ -121,6 +123,9 @@ func openAll(d *dialer, n, concurrency int) *opened {
 			<-sem
 			mu.Lock()
 			defer mu.Unlock()
+			if t1.After(o.settled) {
+				o.settled = t1
+			}
 			if err != nil {
 				o.failed++
 				if o.firstErr == nil {
