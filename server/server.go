@@ -215,7 +215,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.Serve
 func (s *Server) Run(addr string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", s)
-	return NewHTTPServer(addr, mux).ListenAndServe()
+	ln, err := s.Listen(addr) // refuses clients beyond the descriptor limit at once
+	if err != nil {
+		return err
+	}
+	return NewHTTPServer(addr, mux).Serve(ln)
 }
 
 // Limits of NewHTTPServer.
@@ -234,7 +238,8 @@ const (
 // ReadHeaderTimeout, IdleTimeout and MaxHeaderBytes (larger headers get
 // 431). No ReadTimeout or WriteTimeout: a polling GET waits up to the ping
 // interval and a WebSocket lives on; the bodies of polling requests are
-// bounded by WithMaxPayload.
+// bounded by WithMaxPayload. Serve it on Server.Listen's listener, which
+// refuses clients beyond the descriptor limit at once.
 func NewHTTPServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: ReadHeaderTimeout,
 		IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
@@ -548,7 +553,7 @@ func (c *client) connect(p *parser.Packet) {
 		return
 	}
 	if c.s.alwaysConnect {
-		ack, _ := json.Marshal(map[string]string{"sid": sock.id})
+		ack := sidPayload(sock.id)
 		c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
 		sock.flushPending()
 		if h := n.connectHandler(); h != nil {
@@ -570,7 +575,7 @@ func (c *client) connect(p *parser.Packet) {
 			return
 		}
 	}
-	ack, _ := json.Marshal(map[string]string{"sid": sock.id})
+	ack := sidPayload(sock.id)
 	c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
 	sock.flushPending()
 }

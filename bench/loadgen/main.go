@@ -6,6 +6,7 @@
 // server broadcasts "tick" to the room. It reports delivered messages per
 // second and the fanout-to-receive latency (p50, p99), and the server's
 // RSS per idle connection when given its pid. One JSON line on stdout.
+// With -storm it measures a connection storm instead (see runStorm).
 //
 // It speaks WebSocket, Engine.IO v4 and Socket.IO v5 itself over plain TCP
 // and, once the clients are connected, reads them with one epoll loop per
@@ -14,6 +15,7 @@
 // the load generator must not be what saturates.
 //
 //	go run ./bench/loadgen -url ws://127.0.0.1:3000 -clients 5000 -rate 20 -duration 10s -pid PID
+//	go run ./bench/loadgen -url ws://127.0.0.1:3000 -storm -clients 18000 -concurrency 512 -pid PID
 package main
 
 import (
@@ -29,6 +31,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -125,30 +128,51 @@ func (c *client) parse() (byte, []byte, bool) {
 	return b[0] & 0x0f, b[pos : pos+n], true
 }
 
-func dial(u *url.URL) (*client, error) {
-	conn, err := net.DialTimeout("tcp", u.Host, 30*time.Second)
+// dialer opens clients: WebSocket handshake, Socket.IO CONNECT to "/",
+// and "join" of room "bench" with an acknowledgement, so that a client is
+// in the room when dial returns.
+type dialer struct {
+	host    string
+	timeout time.Duration // for the whole set-up of one client
+	local   []net.Addr    // source addresses, used in turn; none: the kernel's choice
+	next    atomic.Uint32
+}
+
+func (d *dialer) dial() (*client, error) {
+	nd := net.Dialer{Timeout: d.timeout, KeepAlive: -1} // no keep-alive: four system calls fewer per client
+	if len(d.local) > 0 {
+		nd.LocalAddr = d.local[int(d.next.Add(1))%len(d.local)]
+	}
+	conn, err := nd.Dial("tcp", d.host)
 	if err != nil {
 		return nil, err
 	}
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	c, err := setUp(conn, d.host, time.Now().Add(d.timeout))
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// setUp runs the handshakes on conn and joins room "bench".
+func setUp(conn net.Conn, host string, deadline time.Time) (*client, error) {
+	conn.SetDeadline(deadline)
 	var key [16]byte
 	rand.Read(key[:])
 	fmt.Fprintf(conn, "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		u.Host, base64.StdEncoding.EncodeToString(key[:]))
+		host, base64.StdEncoding.EncodeToString(key[:]))
 	br := bufio.NewReaderSize(conn, 4096)
 	status, err := br.ReadString('\n')
 	if err != nil {
-		conn.Close()
 		return nil, err
 	}
 	if !strings.Contains(status, " 101 ") {
-		conn.Close()
 		return nil, fmt.Errorf("handshake: %s", strings.TrimSpace(status))
 	}
 	for {
 		l, err := br.ReadString('\n')
 		if err != nil {
-			conn.Close()
 			return nil, err
 		}
 		if l == "\r\n" {
@@ -158,25 +182,38 @@ func dial(u *url.URL) (*client, error) {
 	c := &client{conn: conn, buf: make([]byte, 4096)}
 	c.w = copy(c.buf, func() []byte { b, _ := br.Peek(br.Buffered()); return b }())
 	if _, _, err := c.next(); err != nil { // open
-		conn.Close()
 		return nil, err
 	}
 	if err := c.writeText([]byte("40")); err != nil {
-		conn.Close()
 		return nil, err
 	}
+	if err := c.await("40"); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if err := c.writeText([]byte(`421["join","bench"]`)); err != nil {
+		return nil, err
+	}
+	if err := c.await("431"); err != nil {
+		return nil, fmt.Errorf("join: %w", err)
+	}
+	conn.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// await reads messages until one starts with prefix, answering pings.
+func (c *client) await(prefix string) error {
 	for {
 		_, p, err := c.next()
 		if err != nil {
-			conn.Close()
-			return nil, err
+			return err
 		}
-		if bytes.HasPrefix(p, []byte("40")) {
-			break
+		if bytes.HasPrefix(p, []byte(prefix)) {
+			return nil
+		}
+		if len(p) == 1 && p[0] == '2' {
+			c.writeText([]byte("3"))
 		}
 	}
-	conn.SetDeadline(time.Time{})
-	return c, c.writeText([]byte(`42["join","bench"]`))
 }
 
 var tickPrefix = []byte(`42["tick",`)
@@ -187,12 +224,38 @@ func main() {
 	rate := flag.Int("rate", 20, "fanout events per second")
 	dur := flag.Duration("duration", 10*time.Second, "how long to send")
 	warmup := flag.Duration("warmup", 2*time.Second, "send at the same rate this long first, not measured (JIT, TCP quick-ack mode, caches)")
-	pid := flag.Int("pid", 0, "server pid, for RSS")
+	pid := flag.Int("pid", 0, "server pid, for RSS (and CPU time in -storm)")
+	storm := flag.Bool("storm", false, "connection storm: open -clients at once, report accepted connections per second (see storm.go)")
+	concurrency := flag.Int("concurrency", 512, "connections being set up at once, at most")
+	timeout := flag.Duration("timeout", 30*time.Second, "set-up time allowed to one client")
+	local := flag.String("local", "", "comma-separated source IPs used in turn (e.g. 127.0.0.2,127.0.0.3: more ephemeral ports)")
+	cpuprofile := flag.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	u, err := url.Parse(*rawURL)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
+	}
+
+	d := &dialer{host: u.Host, timeout: *timeout}
+	for _, ip := range strings.Split(*local, ",") {
+		if ip = strings.TrimSpace(ip); ip != "" {
+			a, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(ip, "0"))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen: -local:", err)
+				os.Exit(2)
+			}
+			d.local = append(d.local, a)
+		}
 	}
 
 	var lim syscall.Rlimit
@@ -200,34 +263,14 @@ func main() {
 		lim.Cur = lim.Max
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
+	if *storm {
+		runStorm(d, *n, *concurrency, *pid)
+		return
+	}
 	rssBefore := rss(*pid)
 
-	var wg sync.WaitGroup
-	conns := make([]*client, 0, *n)
-	sem := make(chan struct{}, 100)
-	var cmu sync.Mutex
-	failed := 0
-	var firstErr error
-	for i := 0; i < *n; i++ {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c, err := dial(u)
-			cmu.Lock()
-			defer cmu.Unlock()
-			if err != nil {
-				failed++
-				if firstErr == nil {
-					firstErr = err
-				}
-				return
-			}
-			conns = append(conns, c)
-		}()
-	}
-	wg.Wait()
+	o := openAll(d, *n, *concurrency)
+	conns, failed, firstErr := o.conns, o.failed, o.firstErr
 	if firstErr != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: first failed connect:", firstErr)
 	}
@@ -266,7 +309,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
-	sender, err := dial(u)
+	sender, err := d.dial()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sender:", err)
 		os.Exit(1)

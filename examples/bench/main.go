@@ -1,6 +1,7 @@
 // Command bench is the server side of the fan-out benchmark (identical to
 // bench/node/sio-bench-server.js on socket.io 4.8): on "join" the socket
-// joins the room named by the argument; on "fanout" the server emits
+// joins the room named by the argument (acknowledged, with no arguments,
+// when the client asks); on "fanout" the server emits
 // "tick" with the same argument to room "bench". WebSocket transport.
 //
 //	go run ./examples/bench -addr :3000 [-cpuprofile cpu.out]
@@ -57,6 +58,10 @@ func main() {
 			os.Exit(0)
 		}()
 	}
+	ln, err := srv.Listen(*addr) // refuses clients beyond the descriptor limit at once
+	if err != nil {
+		log.Fatal(err)
+	}
 	log.Printf("bench server on %s", *addr)
-	log.Fatal(server.NewHTTPServer(*addr, mux).ListenAndServe())
+	log.Fatal(server.NewHTTPServer(*addr, mux).Serve(ln))
 }

@@ -1,7 +1,8 @@
 // Package netpoll lets a server keep many mostly idle connections without
 // a goroutine each. On Linux a connection that implements syscall.Conn is
 // watched by one epoll instance; when it becomes readable, its callback
-// runs in a fresh goroutine, reads without blocking and re-arms the watch.
+// runs in a goroutine of the poller (a worker that is idle, else a new
+// one), reads without blocking and re-arms the watch.
 // Other connections (TLS, or any OS without epoll) fall back to one
 // goroutine per connection running the same callback with blocking reads,
 // so callers have a single code path.
@@ -13,6 +14,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrWouldBlock is returned by Desc.Read and Desc.TryWrite when the
@@ -141,6 +143,27 @@ type Poller struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	closed bool
+
+	// workers run the callbacks: a worker done with one waits for the
+	// next, so that a burst of callbacks (a connection storm) does not pay
+	// a new goroutine and its stack growth for each
+	work    chan *Desc    // an idle worker receives here
+	quit    chan struct{} // closed by Close: idle workers end
+	workers atomic.Int32  // workers that wait when idle, at most maxWorkers
+}
+
+// maxWorkers bounds the workers that stay, idle, for the next callback;
+// when all are busy (callbacks may block) a callback runs in a goroutine
+// of its own that ends with it. One epoll wait hands out up to 256
+// callbacks at once: as many workers take a burst without new goroutines.
+// An idle worker costs a goroutine with a small stack (the garbage
+// collector shrinks the stacks of goroutines that wait).
+const maxWorkers = 256
+
+// initWorkers prepares the worker channels; New calls it.
+func (p *Poller) initWorkers() {
+	p.work = make(chan *Desc)
+	p.quit = make(chan struct{})
 }
 
 // Add watches conn and calls fn (in its own goroutine, with conn's Desc)
@@ -181,16 +204,44 @@ func (p *Poller) Close() error {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	err := p.stop()
+	err := p.stop() // no callback is handed out after this
+	if p.quit != nil {
+		close(p.quit)
+	}
 	p.wg.Wait()
 	return err
 }
 
-// run calls d.fn in a goroutine owned by the poller.
+// run calls d.fn in a goroutine owned by the poller: an idle worker, else
+// a new worker, else (maxWorkers busy) a goroutine of its own.
 func (p *Poller) run(d *Desc) {
+	select {
+	case p.work <- d:
+		return
+	default:
+	}
 	p.wg.Add(1)
+	if p.workers.Add(1) <= maxWorkers {
+		go p.worker(d)
+		return
+	}
+	p.workers.Add(-1)
 	go func() {
 		defer p.wg.Done()
 		d.fn(d)
 	}()
+}
+
+// worker runs d's callback, then the callbacks handed to it, until Close.
+func (p *Poller) worker(d *Desc) {
+	defer p.wg.Done()
+	defer p.workers.Add(-1)
+	for {
+		d.fn(d)
+		select {
+		case d = <-p.work:
+		case <-p.quit:
+			return
+		}
+	}
 }

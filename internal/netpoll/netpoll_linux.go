@@ -38,6 +38,7 @@ func New() (*Poller, error) {
 		return nil, fmt.Errorf("netpoll: epoll_ctl: %w", err)
 	}
 	p := &Poller{impl: impl{epfd: epfd, wakefd: wakefd, descs: map[int]*Desc{}, done: make(chan struct{})}}
+	p.initWorkers()
 	go p.loop()
 	return p, nil
 }

@@ -114,9 +114,24 @@ func negotiateDeflate(h http.Header) (string, bool) {
 // the connection. On a bad request it answers with an HTTP error and
 // returns an error. deflate allows permessage-deflate when offered.
 func Accept(w http.ResponseWriter, r *http.Request, deflate bool) (*Upgraded, error) {
-	fail := func(code int, msg string) (*Upgraded, error) {
+	u, resp, err := Upgrade(w, r, deflate)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := u.Conn.Write(resp); err != nil {
+		u.Conn.Close()
+		return nil, fmt.Errorf("websocket: write handshake response: %w", err)
+	}
+	return u, nil
+}
+
+// Upgrade is Accept without the answer: it returns the 101 response for
+// the caller to write, so that the first frames can go with it in one
+// write (one system call, one packet).
+func Upgrade(w http.ResponseWriter, r *http.Request, deflate bool) (u *Upgraded, resp []byte, err error) {
+	fail := func(code int, msg string) (*Upgraded, []byte, error) {
 		http.Error(w, msg, code)
-		return nil, fmt.Errorf("websocket: bad handshake: %s", msg)
+		return nil, nil, fmt.Errorf("websocket: bad handshake: %s", msg)
 	}
 	if r.Method != http.MethodGet {
 		return fail(http.StatusMethodNotAllowed, "WebSocket handshake must be a GET")
@@ -144,7 +159,7 @@ func Accept(w http.ResponseWriter, r *http.Request, deflate bool) (*Upgraded, er
 	}
 	conn, brw, err := hj.Hijack()
 	if err != nil {
-		return nil, fmt.Errorf("websocket: hijack: %w", err)
+		return nil, nil, fmt.Errorf("websocket: hijack: %w", err)
 	}
 	var buffered []byte
 	if n := brw.Reader.Buffered(); n > 0 {
@@ -152,7 +167,7 @@ func Accept(w http.ResponseWriter, r *http.Request, deflate bool) (*Upgraded, er
 		buffered = bytes.Clone(buffered)
 	}
 	sum := sha1.Sum([]byte(key + acceptGUID))
-	var resp []byte
+	resp = make([]byte, 0, 384) // room for the caller's first frames
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	resp = base64.StdEncoding.AppendEncode(resp, sum[:])
 	resp = append(resp, "\r\n"...)
@@ -162,11 +177,7 @@ func Accept(w http.ResponseWriter, r *http.Request, deflate bool) (*Upgraded, er
 		resp = append(resp, "\r\n"...)
 	}
 	resp = append(resp, "\r\n"...)
-	if _, err := conn.Write(resp); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("websocket: write handshake response: %w", err)
-	}
-	return &Upgraded{Conn: conn, Buffered: buffered, Deflate: useDeflate}, nil
+	return &Upgraded{Conn: conn, Buffered: buffered, Deflate: useDeflate}, resp, nil
 }
 
 // Frame is one parsed frame; Payload is unmasked in place and aliases the

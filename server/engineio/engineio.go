@@ -361,13 +361,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	if transport == "polling" && !s.o.DisableUpgrades && slices.Contains(s.o.Transports, "websocket") {
 		upgrades = append(upgrades, "websocket")
 	}
-	open, _ := json.Marshal(struct {
-		Sid          string   `json:"sid"`
-		Upgrades     []string `json:"upgrades"`
-		PingInterval int64    `json:"pingInterval"`
-		PingTimeout  int64    `json:"pingTimeout"`
-		MaxPayload   int      `json:"maxPayload"`
-	}{c.id, upgrades, s.o.PingInterval.Milliseconds(), s.o.PingTimeout.Milliseconds(), s.o.MaxPayload})
+	open := openJSON(c.id, upgrades, s.o.PingInterval.Milliseconds(), s.o.PingTimeout.Milliseconds(), s.o.MaxPayload)
 	if s.o.Cookie != nil {
 		ck := *s.o.Cookie
 		if ck.Name == "" {
@@ -388,14 +382,21 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	s.mu.Unlock()
 
 	if transport == "websocket" {
-		u, err := ws.Accept(w, r, s.o.PerMessageDeflate)
+		u, resp, err := ws.Upgrade(w, r, s.o.PerMessageDeflate)
 		if err != nil {
 			s.remove(c)
 			return
 		}
 		wc := s.attach(u, c.onWSMessage)
 		wc.setOnEnd(c.wsEnded)
-		wc.enqueue(wc.frame(Message{Data: append([]byte{'0'}, open...), control: true}))
+		// the open packet goes out with the 101 response, in one write
+		resp = append(resp, wc.frame(Message{Data: append([]byte{'0'}, open...), control: true})...)
+		if _, err := u.Conn.Write(resp); err != nil {
+			u.Conn.Close()
+			wc.finish()
+			s.remove(c)
+			return
+		}
 		c.mu.Lock()
 		c.ws = wc
 		c.wsActive = true

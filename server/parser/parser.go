@@ -198,18 +198,15 @@ func validate(p *Packet) error {
 			return invalid("CONNECT_ERROR payload must be an object or a string")
 		}
 	case Event, BinaryEvent:
-		var arr []json.RawMessage
-		if first != '[' || json.Unmarshal(p.Data, &arr) != nil || len(arr) == 0 {
+		switch name, kind := eventName(p.Data); kind {
+		case notArray:
 			return invalid("EVENT payload must be a non-empty array")
-		}
-		var name string
-		if err := json.Unmarshal(arr[0], &name); err != nil {
-			var num float64
-			if json.Unmarshal(arr[0], &num) != nil {
-				return invalid("event name must be a string or a number")
+		case badName:
+			return invalid("event name must be a string or a number")
+		case stringName:
+			if reservedEvents[string(name)] {
+				return invalid("reserved event name %q", name)
 			}
-		} else if reservedEvents[name] {
-			return invalid("reserved event name %q", name)
 		}
 	case Ack, BinaryAck:
 		if first != '[' {
