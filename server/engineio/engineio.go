@@ -143,6 +143,7 @@ type Server struct {
 
 	// WebSocket machinery, started with the first WebSocket (websocket.go)
 	pollOnce  sync.Once
+	stopOnce  sync.Once // stopPoller
 	poll      *netpoll.Poller
 	pollErr   error
 	flushq    *flushList
@@ -372,19 +373,17 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		}
 		http.SetCookie(w, &http.Cookie{Name: ck.Name, Value: c.id, Path: ck.Path, HttpOnly: ck.HTTPOnly, SameSite: ck.SameSite})
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if s.isClosing() {
 		s.fail(w, codeBadRequest)
 		return
 	}
-	s.sessions[c.id] = c
-	s.mu.Unlock()
 
+	// The session is registered (where Shutdown finds it) only once
+	// OnConnection has set its callbacks: nothing else can reach it before,
+	// as its id is not out yet.
 	if transport == "websocket" {
 		u, resp, err := ws.Upgrade(w, r, s.o.PerMessageDeflate)
 		if err != nil {
-			s.remove(c)
 			return
 		}
 		wc := s.attach(u, c.onWSMessage)
@@ -394,7 +393,6 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		if _, err := u.Conn.Write(resp); err != nil {
 			u.Conn.Close()
 			wc.finish()
-			s.remove(c)
 			return
 		}
 		c.mu.Lock()
@@ -404,16 +402,43 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		if s.onConn != nil {
 			s.onConn(c)
 		}
-		c.startHeartbeat()
-		wc.start(u.Conn)
+		if s.register(c) {
+			c.startHeartbeat()
+		} else {
+			c.closeWith("server shutting down", true)
+		}
+		wc.start(u.Conn) // writes what is queued, the close packet included
 		return
 	}
 	if s.onConn != nil {
 		s.onConn(c)
 	}
+	if !s.register(c) {
+		c.closeWith("server shutting down", false)
+		s.fail(w, codeBadRequest)
+		return
+	}
 	c.startHeartbeat()
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Write(append([]byte{'0'}, open...))
+}
+
+// isClosing reports whether Shutdown has begun.
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// register adds c to the sessions; false once Shutdown has begun.
+func (s *Server) register(c *Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sessions[c.id] = c
+	return true
 }
 
 func (s *Server) remove(c *Conn) {

@@ -706,12 +706,14 @@ func (l *flushList) pop(dst []*wsConn) []*wsConn {
 // stopPoller stops the flush workers and the poller (Shutdown).
 func (s *Server) stopPoller() {
 	s.pollOnce.Do(func() {}) // no poller will start any more
-	if s.poll == nil {
-		return
-	}
-	close(s.flushStop)
-	s.flushWG.Wait()
-	s.poll.Close()
+	s.stopOnce.Do(func() {   // a second Shutdown finds them stopped
+		if s.poll == nil {
+			return
+		}
+		close(s.flushStop)
+		s.flushWG.Wait()
+		s.poll.Close()
+	})
 }
 
 // flushWorkers is one flush worker per core.
