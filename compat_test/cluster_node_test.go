@@ -3,9 +3,9 @@ package compat_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"fmt"
 	"net"
+	"net/http"
 	"reflect"
 	"slices"
 	"sort"

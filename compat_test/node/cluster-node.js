@@ -17,36 +17,15 @@
 // Results: {"type":"result","id":..,"result":..} or {"type":"result","id":..,"error":".."}.
 // Binary values are {"$binary": base64} both ways. Prints {"type":"ready","port":N}.
 const readline = require("readline");
-const { createClient } = require("redis");
+const { plain, unplain, redisPair } = require("./common");
 const { Server } = require("socket.io");
 const { createAdapter } = require("@socket.io/redis-adapter");
 
 const [port, key] = [Number(process.argv[2]), process.argv[3] || "socket.io"];
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
-function plain(v) {
-  if (v instanceof ArrayBuffer) return { $binary: Buffer.from(v).toString("base64") };
-  if (Buffer.isBuffer(v) || ArrayBuffer.isView(v)) return { $binary: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") };
-  if (v instanceof Set) return [...v].map(plain);
-  if (Array.isArray(v)) return v.map(plain);
-  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
-  return v;
-}
-function unplain(v) {
-  if (Array.isArray(v)) return v.map(unplain);
-  if (v && typeof v === "object") {
-    if (typeof v.$binary === "string" && Object.keys(v).length === 1) return Buffer.from(v.$binary, "base64");
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unplain(x)]));
-  }
-  return v;
-}
-
 async function main() {
-  const pub = createClient({ url: process.env.REDIS_URL || "redis://127.0.0.1:6379" });
-  const sub = pub.duplicate();
-  pub.on("error", (e) => console.error("redis pub", e.message));
-  sub.on("error", (e) => console.error("redis sub", e.message));
-  await Promise.all([pub.connect(), sub.connect()]);
+  const { pub, sub } = await redisPair();
   const io = new Server({ adapter: createAdapter(pub, sub, { key, requestsTimeout: 5000 }) });
   io.on("connection", (socket) => {
     const room = socket.handshake.query.room;
