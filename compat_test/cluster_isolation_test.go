@@ -310,3 +310,60 @@ func TestRedisACLTenancy(t *testing.T) {
 		})
 	}
 }
+
+// rabbitmqctl runs rabbitmqctl with args, failing the test on error.
+func rabbitmqctl(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
+		t.Fatalf("rabbitmqctl %q: %v\n%s", args, err, out)
+	}
+}
+
+// rabbitTenant creates a vhost and a user allowed only on it, removed
+// when the test ends, and returns the tenant's broker URL.
+func rabbitTenant(t *testing.T) (url, vhost, user, pass string) {
+	t.Helper()
+	vhost, user, pass = uniq("vhost"), uniq("tenant"), uniq("pw")
+	rabbitmqctl(t, "add_vhost", vhost)
+	t.Cleanup(func() { exec.Command("rabbitmqctl", "delete_vhost", vhost).Run() })
+	rabbitmqctl(t, "add_user", user, pass)
+	t.Cleanup(func() { exec.Command("rabbitmqctl", "delete_user", user).Run() })
+	rabbitmqctl(t, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+	return "amqp://" + user + ":" + pass + "@" + testenv.AMQPAddr + "/" + vhost, vhost, user, pass
+}
+
+// TestRabbitMQVhostTenancy (issue #7, compat test 5): one vhost and user
+// per tenant. Two tenants' clusters on the same channel name never see
+// each other's traffic (exchanges live in their vhost), and a tenant's
+// credentials cannot reach another tenant's vhost: sioemit exits 1 with
+// RabbitMQ's refusal.
+func TestRabbitMQVhostTenancy(t *testing.T) {
+	testenv.Need(t, "rabbitmq", testenv.AMQPAddr)
+	needPeer(t, "rabbitmqctl (vhost and user management)", func() error {
+		return exec.Command("rabbitmqctl", "list_vhosts").Run()
+	})
+	urlA, _, userA, passA := rabbitTenant(t)
+	urlB, vhostB, _, _ := rabbitTenant(t)
+	const channel = "flask-socketio" // the same name in both vhosts
+	d := python.New(python.Options{Channel: channel})
+	a, b := startIsoCluster(t, urlA, d), startIsoCluster(t, urlB, d)
+	tp := startTap(t, urlB, d)
+	a.traffic(t)
+	if err := b.srvs[0].Of("/").To("r").Emit("quiet-sentinel"); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := tp.waitEvent(t, d, "quiet-sentinel"); len(msgs) != 1 {
+		t.Fatalf("tenant B's channel carried %d messages, want its sentinel only: %q", len(msgs), msgs)
+	}
+	for _, cl := range b.clients {
+		if got, err := cl.WaitFor("/", "quiet-sentinel", 10*time.Second); err != nil || len(got) != 1 {
+			t.Fatalf("a client of tenant B received %v (%v)", got, err)
+		}
+	}
+	// tenant A's credentials on tenant B's vhost
+	code, out, errOut := sioemit(t, "--url", "amqp://"+userA+":"+passA+"@"+testenv.AMQPAddr+"/"+vhostB, "--to", "r", "intrude")
+	if code != 1 || !strings.Contains(errOut, "refused") {
+		t.Fatalf("sioemit into another tenant's vhost: exit %d, stdout %q, stderr %q; want exit 1 naming the refusal", code, out, errOut)
+	}
+	t.Logf("sioemit refused: %s", strings.TrimSpace(errOut))
+}
