@@ -13,7 +13,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	_ "github.com/siobridge/siobridge/adapter/nats"
+	natsbus "github.com/siobridge/siobridge/adapter/nats"
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/dialect/node"
 	"github.com/siobridge/siobridge/dialect/python"
@@ -366,4 +366,51 @@ func TestRabbitMQVhostTenancy(t *testing.T) {
 		t.Fatalf("sioemit into another tenant's vhost: exit %d, stdout %q, stderr %q; want exit 1 naming the refusal", code, out, errOut)
 	}
 	t.Logf("sioemit refused: %s", strings.TrimSpace(errOut))
+}
+
+// TestNATSUserTenancy (issue #7, compat test 5): NATS users whose subject
+// permissions cover only their tenant's channel (siobridge.<channel>). A
+// tenant runs a cluster and sioemit on its channel; sioemit to another
+// tenant's channel exits 1 with the server's permission violation and
+// nothing reaches it; sioserver joining another tenant's cluster exits 1.
+func TestNATSUserTenancy(t *testing.T) {
+	own, other := uniq("tenant-a"), uniq("tenant-b")
+	srv := testenv.StartNATS(t, "-c", testenv.NATSConfig(t,
+		testenv.NATSUser{Name: "tenant-a", Password: "apw", Subjects: []string{natsbus.Subject(own)}},
+		testenv.NATSUser{Name: "admin", Password: "root"}))
+	userURL, adminURL := "nats://tenant-a:apw@"+srv.Addr, "nats://admin:root@"+srv.Addr
+	d := func(ch string) dialect.Dialect { return python.New(python.Options{Channel: ch}) }
+	c := startIsoCluster(t, userURL, d(own))
+	mustSioemit(t, "--url", userURL, "--channel", own, "--to", "r", "hello", `"tenant"`)
+	if _, err := c.clients[0].WaitFor("/", "hello", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	tp := startTap(t, adminURL, d(other))
+	code, out, errOut := sioemit(t, "--url", userURL, "--channel", other, "--to", "r", "intrude", `"x"`)
+	if code != 1 || !strings.Contains(errOut, "Permissions Violation") {
+		t.Fatalf("sioemit to another tenant's channel: exit %d, stdout %q, stderr %q; want exit 1 naming the permission violation", code, out, errOut)
+	}
+	t.Logf("sioemit refused: %s", strings.TrimSpace(errOut))
+	msgs, err := d(other).Encode(&op.Emit{Target: op.Target{Namespace: "/"}, Event: "admin-sentinel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := openBus(t, adminURL).Publish(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := tp.waitEvent(t, d(other), "admin-sentinel"); len(got) != 1 {
+		t.Fatalf("the other tenant's channel carried %d messages, want the sentinel only: %q", len(got), got)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sioserverBin, "--addr", "127.0.0.1:"+portString(t), "--url", userURL, "--channel", other)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "Permissions Violation") {
+		t.Fatalf("sioserver on another tenant's channel: %v, log:\n%s", err, stderr.String())
+	}
 }
