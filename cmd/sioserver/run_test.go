@@ -16,11 +16,18 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/siobridge/siobridge/internal/testenv"
 	"github.com/siobridge/siobridge/server/servertest"
 )
 
 const redisURL = "redis://" + testenv.RedisAddr + "/0"
+
+// TestMain checks that run leaves no goroutine behind once it returned.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 func TestFlagErrors(t *testing.T) {
 	dir := t.TempDir()
@@ -290,6 +297,7 @@ func TestStatic(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>hi</h1>"), 0o600)
 	in := start(t, "--static", dir)
+	defer http.DefaultClient.CloseIdleConnections()
 	r, err := http.Get(in.url + "/index.html")
 	if err != nil {
 		t.Fatal(err)
@@ -305,6 +313,7 @@ func TestStatic(t *testing.T) {
 // --cors: the listed origin is accepted, another refused.
 func TestCORS(t *testing.T) {
 	in := start(t, "--cors", "https://app.example")
+	defer http.DefaultClient.CloseIdleConnections()
 	get := func(origin string) int {
 		req, _ := http.NewRequest("GET", in.url+"/socket.io/?EIO=4&transport=polling", nil)
 		req.Header.Set("Origin", origin)
