@@ -190,7 +190,7 @@ func TestChannelIsolation(t *testing.T) {
 		t.Run(cc.name, func(t *testing.T) {
 			testenv.Need(t, cc.broker, cc.addr)
 			base := uniq("iso")
-			clusters := []*isoCluster{startIsoCluster(t, cc.url, cc.dialect(base)), startIsoCluster(t, cc.url, cc.dialect(base))}
+			clusters := []*isoCluster{startIsoCluster(t, cc.url, cc.dialect(base)), startIsoCluster(t, cc.url, cc.dialect(base+"-b"))}
 			for busy := range clusters {
 				quiet := clusters[1-busy]
 				tp := startTap(t, cc.url, quiet.d)
