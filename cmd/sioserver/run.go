@@ -160,6 +160,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	bus, err := clusterBus(ctx, o)
 	if err != nil {
+		if ctx.Err() != nil { // SIGINT/SIGTERM while starting: no client yet
+			log.Info("sioserver: stopped while connecting to the broker")
+			return exitOK
+		}
 		log.Error("sioserver: cannot reach the broker", "url", queue.Redact(o.url), "err", err)
 		return exitFailed
 	}
@@ -180,6 +184,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cancel()
 		if err != nil {
 			closeServer()
+			if ctx.Err() != nil {
+				log.Info("sioserver: stopped while joining the cluster")
+				return exitOK
+			}
 			log.Error("sioserver: cannot join the cluster", "url", queue.Redact(o.url), "dialect", d.Name(), "err", err)
 			return exitFailed
 		}

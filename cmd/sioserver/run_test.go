@@ -394,6 +394,20 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// A signal while connecting to the broker or joining the cluster (the
+// context ends): exit 0, no client was served yet.
+func TestInterruptedWhileStarting(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var errb bytes.Buffer
+	code := run(ctx, []string{"--addr", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--url", redisURL},
+		func(string) string { return "" }, io.Discard, &errb)
+	if code != exitOK || !strings.Contains(errb.String(), "stopped while") {
+		t.Fatalf("exit %d, log %q", code, errb.String())
+	}
+}
+
 // The built command exits 0 on SIGTERM and SIGINT, its client closed.
 func TestSignals(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "sioserver")
