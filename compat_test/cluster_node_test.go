@@ -353,3 +353,85 @@ func sortAny(v any) []string {
 	sort.Strings(out)
 	return out
 }
+
+// startSioserver runs the sioserver command with args on a free port
+// until the test ends and returns its URL.
+func startSioserver(t *testing.T, args ...string) string {
+	t.Helper()
+	addr := "127.0.0.1:" + portString(t)
+	p := startPeer(t, "sioserver "+addr, append([]string{sioserverBin, "--addr", addr}, args...)...)
+	if err := testenv.WaitPort(addr, 20*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, p.raw.String())
+	}
+	return "http://" + addr
+}
+
+// TestSioserverInNodeCluster: the sioserver command as the Go node of a
+// mixed cluster with a Node socket.io server (node dialect, Redis): a
+// client of sioserver joins a room and publishes to it, and the members
+// on both nodes receive the event once; the Node node's room emit reaches
+// the sioserver client; the Node node counts two servers.
+func TestSioserverInNodeCluster(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	needNode(t)
+	key := uniq("mixed-sioserver")
+	nn := startNodeClusterNode(t, key)
+	goURL := startSioserver(t, "--url", redisURL, "--dialect", "node", "--channel", key, "--allow-client-rooms", "--allow-client-publish")
+	onNode, _ := nodeClient(t, nn.url, "r", "/")
+	onGo := startPeerWith(t, "client of sioserver", true, "node", "node/sio-client.js", goURL, "websocket")
+	onGo.waitFor("connect", 20*time.Second, func(l map[string]any) bool { return l["type"] == "connect" })
+	acks := 0
+	ack := func(event string, args ...any) any {
+		t.Helper()
+		onGo.send(map[string]any{"emit": event, "args": args, "ack": true})
+		acks++
+		seen := 0
+		l := onGo.waitFor("ack of "+event, 10*time.Second, func(l map[string]any) bool {
+			if l["type"] == "ack" {
+				seen++
+			}
+			return seen == acks
+		})
+		if l["event"] != event {
+			t.Fatalf("ack of %v, want %s", l["event"], event)
+		}
+		if l["error"] != nil {
+			t.Fatalf("%s: %v", event, l["error"])
+		}
+		a, _ := l["args"].([]any)
+		if len(a) != 1 {
+			t.Fatalf("%s: ack %#v", event, l["args"])
+		}
+		return a[0]
+	}
+	if got := ack("join", "r"); got != true {
+		t.Fatalf("join: %#v", got)
+	}
+	if n := nn.do(t, map[string]any{"op": "serverCount"}); n != 2.0 {
+		t.Fatalf("Node serverCount() = %v, want 2", n)
+	}
+	if got := ack("publish", "r", "news", "from sioserver", map[string]any{"$binary": "AQI="}); got != true {
+		t.Fatalf("publish: %#v", got)
+	}
+	nn.do(t, map[string]any{"op": "emit", "rooms": []string{"r"}, "event": "from-node", "args": []any{1}})
+	if got := ack("publish", "r", "end"); got != true {
+		t.Fatalf("publish: %#v", got)
+	}
+	// from-node travels through Redis after any echo of news: once it is
+	// there, a duplicate would be too
+	onGo.waitFor("from-node", 10*time.Second, isEvent("from-node"))
+	for name, c := range map[string]*peer{"Node-node client": onNode, "sioserver client": onGo} {
+		c.waitFor("end", 10*time.Second, isEvent("end"))
+		news := c.events("news")
+		if len(news) != 1 || !reflect.DeepEqual(news[0]["args"], []any{"from sioserver", map[string]any{"$binary": "AQI="}}) {
+			t.Fatalf("%s received news %v, want it once with its arguments", name, news)
+		}
+	}
+	onGo.waitFor("from-node", 10*time.Second, isEvent("from-node"))
+	if n := len(onGo.events("from-node")); n != 1 {
+		t.Fatalf("sioserver client received the Node node's emit %d times", n)
+	}
+	if got := ack("publish", "elsewhere", "news", "x"); fmt.Sprint(got) != `map[error:publish: not a member of room "elsewhere"]` {
+		t.Fatalf("publish to a room the client is not in: %#v", got)
+	}
+}
