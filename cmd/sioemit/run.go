@@ -236,7 +236,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "sioemit: %v\n\n%s", err, usageText)
 		return exitUsage
 	}
-	d, err := brokerflags.Dialect(o.dialect, o.channel)
+	d, err := newDialect(o.dialect, o.channel)
 	if err != nil {
 		fmt.Fprintf(stderr, "sioemit: %v\n", err)
 		return exitUsage

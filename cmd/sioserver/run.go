@@ -17,6 +17,7 @@ import (
 
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/internal/brokerflags"
+	"github.com/siobridge/siobridge/internal/dialectname"
 	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server"
 )
@@ -113,7 +114,7 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	if _, port, err := net.SplitHostPort(o.addr); err != nil || port == "" {
 		return nil, fmt.Errorf("--addr %q is not HOST:PORT", o.addr)
 	}
-	if _, err := brokerflags.Dialect(o.dialect, o.channel); err != nil {
+	if _, err := dialectname.New(o.dialect, o.channel); err != nil {
 		return nil, fmt.Errorf("--dialect: %w", err)
 	}
 	if o.url != "" {
@@ -156,7 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	d, _ := brokerflags.Dialect(o.dialect, o.channel) // checked by parseFlags
+	d, _ := dialectname.New(o.dialect, o.channel) // checked by parseFlags
 
 	bus, err := clusterBus(ctx, o)
 	if err != nil {
