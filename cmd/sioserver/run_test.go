@@ -337,31 +337,53 @@ func TestCORS(t *testing.T) {
 func TestTwoInstancesOnRedis(t *testing.T) {
 	testenv.Need(t, "redis", testenv.RedisAddr)
 	for _, dialect := range []string{"python", "python-pickle", "node"} {
-		t.Run(dialect, func(t *testing.T) {
-			channel := fmt.Sprintf("sioserver-test-%d", time.Now().UnixNano())
-			flags := []string{"--url", redisURL, "--dialect", dialect, "--channel", channel, "--allow-client-rooms", "--allow-client-publish"}
-			a, b := dial(t, start(t, flags...), "/"), dial(t, start(t, flags...), "/")
-			wantTrue(t, ack(t, a, "/", "join", "r"))
-			wantTrue(t, ack(t, b, "/", "join", "r"))
-			wantTrue(t, ack(t, a, "/", "publish", "r", "hello", "from a"))
-			wantTrue(t, ack(t, b, "/", "publish", "r", "hello", "from b"))
-			wantTrue(t, ack(t, a, "/", "publish", "r", "end"))
-			for name, c := range map[string]*servertest.Client{"a": a, "b": b} {
-				got, err := c.WaitFor("/", "end", 10*time.Second)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var hellos []string
-				for _, r := range got {
-					if r.Event == "hello" {
-						hellos = append(hellos, fmt.Sprint(r.Args...))
-					}
-				}
-				if fmt.Sprint(hellos) != "[from a from b]" {
-					t.Fatalf("client %s received hellos %q, want each once", name, hellos)
-				}
+		t.Run(dialect, func(t *testing.T) { twoInstances(t, redisURL, dialect) })
+	}
+}
+
+// The same on RabbitMQ and NATS (python dialect; the node dialect needs
+// Redis).
+func TestTwoInstancesOnRabbitMQAndNATS(t *testing.T) {
+	t.Run("amqp", func(t *testing.T) {
+		testenv.Need(t, "rabbitmq", testenv.AMQPAddr)
+		twoInstances(t, "amqp://guest:guest@"+testenv.AMQPAddr+"/", "python")
+	})
+	t.Run("nats", func(t *testing.T) {
+		testenv.Need(t, "nats", testenv.NATSAddr)
+		twoInstances(t, "nats://"+testenv.NATSAddr, "python")
+	})
+}
+
+func twoInstances(t *testing.T, url, dialect string) {
+	channel := fmt.Sprintf("sioserver-test-%d", time.Now().UnixNano())
+	flags := []string{"--url", url, "--dialect", dialect, "--channel", channel, "--allow-client-rooms", "--allow-client-publish"}
+	a, b := dial(t, start(t, flags...), "/"), dial(t, start(t, flags...), "/")
+	wantTrue(t, ack(t, a, "/", "join", "r"))
+	wantTrue(t, ack(t, b, "/", "join", "r"))
+	wantTrue(t, ack(t, a, "/", "publish", "r", "hello", "from a"))
+	wantTrue(t, ack(t, b, "/", "publish", "r", "hello", "from b"))
+	// Each client waits for a sentinel of the other node: it comes through
+	// the broker after everything published before it, echoes included.
+	wantTrue(t, ack(t, a, "/", "publish", "r", "end-a"))
+	gotB, err := b.WaitFor("/", "end-a", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTrue(t, ack(t, b, "/", "publish", "r", "end-b"))
+	gotA, err := a.WaitFor("/", "end-b", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string][]servertest.Received{"a": gotA, "b": gotB} {
+		var hellos []string
+		for _, r := range got {
+			if r.Event == "hello" {
+				hellos = append(hellos, fmt.Sprint(r.Args...))
 			}
-		})
+		}
+		if fmt.Sprint(hellos) != "[from a from b]" {
+			t.Fatalf("client %s received hellos %q, want each once", name, hellos)
+		}
 	}
 }
 
