@@ -184,6 +184,8 @@ func TestMixedNodeGoCluster(t *testing.T) {
 		}
 		nn.do(t, map[string]any{"op": "emit", "except": []string{"r"}, "event": "n-except"})
 		expect("Node except", "n-except", map[string]int{"node-x": 1, "go-x": 1})
+		nn.do(t, map[string]any{"op": "emit", "rooms": []string{sidGX}, "event": "n-sid"})
+		expect("Node emit to a Go-node sid", "n-sid", map[string]int{"go-x": 1})
 	})
 
 	t.Run("Go broadcasts", func(t *testing.T) {
@@ -191,6 +193,9 @@ func TestMixedNodeGoCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		expect("Go room emit", "g2r", map[string]int{"node-r": 1, "go-r": 1})
+		if l := nR.events("g2r")[0]; !reflect.DeepEqual(l["args"], []any{"hi", map[string]any{"$binary": "Aw=="}}) {
+			t.Fatalf("Node-node client received %#v", l["args"])
+		}
 		if err := root.Emit("g-all"); err != nil {
 			t.Fatal(err)
 		}
