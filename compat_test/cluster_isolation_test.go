@@ -311,24 +311,36 @@ func TestRedisACLTenancy(t *testing.T) {
 	}
 }
 
+// rabbitmqctlArgv is the command that runs rabbitmqctl here: directly
+// (root, or a user with RabbitMQ's Erlang cookie), else through sudo -n
+// (scripts/setup.sh starts the broker with sudo); nil when neither works.
+func rabbitmqctlArgv() []string {
+	for _, argv := range [][]string{{"rabbitmqctl"}, {"sudo", "-n", "rabbitmqctl"}} {
+		if exec.Command(argv[0], append(argv[1:], "list_vhosts")...).Run() == nil {
+			return argv
+		}
+	}
+	return nil
+}
+
 // rabbitmqctl runs rabbitmqctl with args, failing the test on error.
-func rabbitmqctl(t *testing.T, args ...string) {
+func rabbitmqctl(t *testing.T, argv []string, args ...string) {
 	t.Helper()
-	if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(argv[0], append(argv[1:], args...)...).CombinedOutput(); err != nil {
 		t.Fatalf("rabbitmqctl %q: %v\n%s", args, err, out)
 	}
 }
 
 // rabbitTenant creates a vhost and a user allowed only on it, removed
 // when the test ends, and returns the tenant's broker URL.
-func rabbitTenant(t *testing.T) (url, vhost, user, pass string) {
+func rabbitTenant(t *testing.T, argv []string) (url, vhost, user, pass string) {
 	t.Helper()
 	vhost, user, pass = uniq("vhost"), uniq("tenant"), uniq("pw")
-	rabbitmqctl(t, "add_vhost", vhost)
-	t.Cleanup(func() { exec.Command("rabbitmqctl", "delete_vhost", vhost).Run() })
-	rabbitmqctl(t, "add_user", user, pass)
-	t.Cleanup(func() { exec.Command("rabbitmqctl", "delete_user", user).Run() })
-	rabbitmqctl(t, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+	rabbitmqctl(t, argv, "add_vhost", vhost)
+	t.Cleanup(func() { exec.Command(argv[0], append(argv[1:], "delete_vhost", vhost)...).Run() })
+	rabbitmqctl(t, argv, "add_user", user, pass)
+	t.Cleanup(func() { exec.Command(argv[0], append(argv[1:], "delete_user", user)...).Run() })
+	rabbitmqctl(t, argv, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
 	return "amqp://" + user + ":" + pass + "@" + testenv.AMQPAddr + "/" + vhost, vhost, user, pass
 }
 
@@ -339,11 +351,15 @@ func rabbitTenant(t *testing.T) (url, vhost, user, pass string) {
 // RabbitMQ's refusal.
 func TestRabbitMQVhostTenancy(t *testing.T) {
 	testenv.Need(t, "rabbitmq", testenv.AMQPAddr)
-	needPeer(t, "rabbitmqctl (vhost and user management)", func() error {
-		return exec.Command("rabbitmqctl", "list_vhosts").Run()
+	argv := rabbitmqctlArgv()
+	needPeer(t, "rabbitmqctl (vhost and user management; as root, or through sudo -n)", func() error {
+		if argv == nil {
+			return errors.New("rabbitmqctl list_vhosts failed")
+		}
+		return nil
 	})
-	urlA, _, userA, passA := rabbitTenant(t)
-	urlB, vhostB, _, _ := rabbitTenant(t)
+	urlA, _, userA, passA := rabbitTenant(t, argv)
+	urlB, vhostB, _, _ := rabbitTenant(t, argv)
 	const channel = "flask-socketio" // the same name in both vhosts
 	d := python.New(python.Options{Channel: channel})
 	a, b := startIsoCluster(t, urlA, d), startIsoCluster(t, urlB, d)
