@@ -14,8 +14,8 @@ import (
 	"testing"
 )
 
-// sioemitBin is the sioemit binary built for the tests.
-var sioemitBin string
+// sioemitBin and sioserverBin are the commands built for the tests.
+var sioemitBin, sioserverBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "siobridge-compat-")
@@ -24,11 +24,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	sioemitBin = filepath.Join(dir, "sioemit")
-	build := exec.Command("go", "build", "-o", sioemitBin, "../cmd/sioemit")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building sioemit:", err)
-		os.Exit(1)
+	sioserverBin = filepath.Join(dir, "sioserver")
+	for bin, pkg := range map[string]string{sioemitBin: "../cmd/sioemit", sioserverBin: "../cmd/sioserver"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -12,7 +12,9 @@
 //
 // nats.go reconnects by itself (forever, every 250 ms) and re-subscribes.
 // Publish flushes: it returns once the server has the messages, or with an
-// error when its context ends first (for example during an outage).
+// error when its context ends first (for example during an outage) or the
+// server refused a subject (a user's permissions, ErrPermissionViolation of
+// nats.go); Subscribe reports such a refusal too.
 package nats
 
 import (
@@ -206,11 +208,15 @@ func (b *Bus) publish(ctx context.Context, msgs []queue.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	before := b.nc.LastError()
+	subjects := make([]string, 0, len(msgs))
 	for _, m := range msgs {
 		if m.Channel == "" {
 			return errors.New("empty channel name")
 		}
-		if err := b.nc.Publish(Subject(m.Channel), m.Data); err != nil {
+		subject := Subject(m.Channel)
+		subjects = append(subjects, subject)
+		if err := b.nc.Publish(subject, m.Data); err != nil {
 			if errors.Is(err, nats.ErrConnectionClosed) {
 				return queue.ErrClosed
 			}
@@ -219,7 +225,29 @@ func (b *Bus) publish(ctx context.Context, msgs []queue.Message) error {
 	}
 	fctx, cancel := flushCtx(ctx)
 	defer cancel()
-	return b.nc.FlushWithContext(fctx)
+	if err := b.nc.FlushWithContext(fctx); err != nil {
+		return err
+	}
+	return b.refusal(before, subjects)
+}
+
+// refusal returns the permission violation the server reported since
+// before (the connection's last error then) for one of subjects, or nil.
+// Core NATS reports a refused publish or subscription asynchronously, but
+// ahead of the PONG that ends a flush, and nats.go keeps it as the
+// connection's last error: checked after a flush, a refusal of these
+// subjects is seen (unless another violation replaced it meanwhile).
+func (b *Bus) refusal(before error, subjects []string) error {
+	err := b.nc.LastError()
+	if err == nil || err == before || !errors.Is(err, nats.ErrPermissionViolation) {
+		return nil
+	}
+	for _, s := range subjects {
+		if strings.Contains(err.Error(), `"`+s+`"`) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Subscribe subscribes to sub's channels and returns once the server has
@@ -242,7 +270,10 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 	// runs one per nats.Subscription, so messages go through a channel.
 	s.msgs = make(chan *nats.Msg, 4096)
 	s.done = make(chan struct{})
+	before := b.nc.LastError()
+	subjects := make([]string, 0, len(sub.Channels))
 	for _, c := range sub.Channels {
+		subjects = append(subjects, Subject(c))
 		ns, err := b.nc.ChanSubscribe(Subject(c), s.msgs)
 		if err != nil {
 			s.unsubscribe()
@@ -256,6 +287,10 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 	if err := b.nc.FlushWithContext(fctx); err != nil {
 		s.unsubscribe()
 		return nil, fmt.Errorf("nats: confirm subscription on %s: %w", b.safe, err)
+	}
+	if err := b.refusal(before, subjects); err != nil {
+		s.unsubscribe()
+		return nil, fmt.Errorf("nats: subscribe on %s: %w", b.safe, err)
 	}
 	s.wg.Add(1)
 	go s.run()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
 	"github.com/siobridge/siobridge/internal/testenv"
@@ -188,4 +189,54 @@ func BenchmarkPublish(b *testing.B) {
 			}
 		}
 	})
+}
+
+// natsWithUsers starts a private nats-server whose user "tenant" may
+// publish and subscribe only to the subject of channel allowed, and
+// "admin" to everything; it returns both URLs.
+func natsWithUsers(t *testing.T, allowed string) (tenant, admin string) {
+	t.Helper()
+	srv := testenv.StartNATS(t, "-c", testenv.NATSConfig(t,
+		testenv.NATSUser{Name: "tenant", Password: "tpw", Subjects: []string{Subject(allowed)}},
+		testenv.NATSUser{Name: "admin", Password: "apw"}))
+	return "nats://tenant:tpw@" + srv.Addr, "nats://admin:apw@" + srv.Addr
+}
+
+// A subject the user may not use: Publish and Subscribe fail with the
+// server's permission violation (core NATS reports it asynchronously; it
+// used to be lost, and the publish looked successful), and nothing is
+// delivered; the allowed subject keeps working, before and after.
+func TestPermissionViolations(t *testing.T) {
+	tenantURL, adminURL := natsWithUsers(t, "tenant-a")
+	tenant, admin := open(t, tenantURL), open(t, adminURL)
+	var s testenv.Sink
+	sub, err := admin.Subscribe(context.Background(), queue.Subscription{Channels: []string{"tenant-b", "tenant-a"}}, s.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ctx := context.Background()
+	if err := tenant.Publish(ctx, queue.Message{Channel: "tenant-a", Data: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	err = tenant.Publish(ctx, queue.Message{Channel: "tenant-b", Data: []byte("intrusion")})
+	if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), Subject("tenant-b")) {
+		t.Fatalf("publish to a forbidden subject: %v, want the permission violation naming it", err)
+	}
+	if err := tenant.Publish(ctx, queue.Message{Channel: "tenant-a", Data: []byte("2")}); err != nil {
+		t.Fatalf("publish to the allowed subject after a refusal: %v", err)
+	}
+	if _, err := tenant.Subscribe(ctx, queue.Subscription{Channels: []string{"tenant-b"}}, func(queue.Message) {}); !errors.Is(err, nats.ErrPermissionViolation) {
+		t.Fatalf("subscribe to a forbidden subject: %v, want the permission violation", err)
+	}
+	if err := admin.Publish(ctx, queue.Message{Channel: "tenant-a", Data: []byte("3")}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range s.Wait(t, 3, 10*time.Second) {
+		got = append(got, m.Channel+":"+string(m.Data))
+	}
+	if fmt.Sprint(got) != "[tenant-a:1 tenant-a:2 tenant-a:3]" {
+		t.Fatalf("delivered %q", got)
+	}
 }

@@ -17,11 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/siobridge/siobridge/adapter/amqp"
-	_ "github.com/siobridge/siobridge/adapter/nats"
-	_ "github.com/siobridge/siobridge/adapter/redis"
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/emitter"
+	"github.com/siobridge/siobridge/internal/brokerflags"
 	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue"
 )
@@ -286,7 +284,7 @@ func (c *cli) main() int {
 		return c.dryRun(actions[0].o)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
-	bus, err := queue.Open(ctx, o.url)
+	bus, err := brokerflags.Open(ctx, o.url)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "sioemit: %v\n", err)

@@ -4,15 +4,9 @@
 // {"type":"disconnected","reason":..}. Binary arguments are {"$binary": base64}.
 // The event "ask" is acknowledged with "pong:" + its first argument.
 const { io } = require("socket.io-client");
+const { plain } = require("./common");
 const [url, room, nsp, transport] = process.argv.slice(2);
 
-function plain(v) {
-  if (v instanceof ArrayBuffer) return { $binary: Buffer.from(v).toString("base64") };
-  if (Buffer.isBuffer(v) || ArrayBuffer.isView(v)) return { $binary: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") };
-  if (Array.isArray(v)) return v.map(plain);
-  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
-  return v;
-}
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
 const socket = io(url + (nsp && nsp !== "/" ? nsp : ""), {

@@ -3,18 +3,14 @@
 // Clients join the room named by their `room` query parameter on connect
 // (namespaces "/" and "/admin"). serverSideEmit events are printed as JSON
 // lines {"type":"server-side","event":...,"args":[...]}. Prints READY.
-const { createClient } = require("redis");
+const { redisPair } = require("./common");
 const { Server } = require("socket.io");
 const { createAdapter } = require("@socket.io/redis-adapter");
 
 const [port, key] = [Number(process.argv[2]), process.argv[3] || "socket.io"];
 
 async function main() {
-  const pub = createClient({ url: process.env.REDIS_URL || "redis://127.0.0.1:6379" });
-  const sub = pub.duplicate();
-  pub.on("error", (e) => console.error("redis pub", e.message));
-  sub.on("error", (e) => console.error("redis sub", e.message));
-  await Promise.all([pub.connect(), sub.connect()]);
+  const { pub, sub } = await redisPair();
   const io = new Server({ adapter: createAdapter(pub, sub, { key }) });
   for (const nsp of ["/", "/admin"]) {
     io.of(nsp).on("connection", (socket) => {

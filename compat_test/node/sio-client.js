@@ -8,24 +8,9 @@
 // is acknowledged with ("answer", <binary 09>).
 const readline = require("readline");
 const { io } = require("socket.io-client");
+const { plain, unplain } = require("./common");
 const [url, transports, authJSON] = process.argv.slice(2);
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
-
-function plain(v) {
-  if (v instanceof ArrayBuffer) return { $binary: Buffer.from(v).toString("base64") };
-  if (Buffer.isBuffer(v) || ArrayBuffer.isView(v)) return { $binary: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") };
-  if (Array.isArray(v)) return v.map(plain);
-  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
-  return v;
-}
-function unplain(v) {
-  if (Array.isArray(v)) return v.map(unplain);
-  if (v && typeof v === "object") {
-    if (typeof v.$binary === "string" && Object.keys(v).length === 1) return Buffer.from(v.$binary, "base64");
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unplain(x)]));
-  }
-  return v;
-}
 
 const sockets = {};
 function open(ns, auth) {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -93,8 +94,9 @@ func StartRedis(t testing.TB) *Process {
 	return p
 }
 
-// StartNATS starts a private nats-server on a free loopback port.
-func StartNATS(t testing.TB) *Process {
+// StartNATS starts a private nats-server on a free loopback port; args
+// are added to its command line (e.g. "-c", a configuration file).
+func StartNATS(t testing.TB, args ...string) *Process {
 	t.Helper()
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
@@ -105,7 +107,7 @@ func StartNATS(t testing.TB) *Process {
 	}
 	port := FreePort(t)
 	p := &Process{t: t, name: bin, Addr: "127.0.0.1:" + strconv.Itoa(port),
-		args: []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}}
+		args: append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}, args...)}
 	p.Start()
 	t.Cleanup(p.Stop)
 	return p
@@ -132,4 +134,37 @@ func (p *Process) Stop() {
 	p.cmd.Process.Kill()
 	p.cmd.Wait()
 	p.cmd = nil
+}
+
+// NATSUser is a user of a private nats-server (NATSConfig): Subjects are
+// the subjects it may publish and subscribe to, nil for every subject.
+type NATSUser struct {
+	Name, Password string
+	Subjects       []string
+}
+
+// NATSConfig writes a nats-server configuration with users and returns
+// its path, for StartNATS(t, "-c", path).
+func NATSConfig(t testing.TB, users ...NATSUser) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("authorization {\n  users = [\n")
+	for _, u := range users {
+		fmt.Fprintf(&b, "    {user: %q, password: %q", u.Name, u.Password)
+		if u.Subjects != nil {
+			l := make([]string, len(u.Subjects))
+			for i, s := range u.Subjects {
+				l[i] = strconv.Quote(s)
+			}
+			list := "[" + strings.Join(l, ", ") + "]"
+			fmt.Fprintf(&b, ", permissions: {publish: %s, subscribe: %s}", list, list)
+		}
+		b.WriteString("}\n")
+	}
+	b.WriteString("  ]\n}\n")
+	path := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

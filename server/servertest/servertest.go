@@ -61,27 +61,43 @@ func New(srv *server.Server, o Options) (*Client, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", srv)
 	hs := httptest.NewServer(mux)
+	c, err := dial(hs.URL, o)
+	if err != nil {
+		hs.Close()
+		return nil, err
+	}
+	c.hs = hs
+	return c, nil
+}
+
+// Dial connects a client to the Socket.IO server listening at baseURL
+// ("http://127.0.0.1:5000"; the path /socket.io/ is added), over the
+// WebSocket transport. The client is connected to no namespace yet: call
+// Connect.
+func Dial(baseURL string, o Options) (*Client, error) { return dial(baseURL, o) }
+
+func dial(baseURL string, o Options) (*Client, error) {
 	q := url.Values{}
 	for k, v := range o.Query {
 		q[k] = v
 	}
 	q.Set("EIO", "4")
 	q.Set("transport", "websocket")
-	u := "ws" + strings.TrimPrefix(hs.URL, "http") + "/socket.io/?" + q.Encode()
+	u := "ws" + strings.TrimPrefix(strings.TrimSuffix(baseURL, "/"), "http") + "/socket.io/?" + q.Encode()
 	ctx, stop := context.WithCancel(context.Background())
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPHeader: o.Header})
 	if err != nil {
 		stop()
-		hs.Close()
 		return nil, fmt.Errorf("servertest: connect: %w", err)
 	}
 	ws.SetReadLimit(-1)
-	c := &Client{hs: hs, ws: ws, ctx: ctx, stop: stop, done: make(chan struct{}),
+	c := &Client{ws: ws, ctx: ctx, stop: stop, done: make(chan struct{}),
 		connected: map[string]string{}, connects: map[string]int{}, errors: map[string]json.RawMessage{}, acks: map[uint64]chan []any{}, changed: make(chan struct{})}
 	if _, _, err := ws.Read(dctx); err != nil { // Engine.IO open packet
-		c.Close()
+		ws.Close(websocket.StatusNormalClosure, "")
+		stop()
 		return nil, fmt.Errorf("servertest: handshake: %w", err)
 	}
 	go c.read()
@@ -349,11 +365,13 @@ func (c *Client) WaitDisconnected(ns string, timeout time.Duration) bool {
 	return c.wait(timeout, func() bool { _, ok := c.connected[ns]; return !ok })
 }
 
-// Close closes the connection and the test server.
+// Close closes the connection and the test server (New).
 func (c *Client) Close() {
 	c.ws.Close(websocket.StatusNormalClosure, "")
 	c.stop()
 	<-c.done
-	c.hs.CloseClientConnections()
-	c.hs.Close()
+	if c.hs != nil {
+		c.hs.CloseClientConnections()
+		c.hs.Close()
+	}
 }

@@ -1,0 +1,78 @@
+// A socket.io 4.8 server with @socket.io/redis-adapter 8, one node of a
+// mixed cluster, driven through stdin.   node cluster-node.js PORT KEY
+// (PORT 0: a free port, reported in the ready line.)
+// Clients join the room named by their `room` query parameter on connect.
+// Events that other servers emit with serverSideEmit print
+// {"type":"server-side","event":..,"args":[..]}; when the sender waits for
+// acknowledgements, this node answers "node pong " + JSON of the args.
+// Commands (one JSON object per stdin line, "id" echoed in the result):
+//   {"id":1,"op":"emit","rooms":[..],"except":[..],"event":E,"args":[..]}
+//   {"id":2,"op":"emitWithAck","rooms":[..],"event":E,"args":[..],"timeout":ms}
+//   {"id":3,"op":"fetchSockets","rooms":[..]}
+//   {"id":4,"op":"socketsJoin"|"socketsLeave","rooms":[..],"to":[..]}
+//   {"id":5,"op":"disconnectSockets","rooms":[..],"close":bool}
+//   {"id":6,"op":"serverSideEmit","event":E,"args":[..]}
+//   {"id":7,"op":"serverSideEmitWithAck","event":E,"args":[..],"timeout":ms}
+//   {"id":8,"op":"serverCount"}   {"id":9,"op":"allRooms"}
+// Results: {"type":"result","id":..,"result":..} or {"type":"result","id":..,"error":".."}.
+// Binary values are {"$binary": base64} both ways. Prints {"type":"ready","port":N}.
+const readline = require("readline");
+const { plain, unplain, redisPair } = require("./common");
+const { Server } = require("socket.io");
+const { createAdapter } = require("@socket.io/redis-adapter");
+
+const [port, key] = [Number(process.argv[2]), process.argv[3] || "socket.io"];
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+
+async function main() {
+  const { pub, sub } = await redisPair();
+  const io = new Server({ adapter: createAdapter(pub, sub, { key, requestsTimeout: 5000 }) });
+  io.on("connection", (socket) => {
+    const room = socket.handshake.query.room;
+    if (room) socket.join(room);
+  });
+  io.on("ping", (...args) => {
+    let cb;
+    if (args.length && typeof args[args.length - 1] === "function") cb = args.pop();
+    out({ type: "server-side", event: "ping", args: plain(args) });
+    if (cb) cb("node pong " + JSON.stringify(plain(args)));
+  });
+  const sel = (c) => {
+    let s = io.of(c.ns || "/");
+    if (c.rooms && c.rooms.length) s = s.in(c.rooms);
+    if (c.except && c.except.length) s = s.except(c.except);
+    return s;
+  };
+  const ops = {
+    emit: async (c) => { sel(c).emit(c.event, ...unplain(c.args || [])); return true; },
+    emitWithAck: async (c) => sel(c).timeout(c.timeout || 5000).emitWithAck(c.event, ...unplain(c.args || [])),
+    fetchSockets: async (c) => (await sel(c).fetchSockets()).map((s) => ({ id: s.id, rooms: [...s.rooms], data: s.data, handshake: s.handshake })),
+    socketsJoin: async (c) => { sel(c).socketsJoin(c.to); return true; },
+    socketsLeave: async (c) => { sel(c).socketsLeave(c.to); return true; },
+    disconnectSockets: async (c) => { sel(c).disconnectSockets(!!c.close); return true; },
+    serverSideEmit: async (c) => { io.of(c.ns || "/").serverSideEmit(c.event, ...unplain(c.args || [])); return true; },
+    serverSideEmitWithAck: async (c) => io.of(c.ns || "/").serverSideEmitWithAck(c.event, ...unplain(c.args || [])),
+    serverCount: async (c) => io.of(c.ns || "/").adapter.serverCount(),
+    allRooms: async (c) => [...(await io.of(c.ns || "/").adapter.allRooms())],
+  };
+  readline.createInterface({ input: process.stdin }).on("line", (line) => {
+    const c = JSON.parse(line);
+    const f = ops[c.op];
+    if (!f) return out({ type: "result", id: c.id, error: "unknown op " + c.op });
+    f(c).then((r) => out({ type: "result", id: c.id, result: plain(r) }), (e) => out({ type: "result", id: c.id, error: String(e && e.message || e) }));
+  });
+  const httpServer = require("http").createServer();
+  io.attach(httpServer);
+  await new Promise((resolve, reject) => {
+    httpServer.once("error", reject);
+    httpServer.listen(port, "127.0.0.1", resolve);
+  });
+  // the adapter subscribes asynchronously: wait until this node is counted
+  for (;;) {
+    const n = await pub.sendCommand(["PUBSUB", "NUMSUB", key + "-request#/#"]);
+    if (Number(n[1]) > 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  out({ type: "ready", port: httpServer.address().port });
+}
+main().catch((e) => { console.error(e); process.exit(1); });
