@@ -194,7 +194,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := srv.Listen(o.addr) // refuses clients beyond the descriptor limit at once
 	if err != nil {
 		closeServer()
 		log.Error("sioserver: cannot listen", "addr", o.addr, "err", err)
