@@ -1,0 +1,26 @@
+"""JSON-lines output shared by the compat tests' python peers: bytes are
+reported as {"$binary": base64}."""
+import base64
+import json
+import sys
+import threading
+
+_lock = threading.Lock()
+
+
+def out(obj):
+    """Write obj as one JSON line on stdout (thread-safe)."""
+    with _lock:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+
+def plain(v):
+    """v with bytes replaced by {"$binary": base64} and tuples by lists."""
+    if isinstance(v, (bytes, bytearray)):
+        return {"$binary": base64.b64encode(bytes(v)).decode()}
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    return v
