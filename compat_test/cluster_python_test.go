@@ -109,27 +109,33 @@ type pyClient struct {
 	p         *peer
 }
 
-func connectPyClient(t *testing.T, name, url, rooms string) *pyClient {
+func connectPyClient(t *testing.T, name, url, rooms string, namespace ...string) *pyClient {
 	t.Helper()
-	p := startPeer(t, "python client "+name, "/usr/bin/python3", "python/client.py", "--url", url, "--room", rooms,
-		"--events", "news,marker,ask,solo,probe")
+	args := []string{"/usr/bin/python3", "python/client.py", "--url", url, "--room", rooms, "--events", "news,marker,ask,solo,probe"}
+	for _, ns := range namespace {
+		args = append(args, "--namespace", ns)
+	}
+	p := startPeer(t, "python client "+name, args...)
 	l := p.waitFor("connect", 20*time.Second, isType("connected"))
 	return &pyClient{name: name, sid: l["sid"].(string), p: p}
 }
 
 // goNode starts a Go server on the cluster and serves it over HTTP.
-// Clients join the rooms of their `room` query parameter (comma separated).
+// Clients of / and /chat join the rooms of their `room` query parameter
+// (comma separated).
 func goNode(t *testing.T, url string, d dialect.Dialect) (*server.Server, string) {
 	t.Helper()
 	srv := server.New(server.WithAdapter(openBus(t, url), d))
-	srv.OnConnect("/", func(s *server.Socket, _ json.RawMessage) error {
+	join := func(s *server.Socket, _ json.RawMessage) error {
 		for _, r := range strings.Split(s.Request().URL.Query().Get("room"), ",") {
 			if r != "" {
 				s.Join(r)
 			}
 		}
 		return nil
-	})
+	}
+	srv.OnConnect("/", join)
+	srv.OnConnect("/chat", join)
 	ln := listen(t, "127.0.0.1:0")
 	serve(t, srv, ln)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -210,17 +216,15 @@ func testMixedPythonCluster(t *testing.T, f pyFlavor, b pyBroker) {
 			c.p.waitFor("settle: marker at "+c.name, 20*time.Second, isEventWith("marker", v))
 		}
 	}
-	newsArgs := func(v string) string {
-		for _, c := range all {
-			for _, l := range c.p.events("news") {
-				if args, _ := l["args"].([]any); len(args) > 0 && args[0] == v {
-					return jsonString(args)
-				}
+	// newsArgs returns the arguments of c's event "news" tagged v.
+	newsArgs := func(c *pyClient, v string) string {
+		for _, l := range c.p.events("news") {
+			if args, _ := l["args"].([]any); len(args) > 0 && args[0] == v {
+				return jsonString(args)
 			}
 		}
 		return ""
 	}
-
 	// fromFlask emits "news" with a fresh tag first, then the other args,
 	// from the Flask node (cmd: "to", "skip_sid"), followed by its marker;
 	// fromGo does the same on the Go node with b.
@@ -242,16 +246,18 @@ func testMixedPythonCluster(t *testing.T, f pyFlavor, b pyBroker) {
 	}
 
 	t.Run("flask emit to a room reaches Go-node clients once", func(t *testing.T) {
-		v := fromFlask(map[string]any{"to": "r"}, 1, map[string]any{"$binary": "AP8="})
+		bin := map[string]any{"$binary": "AP8="}
+		extra := []any{1, bin, map[string]any{"nested": []any{bin, "é😀"}}}
+		v := fromFlask(map[string]any{"to": "r"}, extra...)
 		expect("flask emit to r", v, map[*pyClient]int{fr: 1, gr: 1})
-		if got, want := newsArgs(v), jsonString([]any{v, 1, map[string]any{"$binary": "AP8="}}); got != want {
+		if got, want := newsArgs(gr, v), jsonString(append([]any{v}, extra...)); got != want {
 			t.Fatalf("args %s, want %s", got, want)
 		}
 	})
 	t.Run("go broadcast to a room reaches Flask-node clients once", func(t *testing.T) {
 		v := fromGo(root.To("r"), 2, []byte{1, 2}, map[string]any{"u": "é😀"})
 		expect("go emit to r", v, map[*pyClient]int{fr: 1, gr: 1})
-		if got, want := newsArgs(v), jsonString([]any{v, 2, map[string]any{"$binary": "AQI="}, map[string]any{"u": "é😀"}}); got != want {
+		if got, want := newsArgs(fr, v), jsonString([]any{v, 2, map[string]any{"$binary": "AQI="}, map[string]any{"u": "é😀"}}); got != want {
 			t.Fatalf("args %s, want %s", got, want)
 		}
 	})
@@ -267,6 +273,62 @@ func testMixedPythonCluster(t *testing.T, f pyFlavor, b pyBroker) {
 	t.Run("single sid on the other node", func(t *testing.T) {
 		expect("flask to a Go-node sid", fromFlask(map[string]any{"to": gx.sid}), map[*pyClient]int{gx: 1})
 		expect("go to a Flask-node sid", fromGo(root.To(fo.sid)), map[*pyClient]int{fo: 1})
+	})
+	t.Run("namespace /chat both ways, acks to a room", func(t *testing.T) {
+		fc := connectPyClient(t, "fc", fl.url, "cr,f-only", "/chat")
+		gc := connectPyClient(t, "gc", goURL, "cr,g-only", "/chat")
+		chat := srv.Of("/chat")
+		if err := chat.To(fc.sid).Emit("probe"); err != nil { // the Flask node has /chat clients now
+			t.Fatal(err)
+		}
+		fc.p.waitFor("probe in /chat", 20*time.Second, isEvent("probe"))
+		check := func(what string, want map[*pyClient]int, send func(v string)) {
+			t.Helper()
+			v := tag()
+			send(v)
+			for _, c := range []*pyClient{fc, gc} {
+				c.p.waitFor(what+": marker at "+c.name, 20*time.Second, isEventWith("marker", v))
+				n := 0
+				for _, l := range c.p.events("news") {
+					if args, _ := l["args"].([]any); len(args) > 0 && args[0] == v && l["namespace"] == "/chat" {
+						n++
+					}
+				}
+				if n != want[c] {
+					t.Fatalf("%s: %s received %d times, want %d", what, c.name, n, want[c])
+				}
+			}
+		}
+		check("flask emit in /chat", map[*pyClient]int{fc: 1, gc: 1}, func(v string) {
+			fl.do(map[string]any{"op": "emit", "event": "news", "args": []any{v}, "to": "cr", "namespace": "/chat"})
+			fl.do(map[string]any{"op": "emit", "event": "marker", "args": []any{v}, "namespace": "/chat"})
+		})
+		check("go emit in /chat", map[*pyClient]int{fc: 1, gc: 1}, func(v string) {
+			if err := chat.To("cr").Emit("news", v); err != nil {
+				t.Fatal(err)
+			}
+			if err := chat.Emit("marker", v); err != nil {
+				t.Fatal(err)
+			}
+		})
+		// python-socketio's callbacks may name a room (here: of one member)
+		got := fl.do(map[string]any{"op": "emit_cb", "event": "ask", "args": []any{"room g"}, "to": "g-only", "namespace": "/chat"})
+		if s := jsonString(got["args"]); s != `["pong","room g"]` {
+			t.Fatalf("callback args %s", s)
+		}
+		replies, err := chat.To("f-only").EmitWithAck(ctx, "ask", "to a room")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := jsonString(replies); s != `[["pong","to a room"]]` {
+			t.Fatalf("replies %s", s)
+		}
+		if err := chat.In(fc.sid).DisconnectSockets(false); err != nil {
+			t.Fatal(err)
+		}
+		fc.p.waitFor("disconnect from /chat by the Go node", 20*time.Second, isType("disconnected"))
+		fl.do(map[string]any{"op": "disconnect", "sid": gc.sid, "namespace": "/chat"})
+		gc.p.waitFor("disconnect from /chat by the Flask node", 20*time.Second, isType("disconnected"))
 	})
 	t.Run("flask emit callback from a Go-node client", func(t *testing.T) {
 		got := fl.do(map[string]any{"op": "emit_cb", "event": "ask", "args": []any{"q", 1}, "to": gr.sid})
@@ -345,10 +407,10 @@ func testMixedPythonCluster(t *testing.T, f pyFlavor, b pyBroker) {
 		all = []*pyClient{fr, gr}
 		expect("after the disconnects", fromFlask(map[string]any{}), map[*pyClient]int{fr: 1, gr: 1})
 	})
-	// nothing undecodable; one acknowledgement routed to EmitWithAck; the
-	// Go node's two answers to the Flask node's callbacks come back to it
+	// nothing undecodable; two acknowledgements routed to EmitWithAck; the
+	// Go node's three answers to the Flask node's callbacks come back to it
 	// addressed to another host (counted as not for this server)
-	if st := srv.QueueStats(); st.Malformed != 0 || st.Replies != 1 || st.Unsupported != 2 || st.PublishErrs != 0 {
+	if st := srv.QueueStats(); st.Malformed != 0 || st.Replies != 2 || st.Unsupported != 3 || st.PublishErrs != 0 {
 		t.Fatalf("Go node queue stats %+v", st)
 	}
 }

@@ -7,8 +7,8 @@ compat tests through stdin.
 Without --head it runs Debian's Flask-SocketIO 5.3.2 / python-socketio 5.7.2
 (pickle on the queue); with --head the newest Flask-SocketIO /
 python-socketio / python-engineio vendored in vendor/ (JSON on the queue).
-Clients join the rooms named by their `room` query parameter (comma
-separated) on connect.
+Clients of / and /chat join the rooms named by their `room` query
+parameter (comma separated) on connect.
 
 Every stdin line is one JSON command {"id": N, "op": ..., ...}; each is
 performed on its own thread and answered with {"type": "done", "id": N,
@@ -91,11 +91,14 @@ def data_of(cmd):
     return tuple(args)
 
 
-@sio.on("connect")
 def connect():
     for room in request.args.get("room", "").split(","):
         if room:
             join_room(room)
+
+
+for namespace in ("/", "/chat"):
+    sio.on_event("connect", connect, namespace=namespace)
 
 
 def perform(cmd):
