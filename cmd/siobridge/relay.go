@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/siobridge/siobridge/dialect"
+	"github.com/siobridge/siobridge/dialect/node"
+	"github.com/siobridge/siobridge/op"
+	"github.com/siobridge/siobridge/queue"
+)
+
+const (
+	// maxRecent bounds the digests of relayed messages remembered per side
+	// to recognise them when they come back (about 100 bytes each: at most
+	// ~400 KiB per side).
+	maxRecent = 4096
+	// recentTTL is how long a relayed message is expected to come back.
+	recentTTL = 30 * time.Second
+	// publishTimeout bounds one relayed publish.
+	publishTimeout = 10 * time.Second
+)
+
+// side is one end of the bridge: a bus, a dialect and what to receive.
+type side struct {
+	name   string // "from" or "to", for logs
+	bus    queue.Bus
+	d      dialect.Dialect
+	sub    queue.Subscription
+	recent *recentSet // what the bridge published here
+}
+
+// newSide takes a copy of d with an identity of its own: a bridge never
+// speaks as an emitter or a server of the cluster.
+func newSide(name string, bus queue.Bus, d dialect.Dialect, namespaces []string, nodeRequests bool) *side {
+	if m, ok := d.(dialect.Member); ok {
+		d = m.NewMember()
+	}
+	return &side{name: name, bus: bus, d: d, sub: subscription(d, namespaces, nodeRequests), recent: newRecentSet(maxRecent, recentTTL)}
+}
+
+// subscription is what the bridge receives from d: python's one channel;
+// for node the broadcast channels of each namespace, and with
+// nodeRequests the request channels too (room operations of
+// @socket.io/redis-emitter; the bridge is then counted as a server by
+// PUBSUB NUMSUB).
+func subscription(d dialect.Dialect, namespaces []string, nodeRequests bool) queue.Subscription {
+	nd, ok := d.(*node.Dialect)
+	if !ok {
+		return d.ReplySubscription("/")
+	}
+	var sub queue.Subscription
+	for _, ns := range namespaces {
+		s := nd.ServerSubscription(ns)
+		sub.Patterns = append(sub.Patterns, s.Patterns...)
+		if nodeRequests {
+			for _, c := range s.Channels {
+				if strings.HasPrefix(c, nd.Key()+"-request#") {
+					sub.Channels = append(sub.Channels, c)
+				}
+			}
+		}
+	}
+	return sub
+}
+
+func isPython(d dialect.Dialect) bool { return strings.HasPrefix(d.Name(), "python") }
+
+// Stats counts what a relay did, per direction.
+type Stats struct {
+	Relayed     uint64 // ops published on the other side
+	Echoes      uint64 // the bridge's own messages back from the queue (dropped)
+	Malformed   uint64 // messages that could not be decoded (dropped)
+	Unsupported uint64 // ops not relayed: kinds no target can take, or the target dialect cannot express
+	PublishErrs uint64 // relayed publishes that failed (logged)
+}
+
+type counters struct{ relayed, echoes, malformed, unsupported, publishErrs atomic.Uint64 }
+
+func (c *counters) snapshot() Stats {
+	return Stats{c.relayed.Load(), c.echoes.Load(), c.malformed.Load(), c.unsupported.Load(), c.publishErrs.Load()}
+}
+
+// relay copies every broadcast and room operation between two sides.
+type relay struct {
+	log    *slog.Logger
+	a, b   *side
+	oneWay bool
+	ab, ba counters
+	once   sync.Map // log keys already logged
+	ctx    context.Context
+	cancel context.CancelFunc
+	subs   []queue.Subscriber
+}
+
+func newRelay(log *slog.Logger, a, b *side, oneWay bool) *relay {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &relay{log: log, a: a, b: b, oneWay: oneWay, ctx: ctx, cancel: cancel}
+}
+
+// start subscribes both sides (only a with oneWay).
+func (r *relay) start(ctx context.Context) error {
+	s, err := r.a.bus.Subscribe(ctx, r.a.sub, func(m queue.Message) { r.handle(r.a, r.b, &r.ab, m) })
+	if err != nil {
+		return fmt.Errorf("siobridge: subscribe (from): %w", err)
+	}
+	r.subs = append(r.subs, s)
+	if r.oneWay {
+		return nil
+	}
+	s, err = r.b.bus.Subscribe(ctx, r.b.sub, func(m queue.Message) { r.handle(r.b, r.a, &r.ba, m) })
+	if err != nil {
+		r.close()
+		return fmt.Errorf("siobridge: subscribe (to): %w", err)
+	}
+	r.subs = append(r.subs, s)
+	return nil
+}
+
+func (r *relay) close() {
+	r.cancel()
+	for _, s := range r.subs {
+		s.Close()
+	}
+	r.subs = nil
+}
+
+// logOnce logs msg the first time key is seen.
+func (r *relay) logOnce(key, msg string, args ...any) {
+	if _, seen := r.once.LoadOrStore(key, true); !seen {
+		r.log.Warn(msg, args...)
+	}
+}
+
+// handle relays one message received on from to to.
+func (r *relay) handle(from, to *side, c *counters, m queue.Message) {
+	if from.recent.take(digest(m)) {
+		c.echoes.Add(1)
+		return
+	}
+	o, err := from.d.Decode(m)
+	switch {
+	case errors.Is(err, dialect.ErrUnsupported):
+		c.unsupported.Add(1)
+		r.logOnce(from.name+" undecodable", "siobridge: messages of a kind the bridge does not relay are dropped (logged once)", "side", from.name, "err", err)
+		return
+	case err != nil:
+		c.malformed.Add(1)
+		r.logOnce(from.name+" malformed", "siobridge: malformed messages are counted and dropped (logged once)", "side", from.name, "bytes", len(m.Data), "err", err)
+		return
+	}
+	o, why := relayable(o, from.d, to.d)
+	if o == nil {
+		c.unsupported.Add(1)
+		r.logOnce(from.name+" kind "+why, "siobridge: not relayed (logged once per kind)", "from", from.d.Name(), "to", to.d.Name(), "why", why)
+		return
+	}
+	msgs, err := to.d.Encode(o)
+	if err != nil {
+		c.unsupported.Add(1)
+		r.logOnce(to.name+" encode "+o.Kind(), "siobridge: the target dialect cannot express this op; not relayed (logged once per kind)", "op", o.Kind(), "to", to.d.Name(), "err", err)
+		return
+	}
+	if !r.oneWay { // what comes back on to is relayed back unless recognised
+		for _, msg := range msgs {
+			to.recent.add(digest(msg))
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, publishTimeout)
+	defer cancel()
+	if err := to.bus.Publish(ctx, msgs...); err != nil {
+		c.publishErrs.Add(1)
+		r.log.Warn("siobridge: publish failed", "side", to.name, "op", o.Kind(), "err", err)
+		return
+	}
+	c.relayed.Add(1)
+}
+
+// relayable returns the op to publish on the other side, or nil and why
+// not: broadcasts and room operations are relayed; acknowledgements only
+// between python dialects (python-socketio routes the callback by host
+// id, which the bridge keeps); everything else (requests and replies of
+// node clusters) stays in its cluster.
+func relayable(o op.Op, from, to dialect.Dialect) (op.Op, string) {
+	bothPython := isPython(from) && isPython(to)
+	switch x := o.(type) {
+	case *op.Emit:
+		if x.Ack != nil && !bothPython {
+			c := *x
+			c.Ack = nil
+			return &c, ""
+		}
+		return x, ""
+	case *op.Join, *op.Leave, *op.Disconnect, *op.CloseRoom:
+		return o, ""
+	case *op.AckReply:
+		if bothPython {
+			return o, ""
+		}
+	}
+	return nil, o.Kind()
+}
+
+func digest(m queue.Message) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(m.Channel))
+	h.Write([]byte{0})
+	h.Write(m.Data)
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// recentSet remembers the digests of published messages, each to be taken
+// once when it comes back, for at most ttl and at most max entries (the
+// oldest are forgotten first).
+type recentSet struct {
+	mu   sync.Mutex
+	max  int
+	ttl  time.Duration
+	seq  uint64
+	live map[[32]byte][]uint64 // digest -> sequence numbers not yet taken, oldest first
+	ring []recentEntry         // every entry in order of addition
+	now  func() time.Time
+}
+
+type recentEntry struct {
+	d   [32]byte
+	seq uint64
+	exp time.Time
+}
+
+func newRecentSet(max int, ttl time.Duration) *recentSet {
+	return &recentSet{max: max, ttl: ttl, live: map[[32]byte][]uint64{}, now: time.Now}
+}
+
+func (s *recentSet) add(d [32]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked()
+	if len(s.ring) >= s.max {
+		s.dropOldestLocked()
+	}
+	s.seq++
+	s.ring = append(s.ring, recentEntry{d: d, seq: s.seq, exp: s.now().Add(s.ttl)})
+	s.live[d] = append(s.live[d], s.seq)
+}
+
+// take reports whether d was added and not taken yet, and takes it.
+func (s *recentSet) take(d [32]byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked()
+	seqs := s.live[d]
+	if len(seqs) == 0 {
+		return false
+	}
+	if len(seqs) == 1 {
+		delete(s.live, d)
+	} else {
+		s.live[d] = seqs[1:]
+	}
+	return true
+}
+
+func (s *recentSet) expireLocked() {
+	now := s.now()
+	for len(s.ring) > 0 && now.After(s.ring[0].exp) {
+		s.dropOldestLocked()
+	}
+}
+
+func (s *recentSet) dropOldestLocked() {
+	e := s.ring[0]
+	s.ring = s.ring[1:]
+	if len(s.ring) == 0 {
+		s.ring = nil // let the backing array go
+	}
+	if seqs := s.live[e.d]; len(seqs) > 0 && seqs[0] == e.seq {
+		if len(seqs) == 1 {
+			delete(s.live, e.d)
+		} else {
+			s.live[e.d] = seqs[1:]
+		}
+	}
+}
+
+// len is the number of remembered entries (taken ones included until
+// they expire).
+func (s *recentSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ring)
+}
