@@ -25,7 +25,6 @@ Arguments {"$binary": base64} are bytes, and bytes are reported so.
 Prints {"type": "ready", "vendored": BOOL} once the server is listening.
 """
 import argparse
-import base64
 import json
 import logging
 import os
@@ -65,30 +64,12 @@ from flask import Flask, request  # noqa: E402
 from flask_socketio import SocketIO, join_room  # noqa: E402
 import socketio as socketio_pkg  # noqa: E402
 
-from peerio import out, plain  # noqa: E402
+from peerio import data_of, out, plain  # noqa: E402
 
 logging.basicConfig(level=logging.WARNING)
 app = Flask(__name__)
 sio = SocketIO(app, message_queue=a.mq, channel=a.channel, async_mode="threading",
                logger=False, engineio_logger=False)
-
-
-def native(v):
-    if isinstance(v, dict):
-        if set(v) == {"$binary"}:
-            return base64.b64decode(v["$binary"])
-        return {k: native(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [native(x) for x in v]
-    return v
-
-
-def data_of(cmd):
-    """The data argument of python-socketio: one value, or a tuple of several."""
-    args = native(cmd.get("args", []))
-    if len(args) == 1:
-        return args[0]
-    return tuple(args)
 
 
 def connect():

@@ -1,0 +1,189 @@
+package compat_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/siobridge/siobridge/dialect/node"
+	"github.com/siobridge/siobridge/emitter"
+	"github.com/siobridge/siobridge/internal/testenv"
+)
+
+var (
+	siobridgeOnce sync.Once
+	siobridgeBin  string
+	siobridgeErr  error
+)
+
+// startBridge builds cmd/siobridge once and runs it with args; its JSON
+// log lines are the peer's lines.
+func startBridge(t *testing.T, args ...string) *peer {
+	t.Helper()
+	siobridgeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "siobridge-bridge-")
+		if err != nil {
+			siobridgeErr = err
+			return
+		}
+		siobridgeBin = filepath.Join(dir, "siobridge")
+		out, err := exec.Command("go", "build", "-o", siobridgeBin, "../cmd/siobridge").CombinedOutput()
+		if err != nil {
+			siobridgeErr = &buildError{string(out)}
+		}
+	})
+	if siobridgeErr != nil {
+		t.Fatalf("building siobridge: %v", siobridgeErr)
+	}
+	argv := append([]string{"/bin/sh", "-c", `exec "$0" "$@" 2>&1`, siobridgeBin, "--log-format", "json", "--stats", "0"}, args...)
+	p := startPeer(t, "siobridge", argv...)
+	p.waitFor("relaying", 20*time.Second, func(l map[string]any) bool { return l["msg"] == "siobridge: relaying" })
+	return p
+}
+
+type buildError struct{ out string }
+
+func (e *buildError) Error() string { return e.out }
+
+// stopBridge sends SIGTERM and returns the final counters line.
+func stopBridge(t *testing.T, p *peer) map[string]any {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	return p.waitFor("stopped", 20*time.Second, func(l map[string]any) bool { return l["msg"] == "siobridge: stopped" })
+}
+
+// pyWorker is python-socketio 5.7's write-only RedisManager (pyworker.py).
+type pyWorker struct {
+	p   *peer
+	seq float64
+}
+
+func (w *pyWorker) do(cmd map[string]any) {
+	w.p.t.Helper()
+	w.seq++
+	id := w.seq
+	cmd["id"] = id
+	w.p.send(cmd)
+	w.p.waitFor("worker done", 20*time.Second, func(l map[string]any) bool { return l["type"] == "done" && l["id"] == id })
+}
+
+// countNews waits for marker v at c and returns how many "news" events
+// with first argument v arrived before.
+func countNews(t *testing.T, c *peer, v string) int {
+	t.Helper()
+	c.waitFor("marker "+v, 20*time.Second, isEventWith("marker", v))
+	n := 0
+	for _, l := range c.events("news") {
+		if args, _ := l["args"].([]any); len(args) > 0 && args[0] == v {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBridgePythonWorkerToNodeCluster: python-socketio 5.7's write-only
+// manager publishes pickle on a Redis channel; siobridge relays to a
+// cluster of two socket.io 4.8 servers with the Redis adapter, whose
+// clients receive each emit once, lose a closed room and are
+// disconnected.
+func TestBridgePythonWorkerToNodeCluster(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	needNode(t)
+	needFlaskSocketIO(t)
+	key, channel := uniq("bridge-node"), uniq("bridge-py")
+	_, url1 := startNodeServer(t, key)
+	_, url2 := startNodeServer(t, key)
+	a, _ := nodeClient(t, url1, "r1", "/")
+	b, sidB := nodeClient(t, url2, "r1", "/")
+	c, sidC := nodeClient(t, url2, "r2", "/")
+	bridge := startBridge(t, "--from", redisURL, "--from-dialect", "python-pickle", "--from-channel", channel,
+		"--to", redisURL, "--to-dialect", "node", "--to-channel", key)
+	w := &pyWorker{p: startPeerWith(t, "python worker", true, "/usr/bin/python3", "python/pyworker.py", "--url", redisURL, "--channel", channel)}
+	w.p.waitFor("ready", 20*time.Second, isType("ready"))
+	clients := map[string]*peer{"a": a, "b": b, "c": c}
+	expect := func(what, v string, want map[string]int) {
+		t.Helper()
+		w.do(map[string]any{"op": "emit", "event": "marker", "args": []any{v}})
+		for name, cl := range clients {
+			if n := countNews(t, cl, v); n != want[name] {
+				t.Fatalf("%s: client %s received %d, want %d", what, name, n, want[name])
+			}
+		}
+	}
+
+	w.do(map[string]any{"op": "emit", "event": "news", "args": []any{"v1", 1, map[string]any{"$binary": "AP8="}}, "room": "r1"})
+	expect("room emit", "v1", map[string]int{"a": 1, "b": 1})
+	got := b.events("news")[0]["args"]
+	if s := jsonString(got); s != `["v1",1,{"$binary":"AP8="}]` {
+		t.Fatalf("args %s", s)
+	}
+	w.do(map[string]any{"op": "emit", "event": "news", "args": []any{"v2"}, "skip_sid": sidB})
+	expect("emit to all but b", "v2", map[string]int{"a": 1, "c": 1})
+	w.do(map[string]any{"op": "emit", "event": "news", "args": []any{"v3"}, "room": sidC})
+	expect("emit to c's sid", "v3", map[string]int{"c": 1})
+	w.do(map[string]any{"op": "close_room", "room": "r1"})
+	w.do(map[string]any{"op": "emit", "event": "news", "args": []any{"v4"}, "room": "r1"})
+	expect("emit after close_room", "v4", nil)
+	w.do(map[string]any{"op": "disconnect", "sid": sidB})
+	b.waitFor("disconnect", 20*time.Second, isType("disconnected"))
+
+	stats := stopBridge(t, bridge)
+	if s := stats["from_to"].(string); !strings.Contains(s, "Malformed:0") || !strings.Contains(s, "PublishErrs:0") || strings.Contains(s, "Relayed:0 ") {
+		t.Fatalf("from->to counters %s", s)
+	}
+}
+
+// TestBridgeNodeEmitterToFlaskSocketIO, the reverse: an emitter of the
+// node dialect (@socket.io/redis-emitter's messages) publishes on a
+// socket.io key; siobridge relays to a Flask-SocketIO 5.3.2 server on a
+// pickle channel, whose clients receive each emit once and are
+// disconnected.
+func TestBridgeNodeEmitterToFlaskSocketIO(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	needFlaskSocketIO(t)
+	key, channel := uniq("bridge-node"), uniq("bridge-py")
+	srv := startFSIO(t, redisURL, channel)
+	a, sidA := srv.client("r1")
+	b, sidB := srv.client("r2")
+	startBridge(t, "--from", redisURL, "--from-dialect", "node", "--from-channel", key, "--node-requests",
+		"--to", redisURL, "--to-dialect", "python-pickle", "--to-channel", channel)
+	em := emitter.New(openBus(t, redisURL), node.New(node.Options{Key: key}))
+	defer em.Close()
+	ready(t, em, "/", sidA, a) // through the bridge: the Flask server subscribed after its first client
+	ready(t, em, "/", sidB, b)
+	ctx := context.Background()
+	expect := func(what, v string, want map[*peer]int) {
+		t.Helper()
+		if err := em.Emit(ctx, "marker", v); err != nil {
+			t.Fatal(err)
+		}
+		for _, cl := range []*peer{a, b} {
+			if n := countNews(t, cl, v); n != want[cl] {
+				t.Fatalf("%s: received %d, want %d", what, n, want[cl])
+			}
+		}
+	}
+	if err := em.To("r1").Emit(ctx, "news", "v1", 1, []byte{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	expect("room emit", "v1", map[*peer]int{a: 1})
+	if s := jsonString(a.events("news")[0]["args"]); s != `["v1",1,{"$binary":"AQI="}]` {
+		t.Fatalf("args %s", s)
+	}
+	if err := em.Except(sidA).Emit(ctx, "news", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	expect("except a", "v2", map[*peer]int{b: 1})
+	if err := em.In(sidB).DisconnectSockets(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("disconnect", 20*time.Second, func(l map[string]any) bool { return l["type"] == "disconnected" })
+}
