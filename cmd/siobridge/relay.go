@@ -26,6 +26,12 @@ const (
 	recentTTL = 30 * time.Second
 	// publishTimeout bounds one relayed publish.
 	publishTimeout = 10 * time.Second
+	// maxGrowth and growthSlack bound what one received message may turn
+	// into: at most maxGrowth times its size plus growthSlack bytes (a
+	// python enter_room is one message per socket and room, so a node
+	// REMOTE_JOIN naming many of both would otherwise multiply).
+	maxGrowth   = 8
+	growthSlack = 64 << 10
 )
 
 // side is one end of the bridge: a bus, a dialect and what to receive.
@@ -162,10 +168,24 @@ func (r *relay) handle(from, to *side, c *counters, m queue.Message) {
 		r.logOnce(from.name+" kind "+why, "siobridge: not relayed (logged once per kind)", "from", from.d.Name(), "to", to.d.Name(), "why", why)
 		return
 	}
+	if n := pairs(o); isPython(to.d) && n*64 > maxGrowth*len(m.Data)+growthSlack {
+		// refused before encoding: python writes one message (>= 64
+		// bytes) per socket and room
+		r.tooLarge(c, from, to, o, len(m.Data), n*64, n)
+		return
+	}
 	msgs, err := to.d.Encode(o)
 	if err != nil {
 		c.unsupported.Add(1)
 		r.logOnce(to.name+" encode "+o.Kind(), "siobridge: the target dialect cannot express this op; not relayed (logged once per kind)", "op", o.Kind(), "to", to.d.Name(), "err", err)
+		return
+	}
+	size := 0
+	for _, msg := range msgs {
+		size += len(msg.Channel) + len(msg.Data)
+	}
+	if size > maxGrowth*len(m.Data)+growthSlack {
+		r.tooLarge(c, from, to, o, len(m.Data), size, len(msgs))
 		return
 	}
 	if !r.oneWay { // what comes back on to is relayed back unless recognised
@@ -181,6 +201,24 @@ func (r *relay) handle(from, to *side, c *counters, m queue.Message) {
 		return
 	}
 	c.relayed.Add(1)
+}
+
+// tooLarge counts and logs (once per kind) an op that would grow too much.
+func (r *relay) tooLarge(c *counters, from, to *side, o op.Op, received, encoded, msgs int) {
+	c.unsupported.Add(1)
+	r.logOnce(to.name+" too large "+o.Kind(), "siobridge: an op would grow too much in the target dialect; not relayed (logged once per kind)",
+		"op", o.Kind(), "from", from.d.Name(), "to", to.d.Name(), "received_bytes", received, "encoded_bytes", encoded, "messages", msgs)
+}
+
+// pairs is the number of (socket, room) pairs of a join or leave.
+func pairs(o op.Op) int {
+	switch x := o.(type) {
+	case *op.Join:
+		return len(x.Target.Rooms) * len(x.Rooms)
+	case *op.Leave:
+		return len(x.Target.Rooms) * len(x.Rooms)
+	}
+	return 0
 }
 
 // relayable returns the op to publish on the other side, or nil and why

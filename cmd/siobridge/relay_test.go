@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -241,5 +243,54 @@ func TestRecentSetBounds(t *testing.T) {
 	}
 	if len(s.live) != 0 {
 		t.Fatalf("live map keeps %d digests", len(s.live))
+	}
+}
+
+// A node REMOTE_JOIN naming many sockets and rooms would be one python
+// enter_room message per pair: it is refused, counted and logged, and
+// nothing is published.
+func TestRelayBoundsGrowth(t *testing.T) {
+	nodeD := node.New(node.Options{Key: "k"})
+	pyD := python.New(python.Options{Channel: "py"})
+	busA, busB := memory.New(), memory.New()
+	t.Cleanup(func() { busA.Close(); busB.Close() })
+	r, logs := startRelay(t, newSide("from", busA, nodeD, []string{"/"}, true), newSide("to", busB, pyD, nil, false))
+	onB := record(t, busB, pyD)
+	sids, rooms := make([]string, 300), make([]string, 300)
+	for i := range sids {
+		sids[i], rooms[i] = fmt.Sprintf("s%d", i), fmt.Sprintf("r%d", i)
+	}
+	big := &op.Join{Target: op.Target{Namespace: "/", Rooms: sids}, Rooms: rooms}
+	msgs, err := nodeD.Encode(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pyD.Encode(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a %d-byte REMOTE_JOIN is %d python messages", len(msgs[0].Data), len(out))
+	// the cost of handling it is bounded by its size: measured on a direct
+	// call (the relay's own subscription handles the published copy below)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var c counters
+	r.handle(r.a, r.b, &c, queue.Message{Channel: msgs[0].Channel, Data: msgs[0].Data})
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > uint64(64*len(msgs[0].Data)+1<<20) {
+		t.Fatalf("handling a %d-byte message allocated %d bytes", len(msgs[0].Data), grew)
+	}
+	if c.snapshot() != (Stats{Unsupported: 1}) {
+		t.Fatalf("direct call stats %+v", c.snapshot())
+	}
+	publish(t, busA, nodeD, big)
+	publish(t, busA, nodeD, &op.Join{Target: op.Target{Namespace: "/", Rooms: []string{"s1"}}, Rooms: []string{"r1"}})
+	waitUntil(t, "the small join", func() bool { _, raw := onB.snapshot(); return raw == 1 })
+	if ab := r.ab.snapshot(); ab != (Stats{Relayed: 1, Unsupported: 1}) {
+		t.Fatalf("stats %+v", ab)
+	}
+	if !strings.Contains(logs.String(), "would grow too much") {
+		t.Fatalf("not logged:\n%s", logs.String())
 	}
 }
