@@ -2,6 +2,7 @@ package compat_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,4 +187,86 @@ func TestBridgeNodeEmitterToFlaskSocketIO(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.waitFor("disconnect", 20*time.Second, func(l map[string]any) bool { return l["type"] == "disconnected" })
+}
+
+// TestBridgeFlaskSocketIOPickleToJSON: the migration python-socketio's
+// format change (pickle < 5.14, JSON after) makes impossible on one
+// channel: a Flask-SocketIO 5.3.2 server on channel A and the newest
+// Flask-SocketIO on channel B, bridged. Emits each way reach the other
+// server's clients once; callbacks and call() cross the bridge both ways
+// (python-socketio routes them by host id, which the bridge keeps);
+// close_room and disconnect cross too. The old server runs on Redis, then
+// on RabbitMQ (Kombu); the new one on Redis.
+func TestBridgeFlaskSocketIOPickleToJSON(t *testing.T) {
+	for _, b := range pyBrokers {
+		t.Run("old on "+b.name, func(t *testing.T) { testBridgePickleToJSON(t, b) })
+	}
+}
+
+func testBridgePickleToJSON(t *testing.T, oldBroker pyBroker) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	testenv.Need(t, oldBroker.broker, oldBroker.addr)
+	chOld, chNew := uniq("bridge-old"), uniq("bridge-new")
+	old := startFSIONode(t, pickleFlavor, oldBroker.pythonURL, chOld)
+	cur := startFSIONode(t, jsonFlavor, redisURL, chNew)
+	startBridge(t, "--from", oldBroker.goURL, "--from-dialect", "python-pickle", "--from-channel", chOld,
+		"--to", redisURL, "--to-dialect", "python", "--to-channel", chNew)
+	o1 := connectPyClient(t, "o1", old.url, "r")
+	n1 := connectPyClient(t, "n1", cur.url, "r")
+	n2 := connectPyClient(t, "n2", cur.url, "x")
+	all := []*pyClient{o1, n1, n2}
+	// both servers subscribe after their first client: probe until each
+	// hears the other
+	for _, p := range []struct {
+		from *fsioNode
+		to   *pyClient
+	}{{old, n1}, {cur, o1}} {
+		eventually(t, "probe to "+p.to.name, 20*time.Second, 300*time.Millisecond, func() bool {
+			p.from.do(map[string]any{"op": "emit", "event": "probe", "to": p.to.sid})
+			time.Sleep(200 * time.Millisecond)
+			return len(p.to.p.events("probe")) > 0
+		})
+	}
+	seq := 0
+	send := func(from *fsioNode, cmd map[string]any, want map[*pyClient]int) {
+		t.Helper()
+		seq++
+		v := fmt.Sprintf("v%d", seq)
+		cmd["op"], cmd["event"], cmd["args"] = "emit", "news", []any{v, map[string]any{"$binary": "AQI="}}
+		from.do(cmd)
+		from.do(map[string]any{"op": "emit", "event": "marker", "args": []any{v}})
+		for _, c := range all {
+			if n := countNews(t, c.p, v); n != want[c] {
+				t.Fatalf("%v: %s received %d, want %d", cmd, c.name, n, want[c])
+			}
+		}
+	}
+	send(old, map[string]any{"to": "r"}, map[*pyClient]int{o1: 1, n1: 1})
+	send(cur, map[string]any{"to": "r"}, map[*pyClient]int{o1: 1, n1: 1})
+	send(old, map[string]any{}, map[*pyClient]int{o1: 1, n1: 1, n2: 1})
+	send(cur, map[string]any{"skip_sid": n1.sid}, map[*pyClient]int{o1: 1, n2: 1})
+	if s := jsonString(n1.p.events("news")[0]["args"]); s != `["v1",{"$binary":"AQI="}]` {
+		t.Fatalf("args at the new server's client %s", s)
+	}
+
+	got := old.do(map[string]any{"op": "emit_cb", "event": "ask", "args": []any{"q"}, "to": n2.sid})
+	if s := jsonString(got["args"]); s != `["pong","q"]` {
+		t.Fatalf("old -> new callback %s", s)
+	}
+	got = cur.do(map[string]any{"op": "call", "event": "ask", "args": []any{"c", 1}, "to": o1.sid})
+	if s := jsonString(got["result"]); s != `["pong","c",1]` {
+		t.Fatalf("new -> old call() %s", s)
+	}
+
+	old.do(map[string]any{"op": "close_room", "room": "r"})
+	old.do(map[string]any{"op": "emit", "event": "marker", "args": []any{"closed"}})
+	for _, c := range all {
+		c.p.waitFor("marker closed", 20*time.Second, isEventWith("marker", "closed"))
+	}
+	send(cur, map[string]any{"to": "r"}, nil)
+
+	cur.do(map[string]any{"op": "disconnect", "sid": o1.sid})
+	o1.p.waitFor("disconnect by the new server", 20*time.Second, isType("disconnected"))
+	old.do(map[string]any{"op": "disconnect", "sid": n2.sid})
+	n2.p.waitFor("disconnect by the old server", 20*time.Second, isType("disconnected"))
 }
