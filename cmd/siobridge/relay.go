@@ -19,8 +19,8 @@ import (
 
 const (
 	// maxRecent bounds the digests of relayed messages remembered per side
-	// to recognise them when they come back (about 100 bytes each: at most
-	// ~400 KiB per side).
+	// to recognise them when they come back (under 1 MiB per side when
+	// full; TestRecentSetMemory).
 	maxRecent = 4096
 	// recentTTL is how long a relayed message is expected to come back.
 	recentTTL = 30 * time.Second
@@ -246,94 +246,107 @@ func relayable(o op.Op, from, to dialect.Dialect) (op.Op, string) {
 	return nil, o.Kind()
 }
 
-func digest(m queue.Message) [32]byte {
+func digest(m queue.Message) [16]byte {
 	h := sha256.New()
 	h.Write([]byte(m.Channel))
 	h.Write([]byte{0})
 	h.Write(m.Data)
-	var d [32]byte
-	h.Sum(d[:0])
+	var sum [sha256.Size]byte
+	var d [16]byte // 128 bits: collisions are not a practical concern
+	copy(d[:], h.Sum(sum[:0]))
 	return d
 }
 
 // recentSet remembers the digests of published messages, each to be taken
 // once when it comes back, for at most ttl and at most max entries (the
-// oldest are forgotten first).
+// oldest are forgotten first). Takes are attributed to the oldest entries
+// of their digest, as evictions are, so two counters per digest suffice.
 type recentSet struct {
-	mu   sync.Mutex
-	max  int
-	ttl  time.Duration
-	seq  uint64
-	live map[[32]byte][]uint64 // digest -> sequence numbers not yet taken, oldest first
-	ring []recentEntry         // every entry in order of addition
-	now  func() time.Time
+	mu     sync.Mutex
+	max    int
+	ttl    time.Duration
+	ring   []recentEntry // circular, allocated on first use
+	head   int           // oldest entry
+	n      int           // entries in ring
+	counts map[[16]byte]recentCount
+	now    func() time.Time
 }
 
 type recentEntry struct {
-	d   [32]byte
-	seq uint64
-	exp time.Time
+	d   [16]byte
+	exp int64 // unix nanoseconds
+}
+
+type recentCount struct {
+	live  uint32 // entries not taken yet
+	taken uint32 // entries taken, still in the ring
 }
 
 func newRecentSet(max int, ttl time.Duration) *recentSet {
-	return &recentSet{max: max, ttl: ttl, live: map[[32]byte][]uint64{}, now: time.Now}
+	return &recentSet{max: max, ttl: ttl, counts: map[[16]byte]recentCount{}, now: time.Now}
 }
 
-func (s *recentSet) add(d [32]byte) {
+func (s *recentSet) add(d [16]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expireLocked()
-	if len(s.ring) >= s.max {
+	now := s.now()
+	s.expireLocked(now)
+	if s.ring == nil {
+		s.ring = make([]recentEntry, s.max)
+	}
+	if s.n == s.max {
 		s.dropOldestLocked()
 	}
-	s.seq++
-	s.ring = append(s.ring, recentEntry{d: d, seq: s.seq, exp: s.now().Add(s.ttl)})
-	s.live[d] = append(s.live[d], s.seq)
+	s.ring[(s.head+s.n)%s.max] = recentEntry{d: d, exp: now.Add(s.ttl).UnixNano()}
+	s.n++
+	c := s.counts[d]
+	c.live++
+	s.counts[d] = c
 }
 
 // take reports whether d was added and not taken yet, and takes it.
-func (s *recentSet) take(d [32]byte) bool {
+func (s *recentSet) take(d [16]byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expireLocked()
-	seqs := s.live[d]
-	if len(seqs) == 0 {
+	s.expireLocked(s.now())
+	c, ok := s.counts[d]
+	if !ok || c.live == 0 {
 		return false
 	}
-	if len(seqs) == 1 {
-		delete(s.live, d)
-	} else {
-		s.live[d] = seqs[1:]
-	}
+	c.live--
+	c.taken++
+	s.counts[d] = c
 	return true
 }
 
-func (s *recentSet) expireLocked() {
-	now := s.now()
-	for len(s.ring) > 0 && now.After(s.ring[0].exp) {
+func (s *recentSet) expireLocked(now time.Time) {
+	t := now.UnixNano()
+	for s.n > 0 && t > s.ring[s.head].exp {
 		s.dropOldestLocked()
 	}
 }
 
 func (s *recentSet) dropOldestLocked() {
-	e := s.ring[0]
-	s.ring = s.ring[1:]
-	if len(s.ring) == 0 {
-		s.ring = nil // let the backing array go
+	e := s.ring[s.head]
+	s.head = (s.head + 1) % s.max
+	s.n--
+	c := s.counts[e.d]
+	if c.taken > 0 {
+		c.taken--
+	} else if c.live > 0 {
+		c.live--
 	}
-	if seqs := s.live[e.d]; len(seqs) > 0 && seqs[0] == e.seq {
-		if len(seqs) == 1 {
-			delete(s.live, e.d)
-		} else {
-			s.live[e.d] = seqs[1:]
-		}
+	if c.live == 0 && c.taken == 0 {
+		delete(s.counts, e.d)
+	} else {
+		s.counts[e.d] = c
 	}
 }
 
 // len is the number of remembered entries (taken ones included until
-// they expire).
+// they are forgotten).
 func (s *recentSet) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.ring)
+	return s.n
 }

@@ -223,26 +223,26 @@ func TestRecentSetBounds(t *testing.T) {
 	now := time.Unix(0, 0)
 	s.now = func() time.Time { return now }
 	for i := range 100 {
-		s.add([32]byte{byte(i)})
+		s.add([16]byte{byte(i)})
 	}
 	if n := s.len(); n != 8 {
 		t.Fatalf("%d entries, want 8", n)
 	}
-	if s.take([32]byte{0}) || !s.take([32]byte{99}) || s.take([32]byte{99}) {
+	if s.take([16]byte{0}) || !s.take([16]byte{99}) || s.take([16]byte{99}) {
 		t.Fatal("the oldest must be forgotten, the newest taken once")
 	}
 	// the same digest twice is taken twice
-	s.add([32]byte{200})
-	s.add([32]byte{200})
-	if !s.take([32]byte{200}) || !s.take([32]byte{200}) || s.take([32]byte{200}) {
+	s.add([16]byte{200})
+	s.add([16]byte{200})
+	if !s.take([16]byte{200}) || !s.take([16]byte{200}) || s.take([16]byte{200}) {
 		t.Fatal("a digest added twice must be taken exactly twice")
 	}
 	now = now.Add(2 * time.Minute)
-	if s.take([32]byte{98}) || s.len() != 0 {
+	if s.take([16]byte{98}) || s.len() != 0 {
 		t.Fatalf("expired entries remain: %d", s.len())
 	}
-	if len(s.live) != 0 {
-		t.Fatalf("live map keeps %d digests", len(s.live))
+	if len(s.counts) != 0 {
+		t.Fatalf("the map keeps %d digests", len(s.counts))
 	}
 }
 
@@ -293,4 +293,26 @@ func TestRelayBoundsGrowth(t *testing.T) {
 	if !strings.Contains(logs.String(), "would grow too much") {
 		t.Fatalf("not logged:\n%s", logs.String())
 	}
+}
+
+// The digests of one side stay under the documented 1 MiB when full, even
+// after many more additions.
+func TestRecentSetMemory(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := newRecentSet(maxRecent, recentTTL)
+	for i := range 10 * maxRecent {
+		var d [16]byte
+		d[0], d[1], d[2] = byte(i), byte(i>>8), byte(i>>16)
+		s.add(d)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d digests hold %d bytes", s.len(), held)
+	if s.len() != maxRecent || held > 1<<20 {
+		t.Fatalf("%d entries holding %d bytes", s.len(), held)
+	}
+	runtime.KeepAlive(s)
 }
