@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/siobridge/siobridge/adapter/nats"
 	"github.com/siobridge/siobridge/dialect/node"
+	"github.com/siobridge/siobridge/dialect/python"
 	"github.com/siobridge/siobridge/emitter"
 	"github.com/siobridge/siobridge/internal/testenv"
 )
@@ -107,8 +109,27 @@ func TestBridgePythonWorkerToNodeCluster(t *testing.T) {
 	c, sidC := nodeClient(t, url2, "r2", "/")
 	bridge := startBridge(t, "--from", redisURL, "--from-dialect", "python-pickle", "--from-channel", channel,
 		"--to", redisURL, "--to-dialect", "node", "--to-channel", key)
+	w := startPyWorker(t, channel)
+	workerScenario(t, w, a, b, c, sidB, sidC)
+
+	stats := stopBridge(t, bridge)
+	if s := stats["from_to"].(string); !strings.Contains(s, "Malformed:0") || !strings.Contains(s, "PublishErrs:0") || strings.Contains(s, "Relayed:0 ") {
+		t.Fatalf("from->to counters %s", s)
+	}
+}
+
+func startPyWorker(t *testing.T, channel string) *pyWorker {
+	t.Helper()
 	w := &pyWorker{p: startPeerWith(t, "python worker", true, "/usr/bin/python3", "python/pyworker.py", "--url", redisURL, "--channel", channel)}
 	w.p.waitFor("ready", 20*time.Second, isType("ready"))
+	return w
+}
+
+// workerScenario: the python worker emits to room r1 (a and b in it),
+// to all but b, to c's sid, closes r1 and disconnects b; each client
+// receives what it should once.
+func workerScenario(t *testing.T, w *pyWorker, a, b, c *peer, sidB, sidC string) {
+	t.Helper()
 	clients := map[string]*peer{"a": a, "b": b, "c": c}
 	expect := func(what, v string, want map[string]int) {
 		t.Helper()
@@ -135,9 +156,26 @@ func TestBridgePythonWorkerToNodeCluster(t *testing.T) {
 	expect("emit after close_room", "v4", nil)
 	w.do(map[string]any{"op": "disconnect", "sid": sidB})
 	b.waitFor("disconnect", 20*time.Second, isType("disconnected"))
+}
 
-	stats := stopBridge(t, bridge)
-	if s := stats["from_to"].(string); !strings.Contains(s, "Malformed:0") || !strings.Contains(s, "PublishErrs:0") || strings.Contains(s, "Relayed:0 ") {
+// TestBridgePythonWorkerToGoClusterOnNATS: the same worker on Redis,
+// bridged to two Go servers on NATS speaking the python (JSON) dialect:
+// another dialect and another broker.
+func TestBridgePythonWorkerToGoClusterOnNATS(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	testenv.Need(t, "nats", testenv.NATSAddr)
+	needFlaskSocketIO(t)
+	natsURL := "nats://" + testenv.NATSAddr
+	goChannel, channel := uniq("bridge-go"), uniq("bridge-py")
+	_, url1 := goNode(t, natsURL, python.New(python.Options{Channel: goChannel}))
+	_, url2 := goNode(t, natsURL, python.New(python.Options{Channel: goChannel}))
+	a := connectPyClient(t, "a", url1, "r1")
+	b := connectPyClient(t, "b", url2, "r1")
+	c := connectPyClient(t, "c", url2, "r2")
+	bridge := startBridge(t, "--from", redisURL, "--from-dialect", "python-pickle", "--from-channel", channel,
+		"--to", natsURL, "--to-dialect", "python", "--to-channel", goChannel)
+	workerScenario(t, startPyWorker(t, channel), a.p, b.p, c.p, b.sid, c.sid)
+	if s := stopBridge(t, bridge)["from_to"].(string); !strings.Contains(s, "Malformed:0") || !strings.Contains(s, "PublishErrs:0") {
 		t.Fatalf("from->to counters %s", s)
 	}
 }
