@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -85,6 +86,56 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
+// checkOverlap refuses two sides that would receive each other's
+// messages (same broker, overlapping channels): what the bridge publishes
+// on one side would also arrive on the other side's subscription and be
+// relayed again, forever. Redis pub/sub ignores the database number, so
+// only the host counts there.
+func checkOverlap(o *options, ds [2]dialect.Dialect) error {
+	ua, errA := url.Parse(o.from.url)
+	ub, errB := url.Parse(o.to.url)
+	if errA != nil || errB != nil || ua.Host != ub.Host {
+		return nil
+	}
+	if !strings.HasPrefix(ua.Scheme, "redis") && !strings.HasPrefix(ub.Scheme, "redis") && ua.Path != ub.Path {
+		return nil // e.g. two RabbitMQ virtual hosts
+	}
+	a := subscription(ds[0], o.namespaces, o.nodeRequests)
+	b := subscription(ds[1], o.namespaces, o.nodeRequests)
+	if subsOverlap(a, b) || subsOverlap(b, a) {
+		return fmt.Errorf("the two sides overlap on one broker (%v and %v): relayed messages would loop; use different channels", a, b)
+	}
+	return nil
+}
+
+// subsOverlap reports whether a message of one of a's channels or
+// patterns can match b.
+func subsOverlap(a, b queue.Subscription) bool {
+	for _, c := range a.Channels {
+		for _, d := range b.Channels {
+			if c == d {
+				return true
+			}
+		}
+		for _, p := range b.Patterns {
+			if queue.MatchPattern(p, c) {
+				return true
+			}
+		}
+	}
+	for _, p := range a.Patterns {
+		// a channel of pattern p: its literal prefix (node patterns are
+		// an escaped prefix followed by *)
+		example := strings.NewReplacer(`\`, "").Replace(strings.TrimSuffix(p, "*")) + "x"
+		for _, q := range b.Patterns {
+			if queue.MatchPattern(q, example) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // run is the command: it relays until ctx ends.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stderr)
@@ -101,6 +152,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "siobridge: %v\n", err)
 			return exitUsage
 		}
+	}
+	if err := checkOverlap(o, dialects); err != nil {
+		fmt.Fprintf(stderr, "siobridge: %v\n", err)
+		return exitUsage
 	}
 	var h slog.Handler = slog.NewTextHandler(stderr, nil)
 	if o.logFormat == "json" {
