@@ -3,7 +3,6 @@ package compat_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -30,12 +29,7 @@ var (
 func startBridge(t *testing.T, args ...string) *peer {
 	t.Helper()
 	siobridgeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "siobridge-bridge-")
-		if err != nil {
-			siobridgeErr = err
-			return
-		}
-		siobridgeBin = filepath.Join(dir, "siobridge")
+		siobridgeBin = filepath.Join(filepath.Dir(sioemitBin), "siobridge") // TestMain removes the directory
 		out, err := exec.Command("go", "build", "-o", siobridgeBin, "../cmd/siobridge").CombinedOutput()
 		if err != nil {
 			siobridgeErr = &buildError{string(out)}
