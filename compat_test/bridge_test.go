@@ -302,3 +302,43 @@ func testBridgePickleToJSON(t *testing.T, oldBroker pyBroker) {
 	old.do(map[string]any{"op": "disconnect", "sid": n2.sid})
 	n2.p.waitFor("disconnect by the old server", 20*time.Second, isType("disconnected"))
 }
+
+// TestBridgeRedisEmitterToFlaskSocketIO: the real @socket.io/redis-emitter
+// (node/emit.js) → siobridge → Flask-SocketIO 5.3.2: its room emit arrives
+// once; its socketsJoin and serverSideEmit, which python-socketio 5.7
+// cannot express, are counted and logged; nothing is malformed.
+func TestBridgeRedisEmitterToFlaskSocketIO(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	needNode(t)
+	needFlaskSocketIO(t)
+	key, channel := uniq("bridge-node"), uniq("bridge-py")
+	srv := startFSIO(t, redisURL, channel)
+	c := connectPyClient(t, "a", srv.url, "room1")
+	a, sidA := c.p, c.sid
+	bridge := startBridge(t, "--from", redisURL, "--from-dialect", "node", "--from-channel", key, "--node-requests",
+		"--to", redisURL, "--to-dialect", "python-pickle", "--to-channel", channel)
+	em := emitter.New(openBus(t, redisURL), node.New(node.Options{Key: key}))
+	defer em.Close()
+	ready(t, em, "/", sidA, a)
+	em.Close()
+
+	startPeer(t, "redis-emitter", "node", "node/emit.js", key)
+	a.waitFor("one", 20*time.Second, isEvent("one"))
+	if s := jsonString(a.events("one")[0]["args"]); s != `[{"u":"é😀"}]` {
+		t.Fatalf("args %s", s)
+	}
+	bridge.waitFor("serverSideEmit not relayed", 20*time.Second, func(l map[string]any) bool {
+		return l["why"] == "server-side-emit"
+	})
+	// socketsJoin: python-socketio 5.7 has no enter_room
+	bridge.waitFor("socketsJoin not relayed", 20*time.Second, func(l map[string]any) bool {
+		return l["op"] == "join" && strings.Contains(fmt.Sprint(l["err"]), "5.10")
+	})
+	stats := stopBridge(t, bridge)["from_to"].(string)
+	if !strings.Contains(stats, "Malformed:0") || !strings.Contains(stats, "PublishErrs:0") {
+		t.Fatalf("from->to counters %s", stats)
+	}
+	if n := len(a.events("one")); n != 1 {
+		t.Fatalf("one received %d times", n)
+	}
+}

@@ -111,7 +111,7 @@ type pyClient struct {
 
 func connectPyClient(t *testing.T, name, url, rooms string, namespace ...string) *pyClient {
 	t.Helper()
-	args := []string{"/usr/bin/python3", "python/client.py", "--url", url, "--room", rooms, "--events", "news,marker,ask,solo,probe"}
+	args := []string{"/usr/bin/python3", "python/client.py", "--url", url, "--room", rooms, "--events", "news,marker,ask,solo,probe,one"}
 	for _, ns := range namespace {
 		args = append(args, "--namespace", ns)
 	}
