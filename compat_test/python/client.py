@@ -9,12 +9,10 @@ Output lines: {"type": "connected", "sid": ..., "namespace": ...},
 The event "ask" is acknowledged with ("pong", *args).
 """
 import argparse
-import base64
-import json
-import sys
-import threading
 
 import socketio
+
+from peerio import out, plain
 
 p = argparse.ArgumentParser()
 p.add_argument("--url", required=True)
@@ -23,25 +21,6 @@ p.add_argument("--namespace", action="append", default=None)
 p.add_argument("--events", default="")
 a = p.parse_args()
 namespaces = a.namespace or ["/"]
-
-lock = threading.Lock()
-
-
-def out(obj):
-    with lock:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-
-
-def plain(v):
-    if isinstance(v, (bytes, bytearray)):
-        return {"$binary": base64.b64encode(bytes(v)).decode()}
-    if isinstance(v, (list, tuple)):
-        return [plain(x) for x in v]
-    if isinstance(v, dict):
-        return {k: plain(x) for k, x in v.items()}
-    return v
-
 
 sio = socketio.Client(reconnection=False)
 
