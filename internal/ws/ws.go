@@ -12,7 +12,6 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -343,23 +342,34 @@ func AppendClose(dst []byte, code int) []byte {
 // CloseCode returns the status code of a close frame payload and whether
 // the payload is valid (RFC 6455 section 7.4).
 func CloseCode(p []byte) (int, bool) {
+	code, err := ParseClose(p)
+	return code, err == nil
+}
+
+// ParseClose returns the status code of a close frame payload, or a
+// *ProtocolError with the code to answer: 1002 for a missing or invalid
+// status code, 1007 for a reason that is not UTF-8 (RFC 6455 section 8.1).
+// Valid codes are those the IANA registry defines for use in a close frame
+// (1000-1003, 1007-1014) and the ranges for libraries and applications
+// (3000-4999); 1004-1006 and 1015 must never be sent.
+func ParseClose(p []byte) (int, error) {
 	switch {
 	case len(p) == 0:
-		return StatusNormal, true
+		return StatusNormal, nil
 	case len(p) == 1:
-		return 0, false
+		return 0, protoErr(StatusProtocolError, "close frame with a 1-byte payload")
 	}
 	code := int(binary.BigEndian.Uint16(p))
-	if !utf8.Valid(p[2:]) {
-		return code, false
-	}
 	switch {
 	case code >= 3000 && code <= 4999:
-	case code >= 1000 && code <= 1011 && code != 1004 && code != 1005 && code != 1006:
+	case code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006:
 	default:
-		return code, false
+		return code, protoErr(StatusProtocolError, fmt.Sprintf("invalid close code %d", code))
 	}
-	return code, true
+	if !utf8.Valid(p[2:]) {
+		return code, protoErr(StatusInvalidPayload, "invalid UTF-8 in a close reason")
+	}
+	return code, nil
 }
 
 // ---------------------------------------------------------------- deflate
@@ -407,7 +417,10 @@ func Inflate(p []byte, limit int) ([]byte, error) {
 		max++ // one byte more tells "over the limit" from "exactly the limit"
 	}
 	out, err := io.ReadAll(io.LimitReader(fr, max))
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+	if err != nil {
+		// io.ErrUnexpectedEOF included: the message ended inside a deflate
+		// block, before the empty stored block the sender must end it with
+		// (and we append for it): it is truncated.
 		return nil, protoErr(StatusInvalidPayload, "bad compressed message")
 	}
 	if len(out) > limit {
@@ -440,6 +453,58 @@ type Decoder struct {
 	fragOp  byte
 	fragZip bool
 	inFrag  bool
+	text    utf8Stream // an uncompressed fragmented text message, checked per fragment
+}
+
+// utf8Stream checks UTF-8 a fragment at a time, so an invalid text message
+// is refused at the fragment that makes it invalid (RFC 6455 section 8.1,
+// "fail fast"), while a code point split across fragments is fine.
+type utf8Stream struct {
+	tail [utf8.UTFMax]byte // the start of a code point the next fragment completes
+	n    int
+}
+
+// feed checks the next fragment p; fin says it is the last one. It reports
+// false as soon as the text so far cannot be the start of valid UTF-8.
+func (u *utf8Stream) feed(p []byte, fin bool) bool {
+	if u.n > 0 {
+		need := 4
+		switch {
+		case u.tail[0] < 0xe0:
+			need = 2
+		case u.tail[0] < 0xf0:
+			need = 3
+		}
+		for u.n < need && len(p) > 0 {
+			u.tail[u.n] = p[0]
+			u.n++
+			p = p[1:]
+		}
+		if u.n < need {
+			// still incomplete: fine if it is a valid start
+			return !fin && !utf8.FullRune(u.tail[:u.n])
+		}
+		if !utf8.Valid(u.tail[:u.n]) {
+			return false
+		}
+		u.n = 0
+	}
+	// keep an incomplete but so far valid code point at the end for later
+	cut := len(p)
+	for i := len(p) - 1; i >= 0 && i >= len(p)-(utf8.UTFMax-1); i-- {
+		if !utf8.RuneStart(p[i]) {
+			continue
+		}
+		if !utf8.FullRune(p[i:]) {
+			cut = i
+		}
+		break
+	}
+	if !utf8.Valid(p[:cut]) {
+		return false
+	}
+	u.n = copy(u.tail[:], p[cut:])
+	return !fin || u.n == 0
 }
 
 // Decode handles every whole frame at the start of buf and returns how many
@@ -464,9 +529,9 @@ func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 		case OpPong:
 			continue
 		case OpClose:
-			code, ok := CloseCode(f.Payload)
-			if !ok {
-				return used, protoErr(StatusProtocolError, "invalid close frame")
+			code, err := ParseClose(f.Payload)
+			if err != nil {
+				return used, err
 			}
 			h.Close(code)
 			return used, nil
@@ -476,10 +541,16 @@ func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 			}
 			if !f.Fin {
 				d.inFrag, d.fragOp, d.fragZip = true, f.Op, f.RSV1
+				if f.Op == OpText && !f.RSV1 {
+					d.text = utf8Stream{}
+					if !d.text.feed(f.Payload, false) {
+						return used, errInvalidText
+					}
+				}
 				d.frag = append(d.frag[:0], f.Payload...)
 				continue
 			}
-			if err := d.deliver(h, f.Op, f.RSV1, f.Payload); err != nil {
+			if err := d.deliver(h, f.Op, f.RSV1, false, f.Payload); err != nil {
 				return used, err
 			}
 		case OpContinuation:
@@ -489,28 +560,37 @@ func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 			if len(d.frag)+len(f.Payload) > d.Limit {
 				return used, protoErr(StatusTooBig, "message too big")
 			}
+			checked := d.fragOp == OpText && !d.fragZip
+			if checked && !d.text.feed(f.Payload, f.Fin) {
+				return used, errInvalidText
+			}
 			d.frag = append(d.frag, f.Payload...)
 			if !f.Fin {
 				continue
 			}
 			msg := d.frag
 			d.frag, d.inFrag = nil, false
-			if err := d.deliver(h, d.fragOp, d.fragZip, msg); err != nil {
+			if err := d.deliver(h, d.fragOp, d.fragZip, checked, msg); err != nil {
 				return used, err
 			}
 		}
 	}
 }
 
-func (d *Decoder) deliver(h Handler, op byte, zipped bool, p []byte) error {
+// errInvalidText refuses a text message that is not UTF-8.
+var errInvalidText = protoErr(StatusInvalidPayload, "invalid UTF-8 in a text message")
+
+// deliver hands a whole message to h, inflating it first if zipped; checked
+// says its UTF-8 was already checked fragment by fragment.
+func (d *Decoder) deliver(h Handler, op byte, zipped, checked bool, p []byte) error {
 	if zipped {
 		var err error
 		if p, err = Inflate(p, d.Limit); err != nil {
 			return err
 		}
 	}
-	if op == OpText && !utf8.Valid(p) {
-		return protoErr(StatusInvalidPayload, "invalid UTF-8 in a text message")
+	if op == OpText && !checked && !utf8.Valid(p) {
+		return errInvalidText
 	}
 	return h.Message(op, p)
 }

@@ -1,0 +1,95 @@
+package ws
+
+import (
+	"bytes"
+	"testing"
+)
+
+// Regression tests for RFC 6455 details (issue #8, defect 10).
+
+// Close codes 1012-1014 (Service Restart, Try Again Later, Bad Gateway) are
+// registered by IANA for use in close frames; 1015 (TLS handshake) must
+// never be sent.
+func TestCloseCodesFromTheIANARegistry(t *testing.T) {
+	for _, code := range []int{1012, 1013, 1014} {
+		l := decodeAll(t, &Decoder{Limit: 100}, mf(0x88, closePayload(code, "restart")))
+		if !sameEvents(l.events, []event{{kind: "close", code: code}}) {
+			t.Errorf("close %d: events %v", code, l)
+		}
+	}
+	for _, code := range []int{1015, 1016, 1100, 2000} {
+		_, err := (&Decoder{Limit: 100}).Decode(mf(0x88, closePayload(code, "")), &eventLog{})
+		requireCode(t, err, StatusProtocolError)
+	}
+}
+
+// A close reason that is not UTF-8 is an invalid payload (1007), not a
+// protocol error (RFC 6455 section 8.1; Autobahn case 7.5.1).
+func TestCloseReasonInvalidUTF8Is1007(t *testing.T) {
+	for _, reason := range []string{"\xff", "ok\xc3", "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"} {
+		_, err := (&Decoder{Limit: 200}).Decode(mf(0x88, closePayload(1000, reason)), &eventLog{})
+		requireCode(t, err, StatusInvalidPayload)
+	}
+	// a bad code is still reported as such, whatever the reason
+	_, err := (&Decoder{Limit: 200}).Decode(mf(0x88, closePayload(1004, "\xff")), &eventLog{})
+	requireCode(t, err, StatusProtocolError)
+}
+
+// A fragmented text message is refused at the fragment that makes it
+// invalid, before the rest arrives (Autobahn 6.4.1-6.4.2 "fail fast").
+func TestUTF8FailFastPerFragment(t *testing.T) {
+	cases := []struct {
+		name  string
+		frags [][]byte // the message's first fragments; it never ends
+	}{
+		{"invalid byte in the 2nd fragment", [][]byte{[]byte("ok"), {0xff}}},
+		{"invalid code point in one fragment", [][]byte{[]byte("\xce\xba\xe1\xbd\xb9"), []byte("\xf4\x90\x80\x80")}},
+		{"invalid continuation of a split code point", [][]byte{[]byte("\xce\xba\xf4"), []byte("\x90")}},
+		{"invalid start at the end of the 1st fragment", [][]byte{[]byte("ok\xf4\x90")}},
+		{"surrogate split in two", [][]byte{{'a', 0xed}, {0xa0, 0x80}}},
+		{"ASCII where a continuation must be", [][]byte{{'a', 0xe2}, {0x82, 'b'}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &Decoder{Limit: 1000}
+			l := &eventLog{}
+			var err error
+			for i, p := range tc.frags {
+				b0 := byte(0x00)
+				if i == 0 {
+					b0 = 0x01
+				}
+				if _, err = d.Decode(mf(b0, p), l); err != nil {
+					if i != len(tc.frags)-1 {
+						t.Fatalf("error at fragment %d of %d: %v", i+1, len(tc.frags), err)
+					}
+					break
+				}
+			}
+			requireCode(t, err, StatusInvalidPayload)
+			if len(l.events) != 0 {
+				t.Fatalf("events %v", l)
+			}
+		})
+	}
+}
+
+// A permessage-deflate message cut short (it ends inside a deflate block)
+// is an invalid payload, not a shorter message.
+func TestInflateRejectsTruncatedStream(t *testing.T) {
+	msg := bytes.Repeat([]byte("a truncated deflate stream must not pass, "), 40)
+	z := compressLikeClient(t, msg)
+	if got, err := Inflate(z, 1<<20); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("whole stream: %d bytes, %v", len(got), err)
+	}
+	for cut := 1; cut < len(z); cut++ {
+		got, err := Inflate(z[:len(z)-cut], 1<<20)
+		if err == nil {
+			t.Fatalf("stream cut by %d of %d bytes: accepted, %d of %d bytes out", cut, len(z), len(got), len(msg))
+		}
+		requireCode(t, err, StatusInvalidPayload)
+	}
+	// and through the Decoder
+	_, err := (&Decoder{Limit: 1 << 20, Deflate: true}).Decode(mf(0xc1, z[:len(z)/2]), &eventLog{})
+	requireCode(t, err, StatusInvalidPayload)
+}
