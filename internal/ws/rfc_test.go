@@ -93,3 +93,26 @@ func TestInflateRejectsTruncatedStream(t *testing.T) {
 	_, err := (&Decoder{Limit: 1 << 20, Deflate: true}).Decode(mf(0xc1, z[:len(z)/2]), &eventLog{})
 	requireCode(t, err, StatusInvalidPayload)
 }
+
+// A continuation frame that would take the message over the limit is
+// refused from its header, as a single frame over the limit is, not after
+// up to Limit more bytes were buffered for it (found by FuzzDifferential:
+// gobwas/ws and gorilla refuse it from the header).
+func TestDecoderRefusesContinuationOverTheLimitFromItsHeader(t *testing.T) {
+	first := mf(0x02, make([]byte, 150))
+	next := mf(0x80, make([]byte, 100)) // 150+100 > 200
+	for _, cut := range []int{2, 6, len(next) - 1} {
+		l := &eventLog{}
+		_, err := (&Decoder{Limit: 200}).Decode(mfs(first, next[:cut]), l)
+		if err == nil {
+			t.Fatalf("continuation header + %d bytes: no error yet", cut)
+		}
+		requireCode(t, err, StatusTooBig)
+	}
+	// a continuation within the budget, and a ping inside the message, wait
+	// for their bytes
+	d := &Decoder{Limit: 200}
+	if _, err := d.Decode(mfs(first, mf(0x89, make([]byte, 100)), mf(0x80, make([]byte, 50))[:10]), &eventLog{}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -514,7 +514,13 @@ func (u *utf8Stream) feed(p []byte, fin bool) bool {
 func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 	used := 0
 	for {
-		f, n, err := ParseFrame(buf[used:], d.Limit)
+		limit := d.Limit
+		if d.inFrag && len(buf) > used && buf[used]&0x0f == OpContinuation {
+			// what is left of the message's budget: a continuation over
+			// it is refused from its header, before it is buffered
+			limit -= len(d.frag)
+		}
+		f, n, err := ParseFrame(buf[used:], limit)
 		if err != nil || n == 0 {
 			return used, err
 		}
@@ -556,9 +562,6 @@ func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 		case OpContinuation:
 			if !d.inFrag {
 				return used, protoErr(StatusProtocolError, "continuation without a message")
-			}
-			if len(d.frag)+len(f.Payload) > d.Limit {
-				return used, protoErr(StatusTooBig, "message too big")
 			}
 			checked := d.fragOp == OpText && !d.fragZip
 			if checked && !d.text.feed(f.Payload, f.Fin) {
