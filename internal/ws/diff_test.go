@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -406,9 +407,79 @@ func compareWith(impl string, in []byte, limit int, deflate bool, ours outcome, 
 	return fmt.Sprintf("%s decodes differently:\n  ours:   %v (refused frame at %d)\n  theirs: %v", impl, ours, stop, theirs)
 }
 
+// gobwasHeader reads and checks a client frame header with gobwas.
+func gobwasHeader(r io.Reader) (gobwas.Header, error) {
+	h, err := gobwas.ReadHeader(r)
+	if err != nil {
+		return h, err
+	}
+	err = gobwas.CheckHeader(h, gobwas.StateServerSide|gobwas.StateExtended)
+	if errors.Is(err, gobwas.ErrProtocolContinuationExpected) || errors.Is(err, gobwas.ErrProtocolContinuationUnexpected) {
+		err = nil
+	}
+	if err == nil && h.Rsv&3 != 0 {
+		err = gobwas.ErrProtocolNonZeroRsv
+	}
+	return h, err
+}
+
+// framesAgree walks in frame by frame with ParseFrame and with gobwas's
+// ws.ReadHeader, ws.CheckHeader and ws.Cipher: the headers, the unmasked
+// payloads and the refusals must agree. Fragmentation state is not
+// checked here (the Decoder comparison does), nor RSV1, which an extension
+// may use; a frame ParseFrame refuses from its first bytes may be cut
+// short for gobwas (diffHeaderFirst).
+func framesAgree(in []byte) string {
+	r := endReader{bytes.NewReader(in)}
+	for pos := 0; ; {
+		f, n, perr := ParseFrame(bytes.Clone(in[pos:]), math.MaxInt)
+		h, err := gobwasHeader(r)
+		var payload []byte
+		if err == nil {
+			payload = make([]byte, min(h.Length, int64(len(in))))
+			if int64(len(payload)) < h.Length {
+				err = errEndOfInput
+			} else if _, err = io.ReadFull(r, payload); err == nil {
+				gobwas.Cipher(payload, h.Mask, 0)
+			}
+		}
+		switch {
+		case errors.Is(err, errEndOfInput):
+			if n != 0 {
+				return fmt.Sprintf("frame at %d: gobwas finds the input cut short, ParseFrame a whole frame", pos)
+			}
+			if perr != nil { // diffHeaderFirst
+				padded := append(bytes.Clone(in[pos:]), make([]byte, 14)...)
+				if _, err := gobwasHeader(bytes.NewReader(padded)); err != nil {
+					return ""
+				}
+			}
+			if perr != nil {
+				return fmt.Sprintf("frame at %d: ParseFrame refuses it (%v), gobwas finds it cut short", pos, perr)
+			}
+			return ""
+		case err != nil:
+			if perr == nil {
+				return fmt.Sprintf("frame at %d: gobwas refuses it (%v), ParseFrame does not", pos, err)
+			}
+			return ""
+		case perr != nil:
+			return fmt.Sprintf("frame at %d: ParseFrame refuses it (%v), gobwas does not (%+v)", pos, perr, h)
+		case n == 0:
+			return fmt.Sprintf("frame at %d: ParseFrame finds it incomplete, gobwas reads %+v", pos, h)
+		case f.Fin != h.Fin || f.RSV1 != (h.Rsv&4 != 0) || f.Op != byte(h.OpCode) || !bytes.Equal(f.Payload, payload):
+			return fmt.Sprintf("frame at %d: ParseFrame %+v, gobwas %+v %q", pos, f, h, payload)
+		}
+		pos += n
+	}
+}
+
 // differential decodes in with all three and reports disagreements.
 func differential(t *testing.T, in []byte, limit int, deflate bool) {
 	t.Helper()
+	if msg := framesAgree(in); msg != "" {
+		t.Errorf("%s\n  input: %x", msg, in)
+	}
 	ours, stop := oursDecode(in, limit, deflate)
 	if !deflate { // diffGobwasDeflate
 		if msg := compareWith("gobwas", in, limit, deflate, ours, stop, gobwasDecode); msg != "" {
