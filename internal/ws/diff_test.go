@@ -87,7 +87,7 @@ var knownDifferences = []difference{
 		"our limit is on the message as delivered (inflated) too; the adapter refuses a longer inflated message with 1009", "adapter"},
 	diffHeaderFirst: {"both", "a header is read whole (gobwas) or up to its length (gorilla) before it is checked",
 		"we refuse a bad frame from its first two bytes; so when they stop at the end of the input where we refused, " +
-			"the test appends 14 zero bytes (completing any header) to their input and requires our code", "rerun"},
+			"the test appends 14 bytes 0x7f (completing any header) to their input and requires our code", "rerun"},
 	diffCheckOrder: {"both", "a frame that is both too big and otherwise invalid is refused as too big (1009) or invalid (1002) depending on the order of checks",
 		"the order is not specified; when the codes are 1002 and 1009 the test decodes again without a limit and requires the same answer", "rerun"},
 	diffGobwasDeflate: {"gobwas", "not run with permessage-deflate",
@@ -109,6 +109,10 @@ const (
 	diffCheckOrder
 	diffGobwasDeflate
 )
+
+// headerPad completes any cut header (diffHeaderFirst): 14 bytes of 0x7f
+// make a large length without the forbidden top bit, and a mask key.
+var headerPad = bytes.Repeat([]byte{0x7f}, 14)
 
 // errEndOfInput is what the fake connections return when the stream is
 // used up, so that "the input ended" cannot be confused with an
@@ -379,7 +383,7 @@ func compareWith(impl string, in []byte, limit int, deflate bool, ours outcome, 
 	}
 	// diffHeaderFirst
 	if ours.code != 0 && theirs.code == 0 && sameEvents(ours.events, theirs.events) {
-		padded := append(bytes.Clone(in), make([]byte, 14)...)
+		padded := append(bytes.Clone(in), headerPad...)
 		if t2 := decode(padded, limit); t2.same(ours) {
 			return noteDiff(diffHeaderFirst)
 		}
@@ -449,7 +453,7 @@ func framesAgree(in []byte) string {
 				return fmt.Sprintf("frame at %d: gobwas finds the input cut short, ParseFrame a whole frame", pos)
 			}
 			if perr != nil { // diffHeaderFirst
-				padded := append(bytes.Clone(in[pos:]), make([]byte, 14)...)
+				padded := append(bytes.Clone(in[pos:]), headerPad...)
 				if _, err := gobwasHeader(bytes.NewReader(padded)); err != nil {
 					return ""
 				}

@@ -116,3 +116,16 @@ func TestDecoderRefusesContinuationOverTheLimitFromItsHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A control frame announcing a 16- or 64-bit length is refused from its
+// first two bytes, not after the length bytes arrive (found by
+// FuzzDifferential: gorilla refuses 0x88 0xff at once).
+func TestParseFrameRefusesLongControlFrameFromTwoBytes(t *testing.T) {
+	for _, in := range [][]byte{{0x88, 0xff}, {0x89, 0xfe}, {0x8a, 0xfe, 0x00}} {
+		_, n, err := ParseFrame(in, 1<<20)
+		if n != 0 {
+			t.Fatalf("%x: n %d", in, n)
+		}
+		requireCode(t, err, StatusProtocolError)
+	}
+}

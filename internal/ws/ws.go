@@ -205,6 +205,9 @@ func ParseFrame(buf []byte, limit int) (f Frame, n int, err error) {
 		return f, 0, protoErr(StatusProtocolError, "unmasked client frame")
 	}
 	length := uint64(b1 & 0x7f)
+	if f.Op >= OpClose && length > 125 { // a 16- or 64-bit length: refused before it arrives
+		return f, 0, protoErr(StatusProtocolError, "control frame too long")
+	}
 	pos := 2
 	switch length {
 	case 126:
@@ -222,9 +225,6 @@ func ParseFrame(buf []byte, limit int) (f Frame, n int, err error) {
 		if length>>63 != 0 {
 			return f, 0, protoErr(StatusProtocolError, "invalid payload length")
 		}
-	}
-	if f.Op >= OpClose && length > 125 {
-		return f, 0, protoErr(StatusProtocolError, "control frame too long")
 	}
 	if length > uint64(limit) {
 		return f, 0, protoErr(StatusTooBig, "message too big")
