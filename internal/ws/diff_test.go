@@ -90,6 +90,9 @@ var knownDifferences = []difference{
 			"the test appends 14 bytes 0x7f (completing any header) to their input and requires our code", "rerun"},
 	diffCheckOrder: {"both", "a frame that is both too big and otherwise invalid is refused as too big (1009) or invalid (1002) depending on the order of checks",
 		"the order is not specified; when the codes are 1002 and 1009 the test decodes again without a limit and requires the same answer", "rerun"},
+	diffInflateWhole: {"gorilla", "a compressed message is inflated as it arrives, so corrupt data is refused before the message ends",
+		"we inflate a compressed message when it is whole (its compressed bytes are within the limit), so we refuse it (1007) at its end; " +
+			"the test completes the message (zero bytes to the end of the frame, an empty final continuation) and requires our 1007", "rerun"},
 	diffGobwasDeflate: {"gobwas", "not run with permessage-deflate",
 		"its wsflate reader needs a different set-up; gorilla covers compressed streams", "skipped"},
 }
@@ -107,6 +110,7 @@ const (
 	diffGorillaCompressedLimit
 	diffHeaderFirst
 	diffCheckOrder
+	diffInflateWhole
 	diffGobwasDeflate
 )
 
@@ -342,6 +346,34 @@ func gorillaDecode(in []byte, limit int, deflate bool) (o outcome) {
 
 // ---------------------------------------------------------------- comparison
 
+// completeMessage returns in with its last frame padded with zero bytes to
+// its announced length and, if a fragmented message is still open, an
+// empty final continuation frame; nil if that would be over 1 MiB.
+func completeMessage(in []byte) []byte {
+	out := bytes.Clone(in)
+	open := false
+	for pos := 0; pos < len(out); {
+		need := FrameSize(out[pos:])
+		if need == 0 { // a cut header
+			return nil
+		}
+		if need > len(out)-pos {
+			if need-(len(out)-pos) > 1<<20 {
+				return nil
+			}
+			out = append(out, make([]byte, need-(len(out)-pos))...)
+		}
+		if op := out[pos] & 0x0f; op <= OpBinary {
+			open = out[pos]&0x80 == 0
+		}
+		pos += need
+	}
+	if open {
+		out = append(out, fk(0x80, nil)...)
+	}
+	return out
+}
+
 // diffsSeen counts how often each known difference explained a
 // disagreement (TestKnownDifferencesAreReal).
 var diffsSeen [diffGobwasDeflate + 1]atomic.Int64
@@ -386,6 +418,14 @@ func compareWith(impl string, in []byte, limit int, deflate bool, ours outcome, 
 		padded := append(bytes.Clone(in), headerPad...)
 		if t2 := decode(padded, limit); t2.same(ours) {
 			return noteDiff(diffHeaderFirst)
+		}
+	}
+	// diffInflateWhole
+	if impl == "gorilla" && deflate && ours.code == 0 && theirs.code == StatusInvalidPayload && sameEvents(ours.events, theirs.events) {
+		if whole := completeMessage(in); whole != nil {
+			if o2, _ := oursDecode(whole, limit, deflate); o2.code == StatusInvalidPayload {
+				return noteDiff(diffInflateWhole)
+			}
 		}
 	}
 	if n := len(ours.events); impl == "gorilla" && ours.code == 0 && theirs.code == StatusProtocolError && n > 0 &&
@@ -532,6 +572,7 @@ func differentialSeeds() [][]byte {
 		fk(0xc1, fuzzCompress(bytes.Repeat([]byte{'z'}, 5000))),              // inflates over the limit
 		mfs(fk(0x02, long[:150]), fk(0x00, long[150:])[:20]),                 // continuation over the limit, cut
 		mfs(fk(0x02, long[:150]), fk(0x89, nil), fk(0x80, long[150:200])),    // ... and whole
+		mfs(fk(0x41, []byte{0xff, 0xff}), fk(0x00, z)),                       // corrupt compressed data, the message still open
 		{0x01, 0x05, 'h', 'e', 'l', 'l', 'o'},
 	}
 	return append(seeds, fuzzSeeds()...)

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/siobridge/siobridge/internal/wstest"
 )
 
 // The helpers below are written independently of the package's own
@@ -25,25 +27,10 @@ import (
 // parser cannot cancel out. Names are chosen not to collide with
 // frame_test.go, which lives in the same package.
 
-// encodeMasked builds a client frame: b0 is FIN|RSV1-3|opcode, the payload
-// is masked with key, and the length uses the shortest form.
+// encodeMasked builds a client frame (see wstest.ClientFrame): b0 is
+// FIN|RSV1-3|opcode, the payload is masked with key.
 func encodeMasked(b0 byte, payload []byte, key [4]byte) []byte {
-	out := []byte{b0}
-	n := len(payload)
-	switch {
-	case n <= 125:
-		out = append(out, 0x80|byte(n))
-	case n <= 0xffff:
-		out = append(out, 0x80|126, byte(n>>8), byte(n))
-	default:
-		out = append(out, 0x80|127)
-		out = binary.BigEndian.AppendUint64(out, uint64(n))
-	}
-	out = append(out, key[:]...)
-	for i, c := range payload {
-		out = append(out, c^key[i%4])
-	}
-	return out
+	return wstest.ClientFrame(b0, payload, key)
 }
 
 // maskKey returns a random mask key with no zero byte, so that every
