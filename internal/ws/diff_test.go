@@ -139,9 +139,10 @@ func oursDecode(in []byte, limit int, deflate bool) (o outcome, stop int) {
 		panic(err)
 	}
 	o.code = pe.Code
-	// a ParseFrame error leaves the bad frame unused; the Decoder's own
-	// checks come after the frame is used
-	if _, _, perr := ParseFrame(bytes.Clone(in[used:]), limit); perr != nil {
+	// some errors leave the bad frame unused (those found from its header),
+	// others come after the frame is used: if the used bytes alone give the
+	// error, the bad frame is the last one used
+	if _, err := (&Decoder{Limit: limit, Deflate: deflate}).Decode(bytes.Clone(in[:used]), &eventLog{}); err == nil {
 		return o, used
 	}
 	stop = 0

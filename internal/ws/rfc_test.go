@@ -129,3 +129,25 @@ func TestParseFrameRefusesLongControlFrameFromTwoBytes(t *testing.T) {
 		requireCode(t, err, StatusProtocolError)
 	}
 }
+
+// RSV1 where no extension allows it is refused from the frame's first
+// byte, not once the whole frame has arrived (found by FuzzDifferential:
+// gobwas/ws and gorilla refuse 0x41 0x93 ... from the header).
+func TestDecoderRefusesRSV1FromTheFirstByte(t *testing.T) {
+	cases := []struct {
+		deflate bool
+		in      []byte
+	}{
+		{false, mf(0xc1, []byte("no deflate negotiated"))[:2]},
+		{false, []byte{0x41}},
+		{true, mfs(mf(0x41, []byte{0x00}), mf(0xc0, []byte("rsv1 on a continuation"))[:3])},
+		{true, mf(0xc9, []byte("rsv1 on a ping"))[:1]},
+	}
+	for i, tc := range cases {
+		_, err := (&Decoder{Limit: 1000, Deflate: tc.deflate}).Decode(tc.in, &eventLog{})
+		if err == nil {
+			t.Fatalf("case %d (%x): no error yet", i, tc.in)
+		}
+		requireCode(t, err, StatusProtocolError)
+	}
+}

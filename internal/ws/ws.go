@@ -514,6 +514,13 @@ func (u *utf8Stream) feed(p []byte, fin bool) bool {
 func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 	used := 0
 	for {
+		if len(buf) > used {
+			// RSV1 is decided by the first byte: refuse it before the frame arrives
+			b0 := buf[used]
+			if op := b0 & 0x0f; b0&0x40 != 0 && (!d.Deflate || op == OpContinuation || op >= OpClose) {
+				return used, protoErr(StatusProtocolError, "unexpected RSV1")
+			}
+		}
 		limit := d.Limit
 		if d.inFrag && len(buf) > used && buf[used]&0x0f == OpContinuation {
 			// what is left of the message's budget: a continuation over
@@ -525,9 +532,6 @@ func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 			return used, err
 		}
 		used += n
-		if f.RSV1 && (!d.Deflate || f.Op == OpContinuation || f.Op >= OpClose) {
-			return used, protoErr(StatusProtocolError, "unexpected RSV1")
-		}
 		switch f.Op {
 		case OpPing:
 			h.Ping(f.Payload)
