@@ -151,3 +151,25 @@ func TestDecoderRefusesRSV1FromTheFirstByte(t *testing.T) {
 		requireCode(t, err, StatusProtocolError)
 	}
 }
+
+// A continuation with nothing to continue, or a new message inside a
+// fragmented one, is refused from the frame's first byte (found by
+// FuzzDifferential: gorilla refuses 0x80 0x82 at once), and as a protocol
+// error even when the frame is also over the limit (as gobwas/ws and
+// gorilla, which check the fragmentation state first).
+func TestDecoderRefusesBadFragmentationFromTheFirstByte(t *testing.T) {
+	cases := [][]byte{
+		{0x80},
+		mf(0x00, []byte("nothing to continue"))[:2],
+		mfs(mf(0x01, []byte("a")), []byte{0x81}),
+		mfs(mf(0x01, []byte("a")), mf(0x82, make([]byte, 300))), // also over the limit
+		mf(0x80, make([]byte, 300)),                             // also over the limit
+	}
+	for i, in := range cases {
+		_, err := (&Decoder{Limit: 200}).Decode(in, &eventLog{})
+		if err == nil {
+			t.Fatalf("case %d (%x): no error yet", i, in)
+		}
+		requireCode(t, err, StatusProtocolError)
+	}
+}

@@ -515,10 +515,8 @@ func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 	used := 0
 	for {
 		if len(buf) > used {
-			// RSV1 is decided by the first byte: refuse it before the frame arrives
-			b0 := buf[used]
-			if op := b0 & 0x0f; b0&0x40 != 0 && (!d.Deflate || op == OpContinuation || op >= OpClose) {
-				return used, protoErr(StatusProtocolError, "unexpected RSV1")
+			if err := d.checkFirstByte(buf[used]); err != nil {
+				return used, err
 			}
 		}
 		limit := d.Limit
@@ -546,9 +544,6 @@ func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 			h.Close(code)
 			return used, nil
 		case OpText, OpBinary:
-			if d.inFrag {
-				return used, protoErr(StatusProtocolError, "new message inside a fragmented one")
-			}
 			if !f.Fin {
 				d.inFrag, d.fragOp, d.fragZip = true, f.Op, f.RSV1
 				if f.Op == OpText && !f.RSV1 {
@@ -564,9 +559,6 @@ func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 				return used, err
 			}
 		case OpContinuation:
-			if !d.inFrag {
-				return used, protoErr(StatusProtocolError, "continuation without a message")
-			}
 			checked := d.fragOp == OpText && !d.fragZip
 			if checked && !d.text.feed(f.Payload, f.Fin) {
 				return used, errInvalidText
@@ -582,6 +574,23 @@ func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 			}
 		}
 	}
+}
+
+// checkFirstByte refuses a frame whose first byte (FIN, RSV, opcode) is
+// wrong for the decoder's state, before the rest of the frame arrives:
+// RSV1 where permessage-deflate does not allow it, a continuation with
+// nothing to continue, a new message inside a fragmented one.
+func (d *Decoder) checkFirstByte(b0 byte) error {
+	op := b0 & 0x0f
+	switch {
+	case b0&0x40 != 0 && (!d.Deflate || op == OpContinuation || op >= OpClose):
+		return protoErr(StatusProtocolError, "unexpected RSV1")
+	case op == OpContinuation && !d.inFrag:
+		return protoErr(StatusProtocolError, "continuation without a message")
+	case (op == OpText || op == OpBinary) && d.inFrag:
+		return protoErr(StatusProtocolError, "new message inside a fragmented one")
+	}
+	return nil
 }
 
 // errInvalidText refuses a text message that is not UTF-8.
