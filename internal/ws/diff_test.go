@@ -68,6 +68,8 @@ var knownDifferences = []difference{
 		"they are registered by IANA for close frames (Service Restart, Try Again Later, Bad Gateway); gorilla and we accept them", "adapter"},
 	diffGorilla1014: {"gorilla", "close code 1014 is refused (1002)",
 		"IANA registered 1014 (Bad Gateway) for close frames; gorilla's table stops at 1013", "frame check"},
+	diffGobwasLongControlLength: {"gobwas", "a control frame whose length (at most 125) is announced in 16 or 64 bits is accepted",
+		"RFC 6455 section 5.2 requires the minimal length form, and section 5.5 at most 125 bytes; we (as gorilla) refuse it from the first two bytes", "frame check"},
 	diffGobwasCodesOver4999: {"gobwas", "close codes 5000-65535 are accepted",
 		"RFC 6455 section 7.4.2 defines no meaning above 4999; gorilla and we refuse them (1002)", "adapter"},
 	diffGorillaOneByteClose: {"gorilla", "a close frame with a 1-byte payload is accepted as 1005",
@@ -99,6 +101,7 @@ var knownDifferences = []difference{
 const (
 	diffGobwasNewCloseCodes = iota
 	diffGorilla1014
+	diffGobwasLongControlLength
 	diffGobwasCodesOver4999
 	diffGorillaOneByteClose
 	diffGorillaEmptyClose
@@ -345,6 +348,12 @@ func gorillaDecode(in []byte, limit int, deflate bool) (o outcome) {
 
 // ---------------------------------------------------------------- comparison
 
+// longControlLength reports whether the frame at the start of b is a
+// control frame whose length is announced in 16 or 64 bits.
+func longControlLength(b []byte) bool {
+	return len(b) >= 2 && b[0]&0x0f >= OpClose && b[1]&0x7f > 125
+}
+
 // completeMessage returns in with its last frame padded with zero bytes to
 // its announced length and, if a fragmented message is still open, an
 // empty final continuation frame; nil if that would be over 1 MiB.
@@ -423,6 +432,9 @@ func compareWith(impl string, in []byte, limit int, deflate bool, ours outcome, 
 		ours.events[n-1] == (event{kind: "close", code: 1014}) && sameEvents(ours.events[:n-1], theirs.events) {
 		return noteDiff(diffGorilla1014)
 	}
+	if impl == "gobwas" && ours.code == StatusProtocolError && isPrefix(ours.events, theirs.events) && longControlLength(in[stop:]) {
+		return noteDiff(diffGobwasLongControlLength)
+	}
 	if impl == "gorilla" && ours.code != 0 && stop+2 <= len(in) && isPrefix(ours.events, theirs.events) {
 		b0, b1 := in[stop], in[stop+1]
 		extra := theirs.events[len(ours.events):]
@@ -489,6 +501,9 @@ func framesAgree(in []byte) string {
 					return ""
 				}
 			}
+			if perr != nil && longControlLength(in[pos:]) {
+				return noteDiff(diffGobwasLongControlLength)
+			}
 			if perr != nil {
 				return fmt.Sprintf("frame at %d: ParseFrame refuses it (%v), gobwas finds it cut short", pos, perr)
 			}
@@ -498,6 +513,8 @@ func framesAgree(in []byte) string {
 				return fmt.Sprintf("frame at %d: gobwas refuses it (%v), ParseFrame does not", pos, err)
 			}
 			return ""
+		case perr != nil && longControlLength(in[pos:]):
+			return noteDiff(diffGobwasLongControlLength)
 		case perr != nil:
 			return fmt.Sprintf("frame at %d: ParseFrame refuses it (%v), gobwas does not (%+v)", pos, perr, h)
 		case n == 0:
@@ -559,11 +576,12 @@ func differentialSeeds() [][]byte {
 		fk(0xe1, []byte("rsv1+rsv2")),
 		fk(0x8b, nil), fk(0x83, nil), fk(0x87, nil), fk(0x8f, nil),
 		{0x81, 0x80}, // masked bit only, header cut
-		mfs(fk(0x01, []byte("a")), fk(0x81, bytes.Repeat([]byte{'b'}, 300))), // too big and a new message
-		fk(0xc1, fuzzCompress(bytes.Repeat([]byte{'z'}, 5000))),              // inflates over the limit
-		mfs(fk(0x02, long[:150]), fk(0x00, long[150:])[:20]),                 // continuation over the limit, cut
-		mfs(fk(0x02, long[:150]), fk(0x89, nil), fk(0x80, long[150:200])),    // ... and whole
-		mfs(fk(0x41, []byte{0xff, 0xff}), fk(0x00, z)),                       // corrupt compressed data, the message still open
+		mfs(fk(0x01, []byte("a")), fk(0x81, bytes.Repeat([]byte{'b'}, 300))),      // too big and a new message
+		fk(0xc1, fuzzCompress(bytes.Repeat([]byte{'z'}, 5000))),                   // inflates over the limit
+		mfs(fk(0x02, long[:150]), fk(0x00, long[150:])[:20]),                      // continuation over the limit, cut
+		mfs(fk(0x02, long[:150]), fk(0x89, nil), fk(0x80, long[150:200])),         // ... and whole
+		mfs(fk(0x41, []byte{0xff, 0xff}), fk(0x00, z)),                            // corrupt compressed data, the message still open
+		append([]byte{0x89, 0xfe, 0x00, 0x05}, append(fuzzKey[:], "hello"...)...), // a ping's length in 16 bits
 		{0x01, 0x05, 'h', 'e', 'l', 'l', 'o'},
 	}
 	return append(seeds, fuzzSeeds()...)
