@@ -363,15 +363,17 @@ func longControlLength(b []byte) bool {
 }
 
 // completeMessage returns in with its last frame padded with zero bytes to
-// its announced length and, if a fragmented message is still open, an
-// empty final continuation frame; nil if that would be over 1 MiB.
+// its announced length (or left out if its header is cut) and, if a
+// fragmented message is still open, an empty final continuation frame; nil
+// if that would be over 1 MiB.
 func completeMessage(in []byte) []byte {
 	out := bytes.Clone(in)
 	open := false
 	for pos := 0; pos < len(out); {
 		need := FrameSize(out[pos:])
-		if need == 0 { // a cut header
-			return nil
+		if need == 0 { // a cut header: left out
+			out = out[:pos]
+			break
 		}
 		if need > len(out)-pos {
 			if need-(len(out)-pos) > 1<<20 {
