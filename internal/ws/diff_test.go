@@ -136,12 +136,21 @@ var errEndOfInput = errors.New("end of test input")
 // ---------------------------------------------------------------- ours
 
 // oursDecode decodes in with our Decoder; stop is the offset of the frame
-// it refused (or len(in)).
+// it refused or of the close frame it stopped at (else len(in)).
 func oursDecode(in []byte, limit int, deflate bool) (o outcome, stop int) {
 	l := &eventLog{}
 	used, err := (&Decoder{Limit: limit, Deflate: deflate}).Decode(bytes.Clone(in), l)
 	o.events = l.events
+	lastUsed := func() (stop int) {
+		for pos := 0; pos < used; pos += FrameSize(in[pos:]) {
+			stop = pos
+		}
+		return stop
+	}
 	if err == nil {
+		if n := len(o.events); n > 0 && o.events[n-1].kind == "close" {
+			return o, lastUsed() // the close frame
+		}
 		return o, len(in)
 	}
 	var pe *ProtocolError
@@ -155,11 +164,7 @@ func oursDecode(in []byte, limit int, deflate bool) (o outcome, stop int) {
 	if _, err := (&Decoder{Limit: limit, Deflate: deflate}).Decode(bytes.Clone(in[:used]), &eventLog{}); err == nil {
 		return o, used
 	}
-	stop = 0
-	for pos := 0; pos < used; pos += FrameSize(in[pos:]) {
-		stop = pos
-	}
-	return o, stop
+	return o, lastUsed()
 }
 
 // ---------------------------------------------------------------- gobwas
@@ -413,6 +418,11 @@ func onlyPings(ev []event) bool {
 	return true
 }
 
+// sameOrThenClose reports whether b is a, or a and then a close.
+func sameOrThenClose(a, b []event) bool {
+	return sameEvents(a, b) || (len(b) == len(a)+1 && isPrefix(a, b) && b[len(a)].kind == "close")
+}
+
 // isPrefix reports whether a is a prefix of b.
 func isPrefix(a, b []event) bool { return len(a) <= len(b) && sameEvents(a, b[:len(a)]) }
 
@@ -440,7 +450,7 @@ func compareWith(impl string, in []byte, limit int, deflate bool, ours outcome, 
 	}
 	// diffInflateWhole, diffGobwasUTF8InFrame: they refuse from part of a
 	// message; with the message completed, we must refuse it too
-	if theirs.code == StatusInvalidPayload && ours.code != StatusInvalidPayload && sameEvents(ours.events, theirs.events) &&
+	if theirs.code == StatusInvalidPayload && ours.code != StatusInvalidPayload && sameOrThenClose(theirs.events, ours.events) &&
 		(impl == "gobwas" || deflate) {
 		if whole := completeMessage(in[:stop]); whole != nil {
 			// without a limit: the inflated data may be over it before the corruption
