@@ -369,7 +369,8 @@ func longControlLength(b []byte) bool {
 }
 
 // completeMessage returns in with its last frame padded with zero bytes to
-// its announced length (or left out if its header is cut) and, if a
+// its announced length (left out if its header is cut or it is a control
+// frame) and, if a
 // fragmented message is still open, an empty final continuation frame; nil
 // if that would be over 1 MiB.
 func completeMessage(in []byte) []byte {
@@ -378,6 +379,10 @@ func completeMessage(in []byte) []byte {
 	for pos := 0; pos < len(out); {
 		need := FrameSize(out[pos:])
 		if need == 0 { // a cut header: left out
+			out = out[:pos]
+			break
+		}
+		if need > len(out)-pos && out[pos]&0x0f >= OpClose { // a cut control frame: left out
 			out = out[:pos]
 			break
 		}
