@@ -128,6 +128,9 @@ const (
 // make a large length without the forbidden top bit, and a mask key.
 var headerPad = bytes.Repeat([]byte{0x7f}, 14)
 
+// errStopped ends the gobwas adapter's reading at a close frame.
+var errStopped = errors.New("close frame read")
+
 // errEndOfInput is what the fake connections return when the stream is
 // used up, so that "the input ended" cannot be confused with an
 // io.ErrUnexpectedEOF from inside a decoder.
@@ -212,6 +215,7 @@ func gobwasDecode(in []byte, limit int) (o outcome) {
 			}
 			o.events = append(o.events, event{kind: "close", code: code})
 			stopped = true
+			return errStopped // read no further, even inside a message
 		}
 		return nil
 	}
@@ -225,7 +229,7 @@ func gobwasDecode(in []byte, limit int) (o outcome) {
 	classify := func(err error) int {
 		var pe gobwas.ProtocolError
 		switch {
-		case errors.Is(err, errEndOfInput):
+		case errors.Is(err, errEndOfInput), errors.Is(err, errStopped):
 			return 0
 		case errors.Is(err, wsutil.ErrInvalidUTF8), errors.Is(err, gobwas.ErrProtocolInvalidUTF8):
 			return StatusInvalidPayload
