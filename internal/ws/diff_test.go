@@ -463,11 +463,6 @@ func openTextInvalid(in []byte, stop int) bool {
 	return true
 }
 
-// sameOrThenClose reports whether b is a, or a and then a close.
-func sameOrThenClose(a, b []event) bool {
-	return sameEvents(a, b) || (len(b) == len(a)+1 && isPrefix(a, b) && b[len(a)].kind == "close")
-}
-
 // isPrefix reports whether a is a prefix of b.
 func isPrefix(a, b []event) bool { return len(a) <= len(b) && sameEvents(a, b[:len(a)]) }
 
@@ -494,8 +489,10 @@ func compareWith(impl string, in []byte, limit int, deflate bool, ours outcome, 
 		}
 	}
 	// diffInflateWhole, diffGobwasUTF8InFrame: they refuse from part of a
-	// message; with the message completed, we must refuse it too
-	if theirs.code == StatusInvalidPayload && ours.code != StatusInvalidPayload && sameOrThenClose(theirs.events, ours.events) &&
+	// message (so before pings or a close that follow, which we read); with
+	// the message completed, we must refuse it too
+	if theirs.code == StatusInvalidPayload && ours.code != StatusInvalidPayload && isPrefix(theirs.events, ours.events) &&
+		pingsThenClose(ours.events[len(theirs.events):]) &&
 		(impl == "gobwas" || deflate) {
 		if whole := completeMessage(in[:stop]); whole != nil {
 			// without a limit: the inflated data may be over it before the corruption
