@@ -492,7 +492,7 @@ func compareWith(impl string, in []byte, limit int, deflate bool, ours outcome, 
 	// diffInflateWhole, diffGobwasUTF8InFrame: they refuse from part of a
 	// message (so before pings or a close that follow, which we read); with
 	// the message completed, we must refuse it too
-	if theirs.code == StatusInvalidPayload && ours.code != StatusInvalidPayload && isPrefix(theirs.events, ours.events) &&
+	if theirs.code == StatusInvalidPayload && isPrefix(theirs.events, ours.events) &&
 		pingsThenClose(ours.events[len(theirs.events):]) &&
 		(impl == "gobwas" || deflate) {
 		if whole := completeMessage(in[:stop]); whole != nil {
