@@ -155,7 +155,7 @@ func TestDecoderErrors(t *testing.T) {
 		{"close 1005", clientFrame(0x88, []byte{0x03, 0xed}), StatusProtocolError},
 		{"close 999", clientFrame(0x88, []byte{0x03, 0xe7}), StatusProtocolError},
 		{"close 1004", clientFrame(0x88, []byte{0x03, 0xec}), StatusProtocolError},
-		{"close reason not UTF-8", clientFrame(0x88, []byte{0x03, 0xe8, 0xff}), StatusProtocolError},
+		{"close reason not UTF-8", clientFrame(0x88, []byte{0x03, 0xe8, 0xff}), StatusInvalidPayload},
 		{"RSV1 without deflate", clientFrame(0xc1, []byte("x")), StatusProtocolError},
 	}
 	for _, tc := range cases {

@@ -12,7 +12,6 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -217,6 +216,9 @@ func ParseFrame(buf []byte, limit int) (f Frame, n int, err error) {
 		return f, 0, protoErr(StatusProtocolError, "unmasked client frame")
 	}
 	length := uint64(b1 & 0x7f)
+	if f.Op >= OpClose && length > 125 { // a 16- or 64-bit length: refused before it arrives
+		return f, 0, protoErr(StatusProtocolError, "control frame too long")
+	}
 	pos := 2
 	switch length {
 	case 126:
@@ -234,9 +236,6 @@ func ParseFrame(buf []byte, limit int) (f Frame, n int, err error) {
 		if length>>63 != 0 {
 			return f, 0, protoErr(StatusProtocolError, "invalid payload length")
 		}
-	}
-	if f.Op >= OpClose && length > 125 {
-		return f, 0, protoErr(StatusProtocolError, "control frame too long")
 	}
 	if length > uint64(limit) {
 		return f, 0, protoErr(StatusTooBig, "message too big")
@@ -354,23 +353,34 @@ func AppendClose(dst []byte, code int) []byte {
 // CloseCode returns the status code of a close frame payload and whether
 // the payload is valid (RFC 6455 section 7.4).
 func CloseCode(p []byte) (int, bool) {
+	code, err := ParseClose(p)
+	return code, err == nil
+}
+
+// ParseClose returns the status code of a close frame payload, or a
+// *ProtocolError with the code to answer: 1002 for a missing or invalid
+// status code, 1007 for a reason that is not UTF-8 (RFC 6455 section 8.1).
+// Valid codes are those the IANA registry defines for use in a close frame
+// (1000-1003, 1007-1014) and the ranges for libraries and applications
+// (3000-4999); 1004-1006 and 1015 must never be sent.
+func ParseClose(p []byte) (int, error) {
 	switch {
 	case len(p) == 0:
-		return StatusNormal, true
+		return StatusNormal, nil
 	case len(p) == 1:
-		return 0, false
+		return 0, protoErr(StatusProtocolError, "close frame with a 1-byte payload")
 	}
 	code := int(binary.BigEndian.Uint16(p))
-	if !utf8.Valid(p[2:]) {
-		return code, false
-	}
 	switch {
 	case code >= 3000 && code <= 4999:
-	case code >= 1000 && code <= 1011 && code != 1004 && code != 1005 && code != 1006:
+	case code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006:
 	default:
-		return code, false
+		return code, protoErr(StatusProtocolError, fmt.Sprintf("invalid close code %d", code))
 	}
-	return code, true
+	if !utf8.Valid(p[2:]) {
+		return code, protoErr(StatusInvalidPayload, "invalid UTF-8 in a close reason")
+	}
+	return code, nil
 }
 
 // ---------------------------------------------------------------- deflate
@@ -418,7 +428,10 @@ func Inflate(p []byte, limit int) ([]byte, error) {
 		max++ // one byte more tells "over the limit" from "exactly the limit"
 	}
 	out, err := io.ReadAll(io.LimitReader(fr, max))
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+	if err != nil {
+		// io.ErrUnexpectedEOF included: the message ended inside a deflate
+		// block, before the empty stored block the sender must end it with
+		// (and we append for it): it is truncated.
 		return nil, protoErr(StatusInvalidPayload, "bad compressed message")
 	}
 	if len(out) > limit {
@@ -451,6 +464,58 @@ type Decoder struct {
 	fragOp  byte
 	fragZip bool
 	inFrag  bool
+	text    utf8Stream // an uncompressed fragmented text message, checked per fragment
+}
+
+// utf8Stream checks UTF-8 a fragment at a time, so an invalid text message
+// is refused at the fragment that makes it invalid (RFC 6455 section 8.1,
+// "fail fast"), while a code point split across fragments is fine.
+type utf8Stream struct {
+	tail [utf8.UTFMax]byte // the start of a code point the next fragment completes
+	n    int
+}
+
+// feed checks the next fragment p; fin says it is the last one. It reports
+// false as soon as the text so far cannot be the start of valid UTF-8.
+func (u *utf8Stream) feed(p []byte, fin bool) bool {
+	if u.n > 0 {
+		need := 4
+		switch {
+		case u.tail[0] < 0xe0:
+			need = 2
+		case u.tail[0] < 0xf0:
+			need = 3
+		}
+		for u.n < need && len(p) > 0 {
+			u.tail[u.n] = p[0]
+			u.n++
+			p = p[1:]
+		}
+		if u.n < need {
+			// still incomplete: fine if it is a valid start
+			return !fin && !utf8.FullRune(u.tail[:u.n])
+		}
+		if !utf8.Valid(u.tail[:u.n]) {
+			return false
+		}
+		u.n = 0
+	}
+	// keep an incomplete but so far valid code point at the end for later
+	cut := len(p)
+	for i := len(p) - 1; i >= 0 && i >= len(p)-(utf8.UTFMax-1); i-- {
+		if !utf8.RuneStart(p[i]) {
+			continue
+		}
+		if !utf8.FullRune(p[i:]) {
+			cut = i
+		}
+		break
+	}
+	if !utf8.Valid(p[:cut]) {
+		return false
+	}
+	u.n = copy(u.tail[:], p[cut:])
+	return !fin || u.n == 0
 }
 
 // Decode handles every whole frame at the start of buf and returns how many
@@ -460,14 +525,22 @@ type Decoder struct {
 func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 	used := 0
 	for {
-		f, n, err := ParseFrame(buf[used:], d.Limit)
+		if len(buf) > used {
+			if err := d.checkFirstByte(buf[used]); err != nil {
+				return used, err
+			}
+		}
+		limit := d.Limit
+		if d.inFrag && len(buf) > used && buf[used]&0x0f == OpContinuation {
+			// what is left of the message's budget: a continuation over
+			// it is refused from its header, before it is buffered
+			limit -= len(d.frag)
+		}
+		f, n, err := ParseFrame(buf[used:], limit)
 		if err != nil || n == 0 {
 			return used, err
 		}
 		used += n
-		if f.RSV1 && (!d.Deflate || f.Op == OpContinuation || f.Op >= OpClose) {
-			return used, protoErr(StatusProtocolError, "unexpected RSV1")
-		}
 		switch f.Op {
 		case OpPing:
 			h.Ping(f.Payload)
@@ -475,30 +548,31 @@ func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 		case OpPong:
 			continue
 		case OpClose:
-			code, ok := CloseCode(f.Payload)
-			if !ok {
-				return used, protoErr(StatusProtocolError, "invalid close frame")
+			code, err := ParseClose(f.Payload)
+			if err != nil {
+				return used, err
 			}
 			h.Close(code)
 			return used, nil
 		case OpText, OpBinary:
-			if d.inFrag {
-				return used, protoErr(StatusProtocolError, "new message inside a fragmented one")
-			}
 			if !f.Fin {
 				d.inFrag, d.fragOp, d.fragZip = true, f.Op, f.RSV1
+				if f.Op == OpText && !f.RSV1 {
+					d.text = utf8Stream{}
+					if !d.text.feed(f.Payload, false) {
+						return used, errInvalidText
+					}
+				}
 				d.frag = append(d.frag[:0], f.Payload...)
 				continue
 			}
-			if err := d.deliver(h, f.Op, f.RSV1, f.Payload); err != nil {
+			if err := d.deliver(h, f.Op, f.RSV1, false, f.Payload); err != nil {
 				return used, err
 			}
 		case OpContinuation:
-			if !d.inFrag {
-				return used, protoErr(StatusProtocolError, "continuation without a message")
-			}
-			if len(d.frag)+len(f.Payload) > d.Limit {
-				return used, protoErr(StatusTooBig, "message too big")
+			checked := d.fragOp == OpText && !d.fragZip
+			if checked && !d.text.feed(f.Payload, f.Fin) {
+				return used, errInvalidText
 			}
 			d.frag = append(d.frag, f.Payload...)
 			if !f.Fin {
@@ -506,22 +580,44 @@ func (d *Decoder) Decode(buf []byte, h Handler) (int, error) {
 			}
 			msg := d.frag
 			d.frag, d.inFrag = nil, false
-			if err := d.deliver(h, d.fragOp, d.fragZip, msg); err != nil {
+			if err := d.deliver(h, d.fragOp, d.fragZip, checked, msg); err != nil {
 				return used, err
 			}
 		}
 	}
 }
 
-func (d *Decoder) deliver(h Handler, op byte, zipped bool, p []byte) error {
+// checkFirstByte refuses a frame whose first byte (FIN, RSV, opcode) is
+// wrong for the decoder's state, before the rest of the frame arrives:
+// RSV1 where permessage-deflate does not allow it, a continuation with
+// nothing to continue, a new message inside a fragmented one.
+func (d *Decoder) checkFirstByte(b0 byte) error {
+	op := b0 & 0x0f
+	switch {
+	case b0&0x40 != 0 && (!d.Deflate || op == OpContinuation || op >= OpClose):
+		return protoErr(StatusProtocolError, "unexpected RSV1")
+	case op == OpContinuation && !d.inFrag:
+		return protoErr(StatusProtocolError, "continuation without a message")
+	case (op == OpText || op == OpBinary) && d.inFrag:
+		return protoErr(StatusProtocolError, "new message inside a fragmented one")
+	}
+	return nil
+}
+
+// errInvalidText refuses a text message that is not UTF-8.
+var errInvalidText = protoErr(StatusInvalidPayload, "invalid UTF-8 in a text message")
+
+// deliver hands a whole message to h, inflating it first if zipped; checked
+// says its UTF-8 was already checked fragment by fragment.
+func (d *Decoder) deliver(h Handler, op byte, zipped, checked bool, p []byte) error {
 	if zipped {
 		var err error
 		if p, err = Inflate(p, d.Limit); err != nil {
 			return err
 		}
 	}
-	if op == OpText && !utf8.Valid(p) {
-		return protoErr(StatusInvalidPayload, "invalid UTF-8 in a text message")
+	if op == OpText && !checked && !utf8.Valid(p) {
+		return errInvalidText
 	}
 	return h.Message(op, p)
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/siobridge/siobridge/internal/wstest"
 )
 
 // The helpers below are written independently of the package's own
@@ -25,25 +27,10 @@ import (
 // parser cannot cancel out. Names are chosen not to collide with
 // frame_test.go, which lives in the same package.
 
-// encodeMasked builds a client frame: b0 is FIN|RSV1-3|opcode, the payload
-// is masked with key, and the length uses the shortest form.
+// encodeMasked builds a client frame (see wstest.ClientFrame): b0 is
+// FIN|RSV1-3|opcode, the payload is masked with key.
 func encodeMasked(b0 byte, payload []byte, key [4]byte) []byte {
-	out := []byte{b0}
-	n := len(payload)
-	switch {
-	case n <= 125:
-		out = append(out, 0x80|byte(n))
-	case n <= 0xffff:
-		out = append(out, 0x80|126, byte(n>>8), byte(n))
-	default:
-		out = append(out, 0x80|127)
-		out = binary.BigEndian.AppendUint64(out, uint64(n))
-	}
-	out = append(out, key[:]...)
-	for i, c := range payload {
-		out = append(out, c^key[i%4])
-	}
-	return out
+	return wstest.ClientFrame(b0, payload, key)
 }
 
 // maskKey returns a random mask key with no zero byte, so that every
@@ -378,6 +365,11 @@ func TestCloseCode(t *testing.T) {
 		{closePayload(1003, ""), 1003, true},
 		{closePayload(1007, ""), 1007, true},
 		{closePayload(1011, ""), 1011, true},
+		{closePayload(1012, ""), 1012, true},
+		{closePayload(1013, ""), 1013, true},
+		{closePayload(1014, ""), 1014, true},
+		{closePayload(1015, ""), 1015, false},
+		{closePayload(1016, ""), 1016, false},
 		{closePayload(3000, ""), 3000, true},
 		{closePayload(4999, "x"), 4999, true},
 		{closePayload(999, ""), 999, false},
@@ -556,7 +548,7 @@ func TestDecoderProtocolErrors(t *testing.T) {
 		{"close 999", mf(0x88, closePayload(999, "")), StatusProtocolError, nil},
 		{"close 1004", mf(0x88, closePayload(1004, "")), StatusProtocolError, nil},
 		{"close 1006", mf(0x88, closePayload(1006, "")), StatusProtocolError, nil},
-		{"close reason not UTF-8", mf(0x88, append(closePayload(1000, ""), 0xc3)), StatusProtocolError, nil},
+		{"close reason not UTF-8", mf(0x88, append(closePayload(1000, ""), 0xc3)), StatusInvalidPayload, nil},
 		{"RSV1 without deflate", mf(0xc1, []byte("x")), StatusProtocolError, nil},
 		{"RSV1 on binary without deflate", mf(0xc2, []byte("x")), StatusProtocolError, nil},
 		{"fragments over the limit", mfs(mf(0x02, make([]byte, 60)), mf(0x80, make([]byte, 60))), StatusTooBig, nil},

@@ -4,6 +4,7 @@ package wstest
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
 	"net/http"
 	"slices"
@@ -112,4 +113,29 @@ func (c *Conn) WaitClose(within time.Duration) {
 			return
 		}
 	}
+}
+
+// ClientFrame builds a WebSocket frame as a client sends it: b0 is the
+// first byte (FIN, RSV bits and opcode, taken as they are, so tests can
+// send what a client must not), the payload is masked with key, and the
+// length uses the shortest form. It is written independently of
+// internal/ws, so that tests of that package and of the servers on it do
+// not check our parser with our own encoder.
+func ClientFrame(b0 byte, payload []byte, key [4]byte) []byte {
+	out := []byte{b0}
+	n := len(payload)
+	switch {
+	case n <= 125:
+		out = append(out, 0x80|byte(n))
+	case n <= 0xffff:
+		out = append(out, 0x80|126, byte(n>>8), byte(n))
+	default:
+		out = append(out, 0x80|127)
+		out = binary.BigEndian.AppendUint64(out, uint64(n))
+	}
+	out = append(out, key[:]...)
+	for i, c := range payload {
+		out = append(out, c^key[i%4])
+	}
+	return out
 }
