@@ -67,7 +67,11 @@ type Options struct {
 	// about one maximum Linux socket send buffer (tcp_wmem, 4 MiB) behind
 	// in user space too.
 	SendQueueBytes int
-	// PerMessageDeflate enables WebSocket compression.
+	// PerMessageDeflate enables WebSocket compression (default off). A
+	// compressed message is inflated up to MaxPayload, but deflate lets
+	// about 1 KB expand to 1 MB, so a client may make the server inflate
+	// and hold ~1,000 times what it sent: enable it for trusted clients or
+	// with a small MaxPayload.
 	PerMessageDeflate bool
 	// CompressionThreshold: polling responses larger than this are gzip
 	// compressed for clients that accept it (default 1024 bytes; -1
