@@ -15,7 +15,10 @@
 //
 // The bus reconnects by itself with back-off, re-declares the exchanges and
 // re-binds the same queues (messages published during an outage shorter
-// than x-expires are delivered after it). Publishes use publisher confirms:
+// than x-expires are delivered after it, unless the broker itself
+// restarted: its non-durable queues are gone). It logs when it loses the
+// broker and when it is back, with how long it was away, and counts each
+// return in Stats().Reconnects. Publishes use publisher confirms:
 // Publish returns once RabbitMQ has taken every message, or with an error
 // when its context ends first.
 package amqp
@@ -33,6 +36,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/siobridge/siobridge/internal/outage"
 	"github.com/siobridge/siobridge/queue"
 )
 
@@ -76,7 +80,7 @@ type Bus struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	ctr      queue.Counters // Stats
-
+	state    outage.Tracker
 }
 
 // Open connects to RabbitMQ at rawURL before ctx ends.
@@ -97,6 +101,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 	for _, o := range opts {
 		o(b)
 	}
+	b.state = outage.Tracker{Log: b.log, Bus: "amqp", URL: b.safe, Counters: &b.ctr}
 	conn, pub, err := b.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -176,7 +181,7 @@ func (b *Bus) watch(conn *amqp.Connection) {
 			b.up = make(chan struct{})
 			b.conn, b.pub = nil, nil
 			b.mu.Unlock()
-			b.log.Warn("amqp: connection lost; reconnecting", "url", b.safe, "err", err)
+			b.state.Lost(err)
 		}
 		backoff := 100 * time.Millisecond
 		for {
@@ -186,8 +191,7 @@ func (b *Bus) watch(conn *amqp.Connection) {
 			if err == nil {
 				conn = c
 				b.setConn(c, pub)
-				b.ctr.Reconnects.Add(1)
-				b.log.Info("amqp: reconnected", "url", b.safe)
+				b.state.Back()
 				break
 			}
 			b.log.Debug("amqp: reconnect failed", "err", err, "retry_in", backoff)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -203,9 +204,21 @@ func TestOpenThroughRegistry(t *testing.T) {
 // TestOutageAndResubscribe restarts a private redis-server: publishes during
 // the outage end within their deadline, and the subscription works again
 // after the restart without any action from the caller.
+//
+// The bus reports the outage: Connected goes false then true again, the
+// loss and the return are logged (with how long the bus was away) and the
+// return is counted in Stats().Reconnects.
 func TestOutageAndResubscribe(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	b := open(t, "redis://"+srv.Addr)
+	var logs syncBuffer
+	b, err := Open(context.Background(), "redis://"+srv.Addr, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if !b.Connected() {
+		t.Fatal("not Connected after Open")
+	}
 	var s testenv.Sink
 	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{"outage"}}, s.Handle)
 	if err != nil {
@@ -218,6 +231,7 @@ func TestOutageAndResubscribe(t *testing.T) {
 	s.Wait(t, 1, 5*time.Second)
 
 	srv.Stop()
+	waitConnected(t, b, false)
 	failed := 0
 	for i := 0; i < 5; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -250,6 +264,42 @@ func TestOutageAndResubscribe(t *testing.T) {
 	if string(got[1].Data) != "after" {
 		t.Fatalf("after restart got %q", got[1].Data)
 	}
+	waitConnected(t, b, true)
+	if n := b.Stats().Reconnects; n != 1 {
+		t.Fatalf("Reconnects = %d after one outage", n)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "redis: lost the broker") || !strings.Contains(out, "redis: broker connection back") || !strings.Contains(out, "away=") {
+		t.Fatalf("outage not logged:\n%s", out)
+	}
+}
+
+// waitConnected waits (a bounded while) until b.Connected() is want.
+func waitConnected(t *testing.T, b *Bus, want bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); b.Connected() != want; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Connected() stayed %v", !want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger used by several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestCloseFailsPublish(t *testing.T) {
