@@ -106,7 +106,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.setConn(conn, pub)
+	b.setConn(conn, pub) // no subscriber yet: cannot fail
 	b.wg.Add(1)
 	go b.watch(conn)
 	return b, nil
@@ -144,11 +144,12 @@ func (b *Bus) dial(ctx context.Context) (*amqp.Connection, *amqp.Channel, error)
 	return conn, pub, nil
 }
 
-// setConn installs a live connection and re-establishes the subscribers.
-func (b *Bus) setConn(conn *amqp.Connection, pub *amqp.Channel) {
+// setConn re-establishes the subscribers on a new connection and installs
+// it. When a subscriber cannot be restored it returns the error and
+// installs nothing: the caller closes conn and tries again later, so that
+// no subscription stays dead on a live connection.
+func (b *Bus) setConn(conn *amqp.Connection, pub *amqp.Channel) error {
 	b.mu.Lock()
-	b.conn, b.pub = conn, pub
-	b.declared = map[string]bool{}
 	subs := make([]*subscriber, 0, len(b.subs))
 	for s := range b.subs {
 		subs = append(subs, s)
@@ -156,12 +157,15 @@ func (b *Bus) setConn(conn *amqp.Connection, pub *amqp.Channel) {
 	b.mu.Unlock()
 	for _, s := range subs {
 		if err := s.start(conn); err != nil {
-			b.log.Warn("amqp: resubscribe failed; will retry on the next reconnect", "queue", s.queue, "err", err)
+			return fmt.Errorf("resubscribe queue %q: %w", s.queue, err)
 		}
 	}
 	b.mu.Lock()
+	b.conn, b.pub = conn, pub
+	b.declared = map[string]bool{}
 	close(b.up)
 	b.mu.Unlock()
+	return nil
 }
 
 // watch reconnects whenever the connection closes, until Close.
@@ -189,12 +193,16 @@ func (b *Bus) watch(conn *amqp.Connection) {
 			c, pub, err := b.dial(ctx)
 			cancel()
 			if err == nil {
-				conn = c
-				b.setConn(c, pub)
-				b.state.Back()
-				break
+				if err = b.setConn(c, pub); err == nil {
+					conn = c
+					b.state.Back()
+					break
+				}
+				c.Close()
+				b.log.Warn("amqp: resubscribe failed; reconnecting to retry", "url", b.safe, "err", err, "retry_in", backoff)
+			} else {
+				b.log.Debug("amqp: reconnect failed", "err", err, "retry_in", backoff)
 			}
-			b.log.Debug("amqp: reconnect failed", "err", err, "retry_in", backoff)
 			select {
 			case <-b.stop:
 				return
