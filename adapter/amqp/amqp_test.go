@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -218,8 +216,8 @@ func deliveredAgain(t *testing.T, b *Bus, ch string, s *testenv.Sink) {
 // instead of leaving the subscription dead on a live connection.
 func TestResubscribeRetried(t *testing.T) {
 	name := uniq(t)
-	var logs syncBuffer
-	b := open(t, WithConnectionName(name), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	var logs testenv.LogBuffer
+	b := open(t, WithConnectionName(name), WithLogger(logs.Logger()))
 	ch := uniq(t)
 	var s testenv.Sink
 	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.Handle)
@@ -252,24 +250,6 @@ func TestResubscribeRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	deliveredAgain(t, b, ch, &s)
-}
-
-// syncBuffer is a bytes.Buffer for a logger used by several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestClosed(t *testing.T) {

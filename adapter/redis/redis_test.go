@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -210,8 +209,8 @@ func TestOpenThroughRegistry(t *testing.T) {
 // return is counted in Stats().Reconnects.
 func TestOutageAndResubscribe(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	var logs syncBuffer
-	b, err := Open(context.Background(), "redis://"+srv.Addr, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	var logs testenv.LogBuffer
+	b, err := Open(context.Background(), "redis://"+srv.Addr, WithLogger(logs.Logger()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,24 +281,6 @@ func waitConnected(t *testing.T, b *Bus, want bool) {
 			t.Fatalf("Connected() stayed %v", !want)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer for a logger used by several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestCloseFailsPublish(t *testing.T) {
