@@ -139,6 +139,9 @@ func (n *faultNode) received(event string) bool {
 // is counted as malformed and dropped while delivery goes on. Nothing
 // leaks once everything is closed.
 func TestClusterFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and restarts broker processes")
+	}
 	for _, fc := range faultCases {
 		t.Run(fc.name, func(t *testing.T) {
 			// runs last: after the servers, clients, buses and brokers are closed
