@@ -618,8 +618,15 @@ func (s *Socket) newAck(ch chan []any) uint64 {
 
 // publish sends msgs, logging failures.
 func (m *member) publish(msgs []queue.Message) error {
-	ctx, cancel := context.WithTimeout(m.ctx, publishTimeout)
+	return m.publishCtx(m.ctx, msgs)
+}
+
+// publishCtx is publish for a caller with a context: it also gives up
+// when ctx ends (a broker outage must not hold the call longer).
+func (m *member) publishCtx(ctx context.Context, msgs []queue.Message) error {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
+	defer context.AfterFunc(m.ctx, cancel)()
 	if err := m.bus.Publish(ctx, msgs...); err != nil {
 		m.s.queue.publishErrs.Add(1)
 		m.s.log.Warn("server: publish to the cluster failed", "dialect", m.d.Name(), "err", err)
@@ -789,7 +796,7 @@ func (m *member) emitWithAck(ctx context.Context, b *Broadcast, event string, ar
 	}
 	defer cleanup()
 	if msgs != nil {
-		if err := m.publish(msgs); err != nil {
+		if err := m.publishCtx(ctx, msgs); err != nil {
 			return nil, err
 		}
 	}

@@ -213,7 +213,7 @@ func (m *member) ask(ctx context.Context, ns, id string, o op.Op) ([]op.Op, erro
 		delete(m.waits, id)
 		m.mu.Unlock()
 	}()
-	if err := m.publish(msgs); err != nil {
+	if err := m.publishCtx(ctx, msgs); err != nil {
 		return nil, err
 	}
 	for {

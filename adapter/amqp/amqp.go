@@ -15,7 +15,10 @@
 //
 // The bus reconnects by itself with back-off, re-declares the exchanges and
 // re-binds the same queues (messages published during an outage shorter
-// than x-expires are delivered after it). Publishes use publisher confirms:
+// than x-expires are delivered after it, unless the broker itself
+// restarted: its non-durable queues are gone). It logs when it loses the
+// broker and when it is back, with how long it was away, and counts each
+// return in Stats().Reconnects. Publishes use publisher confirms:
 // Publish returns once RabbitMQ has taken every message, or with an error
 // when its context ends first.
 package amqp
@@ -33,6 +36,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/siobridge/siobridge/internal/outage"
 	"github.com/siobridge/siobridge/queue"
 )
 
@@ -76,7 +80,7 @@ type Bus struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	ctr      queue.Counters // Stats
-
+	state    outage.Tracker
 }
 
 // Open connects to RabbitMQ at rawURL before ctx ends.
@@ -97,11 +101,12 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 	for _, o := range opts {
 		o(b)
 	}
+	b.state = outage.Tracker{Log: b.log, Bus: "amqp", URL: b.safe, Counters: &b.ctr}
 	conn, pub, err := b.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	b.setConn(conn, pub)
+	b.setConn(conn, pub) // no subscriber yet: cannot fail
 	b.wg.Add(1)
 	go b.watch(conn)
 	return b, nil
@@ -139,11 +144,12 @@ func (b *Bus) dial(ctx context.Context) (*amqp.Connection, *amqp.Channel, error)
 	return conn, pub, nil
 }
 
-// setConn installs a live connection and re-establishes the subscribers.
-func (b *Bus) setConn(conn *amqp.Connection, pub *amqp.Channel) {
+// setConn re-establishes the subscribers on a new connection and installs
+// it. When a subscriber cannot be restored it returns the error and
+// installs nothing: the caller closes conn and tries again later, so that
+// no subscription stays dead on a live connection.
+func (b *Bus) setConn(conn *amqp.Connection, pub *amqp.Channel) error {
 	b.mu.Lock()
-	b.conn, b.pub = conn, pub
-	b.declared = map[string]bool{}
 	subs := make([]*subscriber, 0, len(b.subs))
 	for s := range b.subs {
 		subs = append(subs, s)
@@ -151,12 +157,15 @@ func (b *Bus) setConn(conn *amqp.Connection, pub *amqp.Channel) {
 	b.mu.Unlock()
 	for _, s := range subs {
 		if err := s.start(conn); err != nil {
-			b.log.Warn("amqp: resubscribe failed; will retry on the next reconnect", "queue", s.queue, "err", err)
+			return fmt.Errorf("resubscribe queue %q: %w", s.queue, err)
 		}
 	}
 	b.mu.Lock()
+	b.conn, b.pub = conn, pub
+	b.declared = map[string]bool{}
 	close(b.up)
 	b.mu.Unlock()
+	return nil
 }
 
 // watch reconnects whenever the connection closes, until Close.
@@ -176,7 +185,7 @@ func (b *Bus) watch(conn *amqp.Connection) {
 			b.up = make(chan struct{})
 			b.conn, b.pub = nil, nil
 			b.mu.Unlock()
-			b.log.Warn("amqp: connection lost; reconnecting", "url", b.safe, "err", err)
+			b.state.Lost(err)
 		}
 		backoff := 100 * time.Millisecond
 		for {
@@ -184,13 +193,16 @@ func (b *Bus) watch(conn *amqp.Connection) {
 			c, pub, err := b.dial(ctx)
 			cancel()
 			if err == nil {
-				conn = c
-				b.setConn(c, pub)
-				b.ctr.Reconnects.Add(1)
-				b.log.Info("amqp: reconnected", "url", b.safe)
-				break
+				if err = b.setConn(c, pub); err == nil {
+					conn = c
+					b.state.Back()
+					break
+				}
+				c.Close()
+				b.log.Warn("amqp: resubscribe failed; reconnecting to retry", "url", b.safe, "err", err, "retry_in", backoff)
+			} else {
+				b.log.Debug("amqp: reconnect failed", "err", err, "retry_in", backoff)
 			}
-			b.log.Debug("amqp: reconnect failed", "err", err, "retry_in", backoff)
 			select {
 			case <-b.stop:
 				return

@@ -153,10 +153,6 @@ func TestOpenErrors(t *testing.T) {
 // restart or a network cut would; other clients of the shared broker are
 // left alone); the bus reconnects and the subscription works again.
 func TestReconnect(t *testing.T) {
-	ctl, err := exec.LookPath("rabbitmqctl")
-	if err != nil {
-		t.Skip("rabbitmqctl not installed")
-	}
 	name := uniq(t)
 	b := open(t, WithConnectionName(name))
 	ch := uniq(t)
@@ -166,6 +162,20 @@ func TestReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	closeConnections(t, name)
+	deliveredAgain(t, b, ch, &s)
+	if b.Stats().Reconnects == 0 {
+		t.Fatal("delivered without a reconnect: the connections were not closed")
+	}
+}
+
+// closeConnections has RabbitMQ close the connections named name.
+func closeConnections(t *testing.T, name string) {
+	t.Helper()
+	ctl, err := exec.LookPath("rabbitmqctl")
+	if err != nil {
+		t.Skip("rabbitmqctl not installed")
+	}
 	out, err := exec.Command(ctl, "list_connections", "pid", "client_properties", "-q").CombinedOutput()
 	if err != nil {
 		t.Fatalf("rabbitmqctl list_connections: %v\n%s", err, out)
@@ -182,8 +192,14 @@ func TestReconnect(t *testing.T) {
 	if closed == 0 {
 		t.Fatalf("connection %q not found in:\n%s", name, out)
 	}
+}
+
+// deliveredAgain publishes on ch until s receives a message; the test
+// fails after 30 s.
+func deliveredAgain(t *testing.T, b *Bus, ch string, s *testenv.Sink) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for s.Count() == 0 {
+	for n := s.Count(); s.Count() == n; {
 		if time.Now().After(deadline) {
 			t.Fatal("no delivery after the connections were closed")
 		}
@@ -192,9 +208,48 @@ func TestReconnect(t *testing.T) {
 		cancel()
 		time.Sleep(100 * time.Millisecond)
 	}
-	if b.Stats().Reconnects == 0 {
-		t.Fatal("delivered without a reconnect: the connections were not closed")
+}
+
+// TestResubscribeRetried: when the bus cannot restore a subscription
+// after a reconnect (here its exchange was meanwhile re-declared with
+// another type, so declaring it again fails), it retries until it can,
+// instead of leaving the subscription dead on a live connection.
+func TestResubscribeRetried(t *testing.T) {
+	name := uniq(t)
+	var logs testenv.LogBuffer
+	b := open(t, WithConnectionName(name), WithLogger(logs.Logger()))
+	ch := uniq(t)
+	var s testenv.Sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.Handle)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer sub.Close()
+	admin, err := amqp.Dial(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ach, err := admin.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ach.ExchangeDelete(ch, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ach.ExchangeDeclare(ch, "direct", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	closeConnections(t, name)
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "resubscribe failed"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed resubscription logged:\n%s", logs.String())
+		}
+	}
+	if err := ach.ExchangeDelete(ch, false, false); err != nil {
+		t.Fatal(err)
+	}
+	deliveredAgain(t, b, ch, &s)
 }
 
 func TestClosed(t *testing.T) {

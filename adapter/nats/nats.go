@@ -10,7 +10,10 @@
 // allowed) and tls://. Importing the package registers both schemes with
 // queue.Open.
 //
-// nats.go reconnects by itself (forever, every 250 ms) and re-subscribes.
+// nats.go reconnects by itself (forever, every 250 ms) and re-subscribes;
+// the bus logs when it loses the broker and when it is back, with how long
+// it was away, and counts each return in Stats().Reconnects. Core NATS
+// keeps nothing for a disconnected subscriber.
 // Publish flushes: it returns once the server has the messages, or with an
 // error when its context ends first (for example during an outage) or the
 // server refused a subject (a user's permissions, ErrPermissionViolation of
@@ -29,6 +32,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/siobridge/siobridge/internal/outage"
 	"github.com/siobridge/siobridge/queue"
 )
 
@@ -117,7 +121,8 @@ type Bus struct {
 	subs   map[*subscriber]struct{}
 	closed bool
 
-	ctr queue.Counters // Stats
+	ctr   queue.Counters // Stats
+	state outage.Tracker
 }
 
 // Open connects to the NATS server(s) at rawURL before ctx ends.
@@ -126,6 +131,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 	for _, o := range opts {
 		o(b)
 	}
+	b.state = outage.Tracker{Log: b.log, Bus: "nats", URL: b.safe, Counters: &b.ctr}
 	if _, err := url.Parse(rawURL); err != nil {
 		return nil, fmt.Errorf("nats: invalid URL %s: %w", b.safe, err)
 	}
@@ -138,15 +144,12 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 		nats.Timeout(timeout),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				b.log.Warn("nats: disconnected; reconnecting", "url", b.safe, "err", err)
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if !c.IsClosed() { // Close disconnects too
+				b.state.Lost(err)
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) {
-			b.ctr.Reconnects.Add(1)
-			b.log.Info("nats: reconnected", "url", b.safe)
-		}),
+		nats.ReconnectHandler(func(*nats.Conn) { b.state.Back() }),
 		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
 			b.log.Warn("nats: asynchronous error", "err", err)
 		}),

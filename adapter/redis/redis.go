@@ -14,6 +14,13 @@
 // goroutines drain the pending publishes and send each batch in one round
 // trip, while every caller still gets its own result and keeps its own
 // context deadline.
+//
+// Outages: go-redis reconnects and resubscribes every subscription by
+// itself. The bus checks its broker (PING) every HealthInterval: Connected
+// reports the last answer, and the bus logs when it loses the broker and
+// when it is back (with how long it was away), counting each return in
+// Stats().Reconnects. Messages published while a subscriber's connection
+// is down are not delivered to it (Redis Pub/Sub keeps nothing).
 package redis
 
 import (
@@ -29,8 +36,12 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/siobridge/siobridge/internal/outage"
 	"github.com/siobridge/siobridge/queue"
 )
+
+// HealthInterval is how often a bus checks that its broker answers.
+const HealthInterval = 250 * time.Millisecond
 
 func init() {
 	for _, s := range []string{"redis", "rediss", "unix", "redis+sentinel"} {
@@ -77,7 +88,8 @@ type Bus struct {
 
 	fast *publisher // nil for sentinel clients: they use go-redis pipelines
 
-	ctr queue.Counters // Stats
+	ctr   queue.Counters // Stats
+	state outage.Tracker
 }
 
 type pubReq struct {
@@ -117,6 +129,9 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 		subs:   map[*subscriber]struct{}{},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.state = outage.Tracker{Log: cfg.log, Bus: "redis", URL: b.url, Counters: &b.ctr}
+	b.wg.Add(1)
+	go b.monitor()
 	if c, ok := client.(*goredis.Client); ok {
 		b.fast = newPublisher(c.Options(), cfg.writers)
 		return b, nil
@@ -428,6 +443,41 @@ func (b *Bus) NumSub(ctx context.Context, channel string) (int, error) {
 // Stats returns the bus counters.
 func (b *Bus) Stats() queue.Stats { return b.ctr.Snapshot() }
 
+// monitor PINGs the broker every HealthInterval until Close, recording
+// outages and returns.
+func (b *Bus) monitor() {
+	defer b.wg.Done()
+	t := time.NewTicker(HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		err := b.client.Ping(ctx).Err()
+		cancel()
+		switch {
+		case b.ctx.Err() != nil:
+			return
+		case err != nil:
+			b.state.Lost(err)
+		default:
+			b.state.Back()
+		}
+	}
+}
+
+// Connected reports whether the broker answered the bus's last check
+// (queue.HealthReporter).
+func (b *Bus) Connected() bool {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	return !closed && !b.state.Down()
+}
+
 // Close ends every subscription, stops the writers and closes the client.
 func (b *Bus) Close() error {
 	var err error
@@ -467,4 +517,5 @@ var (
 	_ queue.Bus               = (*Bus)(nil)
 	_ queue.SubscriberCounter = (*Bus)(nil)
 	_ queue.StatsReporter     = (*Bus)(nil)
+	_ queue.HealthReporter    = (*Bus)(nil)
 )

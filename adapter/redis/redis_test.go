@@ -203,9 +203,21 @@ func TestOpenThroughRegistry(t *testing.T) {
 // TestOutageAndResubscribe restarts a private redis-server: publishes during
 // the outage end within their deadline, and the subscription works again
 // after the restart without any action from the caller.
+//
+// The bus reports the outage: Connected goes false then true again, the
+// loss and the return are logged (with how long the bus was away) and the
+// return is counted in Stats().Reconnects.
 func TestOutageAndResubscribe(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	b := open(t, "redis://"+srv.Addr)
+	var logs testenv.LogBuffer
+	b, err := Open(context.Background(), "redis://"+srv.Addr, WithLogger(logs.Logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if !b.Connected() {
+		t.Fatal("not Connected after Open")
+	}
 	var s testenv.Sink
 	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{"outage"}}, s.Handle)
 	if err != nil {
@@ -218,6 +230,7 @@ func TestOutageAndResubscribe(t *testing.T) {
 	s.Wait(t, 1, 5*time.Second)
 
 	srv.Stop()
+	waitConnected(t, b, false)
 	failed := 0
 	for i := 0; i < 5; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -249,6 +262,24 @@ func TestOutageAndResubscribe(t *testing.T) {
 	got := s.Wait(t, 2, time.Second)
 	if string(got[1].Data) != "after" {
 		t.Fatalf("after restart got %q", got[1].Data)
+	}
+	waitConnected(t, b, true)
+	if n := b.Stats().Reconnects; n == 0 {
+		t.Fatal("the outage was not counted in Reconnects")
+	}
+	out := logs.String()
+	if !strings.Contains(out, "redis: lost the broker") || !strings.Contains(out, "redis: broker connection back") || !strings.Contains(out, "away=") {
+		t.Fatalf("outage not logged:\n%s", out)
+	}
+}
+
+// waitConnected waits (a bounded while) until b.Connected() is want.
+func waitConnected(t *testing.T, b *Bus, want bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); b.Connected() != want; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Connected() stayed %v", !want)
+		}
 	}
 }
 
