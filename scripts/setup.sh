@@ -37,7 +37,7 @@ apt_install() { # packages...
 # and the Python peers of compat_test (Debian's Flask-SocketIO 5.3.2 / python-socketio 5.7.2)
 # and Chromium for the browser test of examples/chat
 apt_install redis-server redis-tools rabbitmq-server nats-server \
-  python3-flask-socketio python3-socketio python3-kombu python3-redis python3-requests \
+  python3-flask-socketio python3-socketio python3-kombu python3-redis python3-requests python3-wsproto \
   chromium
 command -v node >/dev/null || apt_install nodejs npm
 

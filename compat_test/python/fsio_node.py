@@ -30,7 +30,6 @@ import logging
 import os
 import sys
 import threading
-import types
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, required=True)
@@ -41,24 +40,7 @@ a = p.parse_args()
 
 if a.head:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor"))
-    try:
-        import wsproto  # noqa: F401  (simple-websocket's dependency)
-    except ImportError:
-        # The tests use the polling transport only; without wsproto (not
-        # installed by scripts/setup.sh), engineio's threading driver still
-        # imports simple_websocket at load time, so give it an inert module.
-        stub = types.ModuleType("simple_websocket")
-
-        class _NoWebSocket:
-            def __init__(self, *args, **kwargs):
-                raise RuntimeError("websocket transport unavailable (no wsproto)")
-
-        class ConnectionClosed(Exception):
-            pass
-
-        stub.Server = stub.Client = _NoWebSocket
-        stub.ConnectionClosed = stub.ConnectionError = ConnectionClosed
-        sys.modules["simple_websocket"] = stub
+    import wsproto  # noqa: F401,E402  (simple-websocket's dependency: Debian's python3-wsproto)
 
 from flask import Flask, request  # noqa: E402
 from flask_socketio import SocketIO, join_room  # noqa: E402
