@@ -174,9 +174,13 @@ func TestClusterOfThreeNodes(t *testing.T) {
 			}
 			sentinel(a, "s4b")
 			counts(t, nodes, "", "s4b")
+			// node A delivers its own sentinel without the bus, so the
+			// garbage may still be on its way there: wait for the count
 			for i, n := range nodes {
-				if st := n.srv.QueueStats(); st.Malformed != 1 {
-					t.Fatalf("node %d: stats %+v after garbage", i, st)
+				for deadline := time.Now().Add(10 * time.Second); n.srv.QueueStats().Malformed != 1; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("node %d: stats %+v after garbage", i, n.srv.QueueStats())
+					}
 				}
 			}
 
