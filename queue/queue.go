@@ -122,6 +122,12 @@ var ErrPatternsUnsupported = errors.New("queue: this bus does not support patter
 // ErrClosed is returned by operations on a closed bus.
 var ErrClosed = errors.New("queue: bus is closed")
 
+// ErrForbidden is wrapped by the errors of subscriptions and publishes
+// that the broker refused for lack of permission (a Redis ACL user without
+// the channel, NOPERM; a NATS user without the subject): retrying does not
+// help until the broker's permissions change.
+var ErrForbidden = errors.New("queue: the broker refused access")
+
 // Opener opens a bus from a URL.
 type Opener func(ctx context.Context, u *url.URL) (Bus, error)
 

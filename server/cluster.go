@@ -291,6 +291,10 @@ func (m *member) run() {
 			case errors.Is(err, queue.ErrPatternsUnsupported):
 				m.failed[key] = fmt.Errorf("server: the %s dialect needs pattern subscriptions: %w", m.d.Name(), err)
 				m.lastErr = m.failed[key]
+			case errors.Is(err, queue.ErrForbidden):
+				// retrying cannot help until the broker's permissions change
+				m.failed[key] = fmt.Errorf("server: the broker refused the cluster's subscription: %w", err)
+				m.lastErr = m.failed[key]
 			default:
 				m.lastErr = err
 				retry = true

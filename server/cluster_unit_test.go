@@ -15,6 +15,7 @@ import (
 	"github.com/siobridge/siobridge/dialect/node"
 	"github.com/siobridge/siobridge/dialect/python"
 	"github.com/siobridge/siobridge/internal/wstest"
+	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/queue/memory"
 	"github.com/siobridge/siobridge/server"
 	"github.com/siobridge/siobridge/server/servertest"
@@ -201,5 +202,28 @@ func TestClusterDynamicNamespaceSubscriptionsRemoved(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("subscriptions after 30 dynamic namespaces came and went: %d wanted, %d live; before %d, %d", want, live, baseWant, baseLive)
 		}
+	}
+}
+
+// refusingBus is an in-memory bus whose broker refuses every subscription
+// for lack of permission.
+type refusingBus struct{ *memory.Bus }
+
+func (refusingBus) Subscribe(context.Context, queue.Subscription, queue.Handler) (queue.Subscriber, error) {
+	return nil, fmt.Errorf("test bus: NOPERM: %w", queue.ErrForbidden)
+}
+
+// A subscription the broker refuses for lack of permission is not retried
+// until the caller's deadline: AdapterReady says so at once (sioserver
+// exits 1 with the refusal instead of waiting out its start-up timeout).
+func TestClusterForbiddenSubscriptionFailsAtOnce(t *testing.T) {
+	bus := refusingBus{memory.New()}
+	defer bus.Close()
+	srv := newServer(t, server.WithAdapter(bus, python.New(python.Options{Channel: "forbidden"})))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.AdapterReady(ctx)
+	if !errors.Is(err, queue.ErrForbidden) {
+		t.Fatalf("AdapterReady: %v, want the refusal (queue.ErrForbidden)", err)
 	}
 }

@@ -247,7 +247,7 @@ func (b *Bus) refusal(before error, subjects []string) error {
 	}
 	for _, s := range subjects {
 		if strings.Contains(err.Error(), `"`+s+`"`) {
-			return err
+			return fmt.Errorf("%w (%w)", err, queue.ErrForbidden)
 		}
 	}
 	return nil

@@ -220,14 +220,14 @@ func TestPermissionViolations(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = tenant.Publish(ctx, queue.Message{Channel: "tenant-b", Data: []byte("intrusion")})
-	if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), Subject("tenant-b")) {
-		t.Fatalf("publish to a forbidden subject: %v, want the permission violation naming it", err)
+	if !errors.Is(err, nats.ErrPermissionViolation) || !errors.Is(err, queue.ErrForbidden) || !strings.Contains(err.Error(), Subject("tenant-b")) {
+		t.Fatalf("publish to a forbidden subject: %v, want the permission violation naming it, as queue.ErrForbidden", err)
 	}
 	if err := tenant.Publish(ctx, queue.Message{Channel: "tenant-a", Data: []byte("2")}); err != nil {
 		t.Fatalf("publish to the allowed subject after a refusal: %v", err)
 	}
-	if _, err := tenant.Subscribe(ctx, queue.Subscription{Channels: []string{"tenant-b"}}, func(queue.Message) {}); !errors.Is(err, nats.ErrPermissionViolation) {
-		t.Fatalf("subscribe to a forbidden subject: %v, want the permission violation", err)
+	if _, err := tenant.Subscribe(ctx, queue.Subscription{Channels: []string{"tenant-b"}}, func(queue.Message) {}); !errors.Is(err, nats.ErrPermissionViolation) || !errors.Is(err, queue.ErrForbidden) {
+		t.Fatalf("subscribe to a forbidden subject: %v, want the permission violation as queue.ErrForbidden", err)
 	}
 	if err := admin.Publish(ctx, queue.Message{Channel: "tenant-a", Data: []byte("3")}); err != nil {
 		t.Fatal(err)

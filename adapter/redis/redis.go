@@ -222,7 +222,7 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 			if errors.Is(err, queue.ErrClosed) {
 				return err
 			}
-			return fmt.Errorf("redis: publish to %s: %w", b.url, err)
+			return fmt.Errorf("redis: publish to %s: %w", b.url, forbidden(err))
 		}
 		b.ctr.Published.Add(uint64(len(msgs)))
 		return nil
@@ -356,7 +356,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 	ps := b.client.Subscribe(ctx)
 	fail := func(err error) (queue.Subscriber, error) {
 		ps.Close()
-		return nil, fmt.Errorf("redis: subscribe to %s on %s: %w", describe(sub), b.url, err)
+		return nil, fmt.Errorf("redis: subscribe to %s on %s: %w", describe(sub), b.url, forbidden(err))
 	}
 	if len(sub.Channels) > 0 {
 		if err := ps.Subscribe(ctx, sub.Channels...); err != nil {
@@ -519,3 +519,11 @@ var (
 	_ queue.StatsReporter     = (*Bus)(nil)
 	_ queue.HealthReporter    = (*Bus)(nil)
 )
+
+// forbidden marks a Redis ACL refusal (NOPERM) as queue.ErrForbidden.
+func forbidden(err error) error {
+	if err != nil && strings.Contains(err.Error(), "NOPERM ") {
+		return fmt.Errorf("%w (%w)", err, queue.ErrForbidden)
+	}
+	return err
+}

@@ -332,3 +332,35 @@ func BenchmarkPublishParallel(b *testing.B) {
 		}
 	})
 }
+
+// A subscription or publish that the user's ACL refuses (NOPERM) wraps
+// queue.ErrForbidden, so callers can tell it from an outage and stop
+// retrying; the allowed channel still works.
+func TestACLRefusalIsForbidden(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	admin := open(t, "redis://"+testenv.RedisAddr+"/0")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	user, allowed := fmt.Sprintf("siobridge-acl-%d", time.Now().UnixNano()), uniq(t)
+	if err := admin.client.Do(ctx, "ACL", "SETUSER", user, "reset", "on", ">pw", "resetchannels", "&"+allowed, "+@all").Err(); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	t.Cleanup(func() { admin.client.Do(context.Background(), "ACL", "DELUSER", user) })
+	tenant := open(t, "redis://"+user+":pw@"+testenv.RedisAddr+"/0")
+	_, err := tenant.Subscribe(ctx, queue.Subscription{Channels: []string{allowed + "-other"}}, func(queue.Message) {})
+	if !errors.Is(err, queue.ErrForbidden) || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("subscribe to a refused channel: %v, want NOPERM as queue.ErrForbidden", err)
+	}
+	err = tenant.Publish(ctx, queue.Message{Channel: allowed + "-other", Data: []byte("x")})
+	if !errors.Is(err, queue.ErrForbidden) {
+		t.Fatalf("publish to a refused channel: %v, want queue.ErrForbidden", err)
+	}
+	sub, err := tenant.Subscribe(ctx, queue.Subscription{Channels: []string{allowed}}, func(queue.Message) {})
+	if err != nil {
+		t.Fatalf("subscribe to the allowed channel: %v", err)
+	}
+	sub.Close()
+	if err := tenant.Publish(ctx, queue.Message{Channel: allowed, Data: []byte("x")}); err != nil {
+		t.Fatalf("publish to the allowed channel: %v", err)
+	}
+}
