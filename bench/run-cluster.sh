@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cluster benchmarks of issue #7, side by side in one run (docs/benchmarks.md).
-#   bench/run-cluster.sh [ROUNDS] [RATES...]   default: 3 rounds, rates 40 120 events/s
+#   bench/run-cluster.sh [ROUNDS] [RATES...]   default: 3 rounds, cluster rates 8 40 150 events/s
+#   (ADAPTER_RATES, default 150 300: the rates of part 2; CLIENTS, DURATION)
 # 1. Cluster fan-out: three Go nodes (examples/bench -url ... -dialect node)
 #    vs three Node nodes (socket.io 4.8 + @socket.io/redis-adapter 8,
 #    bench/node/sio-cluster-node.js) on the same Redis and key, one cluster
@@ -16,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}; shift || true
-rates=${*:-40 120}
+rates=${*:-8 40 150}
+adapter_rates=${ADAPTER_RATES:-150 300}
 clients=${CLIENTS:-3000}
 duration=${DURATION:-10s}
 redis=${REDIS_URL:-redis://127.0.0.1:6379}
@@ -58,7 +60,7 @@ for round in $(seq "$rounds"); do
     done
   done
   order="go-single go-redis"; [ $((round % 2)) -eq 0 ] && order="go-redis go-single"
-  for rate in $rates; do
+  for rate in $adapter_rates; do
     for impl in $order; do
       start $impl 3101
       result=$(/tmp/siobridge-loadgen -url ws://127.0.0.1:3101 -clients "$clients" -rate "$rate" -duration "$duration" -pid "${pids[0]}")

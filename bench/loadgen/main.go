@@ -263,6 +263,7 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "how long to send")
 	warmup := flag.Duration("warmup", 2*time.Second, "send at the same rate this long first, not measured (JIT, TCP quick-ack mode, caches)")
 	pid := flag.Int("pid", 0, "server pid, for RSS")
+	drain := flag.Duration("drain", 10*time.Second, "wait at most this long after the last tick for the rest to arrive")
 	publish := flag.String("publish", "", "broker URL: publish the ticks to room \"bench\" with the Go emitter instead of a client's \"fanout\" event")
 	dialectName := flag.String("dialect", "node", "dialect of -publish: python | python-pickle | node")
 	channel := flag.String("channel", "", "python channel / node key prefix of -publish (default: the dialect's)")
@@ -390,10 +391,11 @@ func main() {
 	if firstSendErr != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: first failed send:", firstSendErr)
 	}
-	// drain: until everything arrived, or nothing more for 2 s (a server
-	// that fell behind delivers its backlog late: that counts in the rate)
+	// drain: until everything arrived, nothing more for 2 s, or -drain (a
+	// server that fell behind delivers its backlog late: what arrives by
+	// then counts in the rate; "undelivered" is the backlog left and lost)
 	expected := int64(sent * len(conns))
-	for prev, idle := int64(-1), 0; idle < 20; {
+	for prev, idle, t0 := int64(-1), 0, time.Now(); idle < 20 && time.Since(t0) < *drain; {
 		time.Sleep(100 * time.Millisecond)
 		got := delivered.Load()
 		if got >= expected {
@@ -414,10 +416,10 @@ func main() {
 	closeSource()
 	// the rate is over the time from the first fanout to the last tick
 	var last int64
-	missing, dups := 0, 0
+	undelivered, dups := 0, 0
 	for _, c := range conns {
 		last = max(last, c.last)
-		missing += max(0, sent-c.got)
+		undelivered += max(0, sent-c.got)
 		dups += max(0, c.got-sent)
 	}
 	elapsed := time.Duration(last - start.UnixNano())
@@ -432,7 +434,7 @@ func main() {
 	}
 	res := map[string]any{
 		"clients": len(conns), "failed_connects": failed, "events_sent": sent,
-		"expected": expected, "delivered": got, "missing": missing, "duplicates": dups,
+		"expected": expected, "delivered": got, "undelivered": undelivered, "duplicates": dups,
 		"delivered_per_s": float64(got) / elapsed.Seconds(),
 		"p50_ms":          pct(0.50), "p99_ms": pct(0.99),
 	}
