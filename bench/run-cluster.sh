@@ -11,7 +11,11 @@
 #    Redis with the Go emitter (node dialect), the same publisher for both.
 # 2. Adapter overhead: one Go node without adapter vs the same node with the
 #    Redis adapter (node dialect); the broadcast is a client's "fanout"
-#    event on the node, as in bench/run-server.sh.
+#    event on the node, as in bench/run-server.sh. go-redis-detached is the
+#    node with the adapter whose handler broadcasts on a goroutine of its own
+#    (examples/bench -detach): Emit waits for Redis's reply to the PUBLISH,
+#    and one client's events run one after the other.
+# PARTS (default "cluster adapter") selects the parts.
 # Prints one JSON line per cluster (or node), rate and round. Needs Redis
 # (REDIS_URL, default redis://127.0.0.1:6379) and scripts/setup.sh (npm ci).
 set -euo pipefail
@@ -19,6 +23,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}; shift || true
 rates=${*:-8 40 150}
 adapter_rates=${ADAPTER_RATES:-150 300}
+parts=${PARTS:-cluster adapter}
 clients=${CLIENTS:-3000}
 duration=${DURATION:-10s}
 redis=${REDIS_URL:-redis://127.0.0.1:6379}
@@ -39,6 +44,7 @@ start() { # impl ports... -> pids
       node-cluster) node bench/node/sio-cluster-node.js "$p" "$key" >/dev/null 2>&1 & ;;
       go-single) /tmp/siobridge-benchserver -addr 127.0.0.1:$p >/dev/null 2>&1 & ;;
       go-redis) /tmp/siobridge-benchserver -addr 127.0.0.1:$p -url "$redis" -dialect node -channel "$key" >/dev/null 2>&1 & ;;
+      go-redis-detached) /tmp/siobridge-benchserver -addr 127.0.0.1:$p -url "$redis" -dialect node -channel "$key" -detach >/dev/null 2>&1 & ;;
     esac
     pids+=($!)
   done
@@ -50,6 +56,7 @@ trap '[ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null' EXIT
 
 for round in $(seq "$rounds"); do
   order="go-cluster node-cluster"; [ $((round % 2)) -eq 0 ] && order="node-cluster go-cluster"
+  [[ " $parts " == *" cluster "* ]] || rates=""
   for rate in $rates; do
     for impl in $order; do
       start $impl $ports
@@ -59,7 +66,8 @@ for round in $(seq "$rounds"); do
       stop
     done
   done
-  order="go-single go-redis"; [ $((round % 2)) -eq 0 ] && order="go-redis go-single"
+  order="go-single go-redis go-redis-detached"; [ $((round % 2)) -eq 0 ] && order="go-redis-detached go-redis go-single"
+  [[ " $parts " == *" adapter "* ]] || adapter_rates=""
   for rate in $adapter_rates; do
     for impl in $order; do
       start $impl 3101

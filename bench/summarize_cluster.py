@@ -34,3 +34,4 @@ def table(kind, a, b, title_a, title_b, ratio):
 
 table("cluster", "go-cluster", "node-cluster", "Go", "Node", "Go / Node")
 table("adapter", "go-redis", "go-single", "with Redis adapter", "single process", "with / without")
+table("adapter", "go-redis-detached", "go-single", "with adapter, detached handler", "single process", "with / without")

@@ -35,6 +35,7 @@ func main() {
 	busURL := flag.String("url", "", "broker URL: join the cluster on it (default: single process)")
 	dialectName := flag.String("dialect", "node", "cluster dialect with -url: python | python-pickle | node")
 	channel := flag.String("channel", "", "python channel / node key prefix with -url (default: the dialect's)")
+	detach := flag.Bool("detach", false, "broadcast each fanout on a goroutine of its own: the handler does not wait for the cluster publish (the sender's next event is not held up by it)")
 	flag.Parse()
 	opts := []server.Option{server.WithTransports("websocket")}
 	if *busURL != "" {
@@ -53,7 +54,11 @@ func main() {
 	srv := server.New(opts...)
 	srv.On("/", "join", func(s *server.Socket, room string) { s.Join(room) })
 	bench := srv.Of("/").To("bench")
-	srv.On("/", "fanout", func(s *server.Socket, arg any) { bench.Emit("tick", arg) })
+	if *detach {
+		srv.On("/", "fanout", func(s *server.Socket, arg any) { go bench.Emit("tick", arg) })
+	} else {
+		srv.On("/", "fanout", func(s *server.Socket, arg any) { bench.Emit("tick", arg) })
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", srv)
 	if *cpuprofile != "" || *memprofile != "" {
