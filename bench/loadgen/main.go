@@ -14,13 +14,20 @@
 // that its own cost stays small next to the server's: on a shared machine
 // the load generator must not be what saturates.
 //
+// For a cluster, -url takes several servers (clients connect round-robin)
+// and -publish has the ticks published to room "bench" through the broker
+// with the Go emitter (-dialect, -channel) instead of a client's event; each
+// tick carries (timestamp, number).
+//
 //	go run ./bench/loadgen -url ws://127.0.0.1:3000 -clients 5000 -rate 20 -duration 10s -pid PID
+//	go run ./bench/loadgen -url ws://127.0.0.1:3101,ws://127.0.0.1:3102 -publish redis://127.0.0.1:6379 -dialect node -channel KEY
 //	go run ./bench/loadgen -url ws://127.0.0.1:3000 -storm -clients 18000 -concurrency 512 -pid PID
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -40,6 +47,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/siobridge/siobridge/emitter"
+	"github.com/siobridge/siobridge/internal/brokerflags"
+	"github.com/siobridge/siobridge/internal/dialectname"
 	"github.com/siobridge/siobridge/internal/ws"
 )
 
@@ -61,6 +71,7 @@ func rss(pid int) int64 {
 // client is one WebSocket connection with a frame reader over buf.
 type client struct {
 	last   int64 // unix ns of the last tick received
+	got    int   // ticks received (measured ones)
 	sample bool  // its latencies are recorded
 	fd     int
 	conn   net.Conn
@@ -132,7 +143,8 @@ func (c *client) parse() (byte, []byte, bool) {
 // and "join" of room "bench" with an acknowledgement, so that a client is
 // in the room when dial returns.
 type dialer struct {
-	host    string
+	hosts   []string // servers, used in turn
+	nextH   atomic.Uint32
 	timeout time.Duration // for the whole set-up of one client
 	local   []net.Addr    // source addresses, used in turn; none: the kernel's choice
 	next    atomic.Uint32
@@ -143,11 +155,12 @@ func (d *dialer) dial() (*client, error) {
 	if len(d.local) > 0 {
 		nd.LocalAddr = d.local[int(d.next.Add(1))%len(d.local)]
 	}
-	conn, err := nd.Dial("tcp", d.host)
+	host := d.hosts[int(d.nextH.Add(1)-1)%len(d.hosts)]
+	conn, err := nd.Dial("tcp", host)
 	if err != nil {
 		return nil, err
 	}
-	c, err := setUp(conn, d.host, time.Now().Add(d.timeout))
+	c, err := setUp(conn, host, time.Now().Add(d.timeout))
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -218,8 +231,72 @@ func (c *client) await(prefix string) error {
 
 var tickPrefix = []byte(`42["tick",`)
 
+// tickSource sends one tick: ts is its timestamp (unix ns; -1 for the
+// warm-up), seq its number.
+type tickSource func(ts, seq int64) error
+
+// clientTicks has one more client emit "fanout" with the timestamp; the
+// server broadcasts it to room "bench" (examples/bench, sio-bench-server.js).
+func clientTicks(d *dialer) (tickSource, func(), error) {
+	sender, err := d.dial()
+	if err != nil {
+		return nil, nil, fmt.Errorf("sender: %w", err)
+	}
+	go func() {
+		for {
+			_, p, err := sender.next()
+			if err != nil {
+				return
+			}
+			if len(p) == 1 && p[0] == '2' {
+				sender.writeText([]byte("3"))
+			}
+		}
+	}()
+	send := func(ts, _ int64) error { return sender.writeText(fmt.Appendf(nil, `42["fanout",%d]`, ts)) }
+	return send, func() { sender.conn.Close() }, nil
+}
+
+// publishedTicks publishes "tick" (timestamp, number) to room "bench"
+// through the broker with the Go emitter, as an external process would:
+// every node of the cluster delivers it to its clients in the room.
+func publishedTicks(rawURL, dialectName, channel string) (tickSource, func(), error) {
+	d, err := dialectname.New(dialectName, channel)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	bus, err := brokerflags.Open(ctx, rawURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("publisher: %w", err)
+	}
+	em := emitter.New(bus, d)
+	room := em.To("bench")
+	send := func(ts, seq int64) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return room.Emit(ctx, "tick", ts, seq)
+	}
+	return send, func() { em.Close(); bus.Close() }, nil
+}
+
+// tickTime is the timestamp of a tick payload (the first argument; a float
+// too, should a peer re-encode the integer as one).
+func tickTime(p []byte) (int64, bool) {
+	p = p[len(tickPrefix):]
+	if i := bytes.IndexAny(p, ",]"); i >= 0 {
+		p = p[:i]
+	}
+	if ts, err := strconv.ParseInt(string(p), 10, 64); err == nil {
+		return ts, true
+	}
+	f, err := strconv.ParseFloat(string(p), 64)
+	return int64(f), err == nil
+}
+
 func main() {
-	rawURL := flag.String("url", "ws://127.0.0.1:3000", "server URL")
+	rawURL := flag.String("url", "ws://127.0.0.1:3000", "server URL; several comma-separated: clients connect to them round-robin")
 	n := flag.Int("clients", 5000, "clients in the room")
 	rate := flag.Int("rate", 20, "fanout events per second")
 	dur := flag.Duration("duration", 10*time.Second, "how long to send")
@@ -230,6 +307,10 @@ func main() {
 	timeout := flag.Duration("timeout", 30*time.Second, "set-up time allowed to one client")
 	local := flag.String("local", "", "comma-separated source IPs used in turn (e.g. 127.0.0.2,127.0.0.3: more ephemeral ports)")
 	cpuprofile := flag.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	drain := flag.Duration("drain", 10*time.Second, "wait at most this long after the last tick for the rest to arrive")
+	publish := flag.String("publish", "", "broker URL: publish the ticks to room \"bench\" with the Go emitter instead of a client's \"fanout\" event")
+	dialectName := flag.String("dialect", "node", "dialect of -publish: python | python-pickle | node")
+	channel := flag.String("channel", "", "python channel / node key prefix of -publish (default: the dialect's)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -240,13 +321,15 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	u, err := url.Parse(*rawURL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
-		os.Exit(2)
+	d := &dialer{timeout: *timeout}
+	for _, s := range strings.Split(*rawURL, ",") {
+		u, err := url.Parse(s)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		d.hosts = append(d.hosts, u.Host)
 	}
-
-	d := &dialer{host: u.Host, timeout: *timeout}
 	for _, ip := range strings.Split(*local, ",") {
 		if ip = strings.TrimSpace(ip); ip != "" {
 			a, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(ip, "0"))
@@ -293,11 +376,11 @@ func main() {
 			return
 		}
 		delivered.Add(1)
+		c.got++
 		now := time.Now().UnixNano()
 		c.last = now
 		if c.sample {
-			ts, err := strconv.ParseInt(string(bytes.TrimSuffix(p[len(tickPrefix):], []byte("]"))), 10, 64)
-			if err == nil {
+			if ts, ok := tickTime(p); ok {
 				mu.Lock()
 				lat = append(lat, time.Duration(now-ts))
 				mu.Unlock()
@@ -309,51 +392,78 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
-	sender, err := d.dial()
+	var send tickSource
+	var closeSource func()
+	if *publish != "" {
+		send, closeSource, err = publishedTicks(*publish, *dialectName, *channel)
+	} else {
+		send, closeSource, err = clientTicks(&dialer{hosts: d.hosts[:1], timeout: *timeout, local: d.local})
+	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "sender:", err)
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
-	go func() {
-		for {
-			_, p, err := sender.next()
-			if err != nil {
-				return
-			}
-			if len(p) == 1 && p[0] == '2' {
-				sender.writeText([]byte("3"))
-			}
+	sendErrs := 0
+	var firstSendErr error
+	// Tick i is due at i/rate after the start; a late one is sent at once,
+	// so every run offers rate*duration ticks however busy the machine.
+	interval := time.Second / time.Duration(*rate)
+	schedule := func(d time.Duration, f func(i int)) time.Time {
+		t0 := time.Now()
+		for i := 0; i < int(d/interval); i++ {
+			time.Sleep(time.Until(t0.Add(time.Duration(i) * interval)))
+			f(i)
 		}
-	}()
-	tick := time.NewTicker(time.Second / time.Duration(*rate))
-	for t0 := time.Now(); time.Since(t0) < *warmup; {
-		<-tick.C
-		sender.writeText([]byte(`42["fanout",-1]`))
+		return t0
 	}
-	tick.Stop()
+	schedule(*warmup, func(int) { send(-1, -1) })
 	if *warmup > 0 {
 		time.Sleep(time.Second) // let the warm-up drain
 	}
-	tick = time.NewTicker(time.Second / time.Duration(*rate))
-	start := time.Now()
 	sent := 0
-	for time.Since(start) < *dur {
-		<-tick.C
-		sender.writeText(fmt.Appendf(nil, `42["fanout",%d]`, time.Now().UnixNano()))
+	start := schedule(*dur, func(i int) {
+		if err := send(time.Now().UnixNano(), int64(i)); err != nil {
+			sendErrs++
+			if firstSendErr == nil {
+				firstSendErr = err
+			}
+			return
+		}
 		sent++
+	})
+	if firstSendErr != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: first failed send:", firstSendErr)
 	}
-	tick.Stop()
-	time.Sleep(2 * time.Second) // drain
+	// drain: until everything arrived, nothing more for 2 s, or -drain (a
+	// server that fell behind delivers its backlog late: what arrives by
+	// then counts in the rate; "undelivered" is the backlog left and lost)
+	expected := int64(sent * len(conns))
+	for prev, idle, t0 := int64(-1), 0, time.Now(); idle < 20 && time.Since(t0) < *drain; {
+		time.Sleep(100 * time.Millisecond)
+		got := delivered.Load()
+		if got >= expected {
+			break
+		}
+		if got == prev {
+			idle++
+		} else {
+			idle = 0
+		}
+		prev = got
+	}
 	got := delivered.Load()
 	readers.stop()
 	for _, c := range conns {
 		c.conn.Close()
 	}
-	sender.conn.Close()
+	closeSource()
 	// the rate is over the time from the first fanout to the last tick
 	var last int64
+	undelivered, dups := 0, 0
 	for _, c := range conns {
 		last = max(last, c.last)
+		undelivered += max(0, sent-c.got)
+		dups += max(0, c.got-sent)
 	}
 	elapsed := time.Duration(last - start.UnixNano())
 
@@ -367,9 +477,12 @@ func main() {
 	}
 	res := map[string]any{
 		"clients": len(conns), "failed_connects": failed, "events_sent": sent,
-		"expected": sent * len(conns), "delivered": got,
+		"expected": expected, "delivered": got, "undelivered": undelivered, "duplicates": dups,
 		"delivered_per_s": float64(got) / elapsed.Seconds(),
 		"p50_ms":          pct(0.50), "p99_ms": pct(0.99),
+	}
+	if sendErrs > 0 {
+		res["send_errors"] = sendErrs
 	}
 	if *pid > 0 && len(conns) > 0 {
 		res["rss_before"] = rssBefore
