@@ -70,9 +70,17 @@ type adapterConfig struct {
 //     subscriptions (Redis, in-memory).
 //
 // Operations the dialect cannot express return an error wrapping
-// dialect.ErrUnsupported and do nothing. When publishing fails, this
-// node's clients were served and the error says the other nodes may not
-// have been. Selections made only of socket
+// dialect.ErrUnsupported and do nothing. A node publishes its operations
+// in the order they were made. Broadcasts (Emit) do not wait for the
+// broker, as Node's adapter does: Emit returns once this node's clients
+// are served and the broadcast is queued; a publish that fails later is
+// counted in QueueStats().PublishErrs and logged, and while the broker is
+// slow or away at most MaxPublishBacklog bytes wait (beyond it Emit
+// returns ErrPublishBacklog). Every other operation (SocketsJoin,
+// SocketsLeave, DisconnectSockets, CloseRoom, EmitWithAck, ServerSideEmit,
+// FetchSockets, AllRooms) waits for its publish, after the broadcasts made
+// before it; when that fails, this node's clients were served and the
+// error says the other nodes may not have been. Selections made only of socket
 // ids connected to this node stay local (nothing is published).
 //
 // Subscribing happens in the background, per namespace as namespaces are
@@ -107,6 +115,7 @@ type member struct {
 	waits   map[string]*ackWait
 
 	inFlight atomic.Int64 // requests of other processes being answered
+	pub      *publisher   // publishing members: their operations, in order
 }
 
 func newMember(s *Server, c adapterConfig, publishing bool) *member {
@@ -119,8 +128,13 @@ func newMember(s *Server, c adapterConfig, publishing bool) *member {
 		want: map[string]queue.Subscription{}, refs: map[string]int{}, subs: map[string]queue.Subscriber{}, failed: map[string]error{},
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), waits: map[string]*ackWait{}}
 	if publishing {
-		m.wg.Add(1)
+		m.pub = newPublisher(m)
+		m.wg.Add(2)
 		go m.run()
+		go func() {
+			defer m.wg.Done()
+			m.pub.run()
+		}()
 	}
 	return m
 }
@@ -622,7 +636,11 @@ func (s *Socket) newAck(ch chan []any) uint64 {
 
 // publish sends msgs, logging failures.
 func (m *member) publish(msgs []queue.Message) error {
-	return m.publishCtx(m.ctx, msgs)
+	err := m.publishCtx(m.ctx, msgs)
+	if err != nil && m.pub != nil {
+		m.pub.failed(err)
+	}
+	return err
 }
 
 // publishCtx is publish for a caller with a context: it also gives up
@@ -633,15 +651,16 @@ func (m *member) publishCtx(ctx context.Context, msgs []queue.Message) error {
 	defer context.AfterFunc(m.ctx, cancel)()
 	if err := m.bus.Publish(ctx, msgs...); err != nil {
 		m.s.queue.publishErrs.Add(1)
-		m.s.log.Warn("server: publish to the cluster failed", "dialect", m.d.Name(), "err", err)
-		return fmt.Errorf("server: publish to the cluster: %w", err)
+		return fmt.Errorf("server: publish to the cluster (%s dialect): %w", m.d.Name(), err)
 	}
 	return nil
 }
 
-// send encodes o, performs local (when not nil) and publishes o. Nothing
+// send encodes o, performs local (when not nil) and publishes o after
+// every earlier operation of this member: a broadcast (wait false) without
+// waiting for the broker, anything else waiting for its publish. Nothing
 // is done when the dialect cannot express o.
-func (m *member) send(o op.Op, local func()) error {
+func (m *member) send(o op.Op, local func(), wait bool) error {
 	msgs, err := m.d.Encode(o)
 	if err != nil {
 		return fmt.Errorf("server: %s across the cluster (%s dialect): %w", o.Kind(), m.d.Name(), err)
@@ -649,7 +668,10 @@ func (m *member) send(o op.Op, local func()) error {
 	if local != nil {
 		local()
 	}
-	return m.publish(msgs)
+	if !wait {
+		return m.pub.async(msgs)
+	}
+	return m.pub.sync(m.ctx, msgs)
 }
 
 func (b *Broadcast) target() op.Target {
@@ -682,7 +704,7 @@ func (m *member) emit(b *Broadcast, event string, args []any) error {
 	}
 	var localErr error
 	err = m.send(&op.Emit{Target: b.target(), Event: event, Args: plain, Volatile: b.volatile},
-		func() { localErr = b.emitLocal(event, args) })
+		func() { localErr = b.emitLocal(event, args) }, false)
 	return errors.Join(localErr, err)
 }
 
@@ -697,7 +719,7 @@ func (m *member) join(b *Broadcast, rooms []string, join bool) error {
 		local()
 		return nil
 	}
-	return m.send(o, local)
+	return m.send(o, local, true)
 }
 
 func (m *member) disconnect(b *Broadcast, close bool) error {
@@ -706,11 +728,11 @@ func (m *member) disconnect(b *Broadcast, close bool) error {
 		local()
 		return nil
 	}
-	return m.send(&op.Disconnect{Target: b.target(), Close: close}, local)
+	return m.send(&op.Disconnect{Target: b.target(), Close: close}, local, true)
 }
 
 func (m *member) closeRoom(n *Namespace, room string) error {
-	return m.send(&op.CloseRoom{Namespace: n.name, Room: room}, func() { n.closeRoomLocal(room) })
+	return m.send(&op.CloseRoom{Namespace: n.name, Room: room}, func() { n.closeRoomLocal(room) }, true)
 }
 
 // ------------------------------------------------------------ acks
@@ -800,7 +822,7 @@ func (m *member) emitWithAck(ctx context.Context, b *Broadcast, event string, ar
 	}
 	defer cleanup()
 	if msgs != nil {
-		if err := m.publishCtx(ctx, msgs); err != nil {
+		if err := m.pub.sync(ctx, msgs); err != nil {
 			return nil, err
 		}
 	}

@@ -213,7 +213,7 @@ func (m *member) ask(ctx context.Context, ns, id string, o op.Op) ([]op.Op, erro
 		delete(m.waits, id)
 		m.mu.Unlock()
 	}()
-	if err := m.publishCtx(ctx, msgs); err != nil {
+	if err := m.pub.sync(ctx, msgs); err != nil {
 		return nil, err
 	}
 	for {
@@ -307,7 +307,7 @@ func (n *Namespace) ServerSideEmit(event string, args ...any) error {
 	if err != nil {
 		return fmt.Errorf("server: server-side emit %q: %w", event, err)
 	}
-	return m.send(&op.ServerSideEmit{Namespace: n.name, Event: event, Args: plain}, nil)
+	return m.send(&op.ServerSideEmit{Namespace: n.name, Event: event, Args: plain}, nil, true)
 }
 
 // ServerSideEmitWithAck emits event to the other servers and returns the
