@@ -304,6 +304,7 @@ func (n *Namespace) closeRoomLocal(room string) { n.In(room).socketsLeaveLocal([
 // Broadcast selects sockets of a namespace. It is immutable.
 type Broadcast struct {
 	n        *Namespace
+	self     string // the sending socket's id (Socket.Broadcast, Socket.To), or ""
 	rooms    []string
 	except   []string
 	volatile bool
@@ -330,6 +331,28 @@ func (b *Broadcast) In(rooms ...string) *Broadcast { return b.To(rooms...) }
 func (b *Broadcast) Except(rooms ...string) *Broadcast {
 	c := b.clone()
 	c.except = append(c.except, rooms...)
+	return c
+}
+
+// IncludeSelf says whether a broadcast made from a socket (Socket.Broadcast,
+// Socket.To) reaches that socket too, as Flask-SocketIO's include_self:
+// IncludeSelf(false) excludes the sender, IncludeSelf(true) undoes that.
+// On a namespace's broadcast (no sender) it changes nothing.
+func (b *Broadcast) IncludeSelf(include bool) *Broadcast {
+	if b.self == "" {
+		return b
+	}
+	c := b.clone()
+	if !include {
+		c.except = append(c.except, b.self)
+		return c
+	}
+	c.except = c.except[:0]
+	for _, r := range b.except {
+		if r != b.self {
+			c.except = append(c.except, r)
+		}
+	}
 	return c
 }
 

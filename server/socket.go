@@ -351,13 +351,18 @@ func (s *Socket) Rooms() []string {
 	return out
 }
 
-// To selects the sockets in rooms, except this one (socket.io's
-// socket.to(room).emit and Flask-SocketIO's emit(..., to=room,
-// include_self=False)).
-func (s *Socket) To(rooms ...string) *Broadcast { return s.n.To(rooms...).Except(s.id) }
+// To selects the sockets in rooms except this one: Node's
+// socket.to(room).emit, and Flask-SocketIO's emit(..., to=room,
+// include_self=False). Flask-SocketIO's emit(..., to=room) from a handler,
+// which includes the sender when it is in the room, is
+// s.Broadcast().To(room) (or s.To(room).IncludeSelf(true)).
+func (s *Socket) To(rooms ...string) *Broadcast { return s.Broadcast().To(rooms...).IncludeSelf(false) }
 
-// Broadcast selects every socket of the namespace except this one.
-func (s *Socket) Broadcast() *Broadcast { return s.n.Except(s.id) }
+// Broadcast selects every socket of the namespace, this one included:
+// Flask-SocketIO's emit(..., broadcast=True). Add IncludeSelf(false) for
+// include_self=False (Node's socket.broadcast.emit), To(rooms...) for
+// emit(..., to=room).
+func (s *Socket) Broadcast() *Broadcast { return &Broadcast{n: s.n, self: s.id} }
 
 // Disconnect disconnects the socket from its namespace; the connection
 // stays open for the client's other namespaces.

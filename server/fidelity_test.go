@@ -1,0 +1,68 @@
+package server_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/siobridge/siobridge/server"
+	"github.com/siobridge/siobridge/server/servertest"
+)
+
+// has reports whether rs holds event.
+func has(rs []servertest.Received, event string) bool {
+	for _, r := range rs {
+		if r.Event == event {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBroadcastIncludesSender: Flask-SocketIO's emit(broadcast=True)
+// reaches the sender unless include_self=False, emit(to=room) from a
+// handler reaches the sender when it is in the room, and Node's
+// socket.to(room) (s.To) does not.
+func TestBroadcastIncludesSender(t *testing.T) {
+	srv := newServer(t)
+	srv.On("/", "join", func(s *server.Socket, room string) { s.Join(room) })
+	srv.On("/", "all", func(s *server.Socket) { s.Broadcast().Emit("all") })
+	srv.On("/", "others", func(s *server.Socket) { s.Broadcast().IncludeSelf(false).Emit("others") })
+	srv.On("/", "flask-room", func(s *server.Socket, room string) { s.Broadcast().To(room).Emit("flask-room") })
+	srv.On("/", "node-room", func(s *server.Socket, room string) { s.To(room).Emit("node-room") })
+	srv.On("/", "node-room-self", func(s *server.Socket, room string) { s.To(room).IncludeSelf(true).Emit("node-room-self") })
+	srv.On("/", "marker", func(s *server.Socket) { s.Broadcast().Emit("marker") })
+	a := client(t, srv, "/", servertest.Options{})
+	b := client(t, srv, "/", servertest.Options{})
+	for _, c := range []*servertest.Client{a, b} {
+		if _, err := c.EmitWithAck("/", 5*time.Second, "join", "r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ev := range []string{"all", "others", "flask-room", "node-room", "node-room-self", "marker"} {
+		args := []any{}
+		if ev != "all" && ev != "others" && ev != "marker" {
+			args = append(args, "r")
+		}
+		a.Emit("/", ev, args...)
+	}
+	var rs [2][]servertest.Received
+	for i, c := range []*servertest.Client{a, b} {
+		r, err := c.WaitFor("/", "marker", 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs[i] = r
+	}
+	want := map[string][2]bool{ // event: received by a (the sender), by b
+		"all":            {true, true},
+		"others":         {false, true},
+		"flask-room":     {true, true},
+		"node-room":      {false, true},
+		"node-room-self": {true, true},
+	}
+	for ev, w := range want {
+		if g := [2]bool{has(rs[0], ev), has(rs[1], ev)}; g != w {
+			t.Errorf("%s: received by sender, other = %v, want %v", ev, g, w)
+		}
+	}
+}
