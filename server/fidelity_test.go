@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -63,6 +65,48 @@ func TestBroadcastIncludesSender(t *testing.T) {
 	for ev, w := range want {
 		if g := [2]bool{has(rs[0], ev), has(rs[1], ev)}; g != w {
 			t.Errorf("%s: received by sender, other = %v, want %v", ev, g, w)
+		}
+	}
+}
+
+// TestErrorHandlerResultIsTheAck: as Flask-SocketIO's on_error, when a
+// handler fails (error or panic) the error handler's return value is the
+// acknowledgement; a plain OnError handler answers with no arguments.
+func TestErrorHandlerResultIsTheAck(t *testing.T) {
+	srv := newServer(t)
+	srv.Of("/").OnErrorAck(func(s *server.Socket, event string, err error) any {
+		if event == "two" {
+			return server.Args{"failed", err.Error()}
+		}
+		return event + ": " + err.Error()
+	})
+	srv.On("/", "fail", func(s *server.Socket) (int, error) { return 0, errors.New("boom") })
+	srv.On("/", "panic", func(s *server.Socket) int { panic("oops") })
+	srv.On("/", "two", func(s *server.Socket) error { return errors.New("bad") })
+	srv.Of("/plain").OnError(func(*server.Socket, string, error) {})
+	srv.On("/plain", "fail", func(s *server.Socket) error { return errors.New("boom") })
+	srv.OnErrorDefaultAck(func(s *server.Socket, event string, err error) any { return "default" })
+	srv.On("/other", "fail", func(s *server.Socket) error { return errors.New("boom") })
+	c := client(t, srv, "/", servertest.Options{})
+	for _, ns := range []string{"/plain", "/other"} {
+		if err := c.Connect(ns, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		ns, event string
+		want      []any
+	}{
+		{"/", "fail", []any{"fail: boom"}},
+		{"/", "panic", []any{"panic: panic: oops"}},
+		{"/", "two", []any{"failed", "bad"}},
+		{"/plain", "fail", []any{}},
+		{"/other", "fail", []any{"default"}},
+	}
+	for _, cs := range cases {
+		got, err := c.EmitWithAck(cs.ns, 5*time.Second, cs.event)
+		if err != nil || !reflect.DeepEqual(got, cs.want) {
+			t.Errorf("%s %s: ack %#v %v, want %#v", cs.ns, cs.event, got, err, cs.want)
 		}
 	}
 }

@@ -21,7 +21,7 @@ type Namespace struct {
 	onAny        func(s *Socket, event string, args []any)
 	onConnect    func(s *Socket, auth json.RawMessage) error
 	onDisconnect func(s *Socket, reason string)
-	onError      func(s *Socket, event string, err error)
+	onError      errorHandler
 	mws          []func(s *Socket, auth json.RawMessage) error
 	sockets      map[string]*Socket
 	rooms        map[string]map[*Socket]struct{}
@@ -105,11 +105,49 @@ func (n *Namespace) OnDisconnect(fn func(s *Socket, reason string)) {
 // OnError sets the error handler: it receives the errors returned by event
 // handlers, and the panics they raise, with the event's name.
 // Errors of namespaces without their own handler go to the server's
-// default handler (Server.OnErrorDefault), else to the log.
+// default handler (Server.OnErrorDefault), else to the log. When the
+// client asked for an acknowledgement, an error handler answers it (with
+// no arguments; OnErrorAck chooses them); errors that only reach the log
+// leave it unanswered.
 func (n *Namespace) OnError(fn func(s *Socket, event string, err error)) {
+	n.OnErrorAck(ackless(fn))
+}
+
+// OnErrorAck sets an error handler whose result is the acknowledgement
+// of the failed event, as Flask-SocketIO's on_error: its value is the
+// ack's argument (Args spreads several, nil sends none). It replaces the
+// handler set by OnError.
+func (n *Namespace) OnErrorAck(fn func(s *Socket, event string, err error) any) {
 	n.mu.Lock()
 	n.onError = fn
 	n.mu.Unlock()
+}
+
+// errorHandler is an error handler: its result answers the failed event.
+type errorHandler = func(s *Socket, event string, err error) any
+
+// ackless makes an error handler without a result one whose
+// acknowledgement has no arguments.
+func ackless(fn func(s *Socket, event string, err error)) errorHandler {
+	if fn == nil {
+		return nil
+	}
+	return func(s *Socket, event string, err error) any {
+		fn(s, event, err)
+		return nil
+	}
+}
+
+// ackArgs is the acknowledgement of an error handler's result v.
+func ackArgs(v any) []any {
+	switch v := v.(type) {
+	case nil:
+		return []any{}
+	case Args:
+		return []any(v)
+	default:
+		return []any{v}
+	}
 }
 
 // Use adds a middleware that runs before the connect handler, for

@@ -171,7 +171,7 @@ type Server struct {
 	serverEvents   sync.Map      // namespace + "\x00" + event -> OnServerSideEmit handler
 
 	mu             sync.RWMutex
-	onErrorDefault func(s *Socket, event string, err error)
+	onErrorDefault errorHandler
 	nsps           map[string]*Namespace
 	dynamic        []dynamicNamespace
 	wg             sync.WaitGroup
@@ -361,6 +361,12 @@ func (s *Server) OnDisconnect(ns string, fn func(s *Socket, reason string)) {
 // OnErrorDefault sets the error handler of namespaces that have none
 // (Flask-SocketIO's on_error_default).
 func (s *Server) OnErrorDefault(fn func(s *Socket, event string, err error)) {
+	s.OnErrorDefaultAck(ackless(fn))
+}
+
+// OnErrorDefaultAck is OnErrorDefault with a handler whose result is the
+// failed event's acknowledgement (see Namespace.OnErrorAck).
+func (s *Server) OnErrorDefaultAck(fn func(s *Socket, event string, err error) any) {
 	s.mu.Lock()
 	s.onErrorDefault = fn
 	s.mu.Unlock()

@@ -425,10 +425,13 @@ func (s *Socket) dispatch(p *parser.Packet) {
 		s.n.s.mu.RUnlock()
 	}
 	report := func(err error) {
-		if onErr != nil {
-			onErr(s, event, err)
-		} else {
+		if onErr == nil {
 			s.n.s.log.Warn("socket.io: event handler failed", "namespace", s.n.name, "event", event, "err", err)
+			return
+		}
+		r := onErr(s, event, err)
+		if p.HasID { // the error handler's result answers the event (Flask-SocketIO)
+			s.packet(parser.Ack, p.ID, true, ackArgs(r))
 		}
 	}
 	defer func() {
