@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"context"
 	"errors"
 	"reflect"
+	"sort"
 	"testing"
 	"time"
 
@@ -107,6 +109,66 @@ func TestErrorHandlerResultIsTheAck(t *testing.T) {
 		got, err := c.EmitWithAck(cs.ns, 5*time.Second, cs.event)
 		if err != nil || !reflect.DeepEqual(got, cs.want) {
 			t.Errorf("%s %s: ack %#v %v, want %#v", cs.ns, cs.event, got, err, cs.want)
+		}
+	}
+}
+
+// TestDisconnectHandlersSeeRooms: the disconnecting handler (Node) and
+// then the disconnect handler run while the socket is still in its rooms
+// (rooms() works in python-socketio's disconnect handler), for a
+// namespace disconnect and for a closed connection; the rooms are left
+// afterwards.
+func TestDisconnectHandlersSeeRooms(t *testing.T) {
+	srv := newServer(t)
+	type call struct {
+		handler, sid, reason string
+		rooms                []string
+	}
+	calls := make(chan call, 8)
+	record := func(handler string) func(*server.Socket, string) {
+		return func(s *server.Socket, reason string) {
+			r := s.Rooms()
+			sort.Strings(r)
+			calls <- call{handler, s.ID(), reason, r}
+		}
+	}
+	root := srv.Of("/")
+	root.OnDisconnecting(record("disconnecting"))
+	root.OnDisconnect(record("disconnect"))
+	srv.On("/", "join", func(s *server.Socket, room string) { s.Join(room) })
+	for _, tc := range []struct {
+		reason string
+		end    func(*servertest.Client)
+	}{
+		{"client namespace disconnect", func(c *servertest.Client) { c.Disconnect("/") }},
+		{"transport close", func(c *servertest.Client) { c.Close() }},
+	} {
+		c := client(t, srv, "/", servertest.Options{})
+		sid := c.SID("/")
+		if _, err := c.EmitWithAck("/", 5*time.Second, "join", "zroom"); err != nil {
+			t.Fatal(err)
+		}
+		tc.end(c)
+		want := []string{sid, "zroom"}
+		sort.Strings(want)
+		for _, h := range []string{"disconnecting", "disconnect"} {
+			select {
+			case g := <-calls:
+				if g.handler != h || g.sid != sid || g.reason != tc.reason || !reflect.DeepEqual(g.rooms, want) {
+					t.Errorf("%s: got %+v, want handler %s with reason %q and rooms %v", tc.reason, g, h, tc.reason, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: no %s call", tc.reason, h)
+			}
+		}
+		for i := 0; root.Socket(sid) != nil; i++ { // removed after the handlers returned
+			if i == 500 {
+				t.Fatalf("%s: socket still in its namespace", tc.reason)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if rooms, err := root.AllRooms(context.Background()); err != nil || len(rooms) != 0 {
+			t.Errorf("%s: rooms left behind: %v %v", tc.reason, rooms, err)
 		}
 	}
 }

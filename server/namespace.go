@@ -21,6 +21,7 @@ type Namespace struct {
 	onAny        func(s *Socket, event string, args []any)
 	onConnect    func(s *Socket, auth json.RawMessage) error
 	onDisconnect func(s *Socket, reason string)
+	onDiscing    func(s *Socket, reason string) // OnDisconnecting
 	onError      errorHandler
 	mws          []func(s *Socket, auth json.RawMessage) error
 	sockets      map[string]*Socket
@@ -95,10 +96,22 @@ func (n *Namespace) OnConnect(fn func(s *Socket, auth json.RawMessage) error) {
 	n.mu.Unlock()
 }
 
-// OnDisconnect sets the disconnect handler.
+// OnDisconnect sets the disconnect handler. As in python-socketio, the
+// socket is still in its rooms while it runs (s.Rooms() lists them); they
+// are left when it returns. The reasons are socket.io's (Node's); see
+// docs/api-parity.md for python-socketio's names of each.
 func (n *Namespace) OnDisconnect(fn func(s *Socket, reason string)) {
 	n.mu.Lock()
 	n.onDisconnect = fn
+	n.mu.Unlock()
+}
+
+// OnDisconnecting sets the handler of Node's "disconnecting" event: it
+// runs before the disconnect handler, with the same reason, while the
+// socket is still in its rooms.
+func (n *Namespace) OnDisconnecting(fn func(s *Socket, reason string)) {
+	n.mu.Lock()
+	n.onDiscing = fn
 	n.mu.Unlock()
 }
 
@@ -172,7 +185,7 @@ func (n *Namespace) connectHandler() func(*Socket, json.RawMessage) error {
 
 // RegisterHandlers registers the methods of v as the namespace's handlers,
 // the way Flask-SocketIO's class-based namespaces do: OnConnect(s, auth)
-// error, OnDisconnect(s, reason), and On<Event> methods for the events
+// error, OnDisconnect(s, reason), OnDisconnecting(s, reason), and On<Event> methods for the events
 // (OnMyEvent handles "my_event"; a method named after the exact event,
 // e.g. "OnmyEvent", is not needed: the snake_case name and the name with
 // its first letter lowered are both registered).
@@ -191,6 +204,11 @@ func (n *Namespace) RegisterHandlers(v any) {
 		case "OnDisconnect":
 			if f, ok := fn.(func(*Socket, string)); ok {
 				n.OnDisconnect(f)
+			}
+			continue
+		case "OnDisconnecting":
+			if f, ok := fn.(func(*Socket, string)); ok {
+				n.OnDisconnecting(f)
 			}
 			continue
 		}

@@ -371,8 +371,9 @@ func (s *Socket) Disconnect() {
 	s.remove("server namespace disconnect")
 }
 
-// remove takes the socket out of its namespace and calls the disconnect
-// handler once.
+// remove calls the disconnecting and disconnect handlers once, while the
+// socket is still in its rooms (as python-socketio), then takes it out of
+// its namespace.
 func (s *Socket) remove(reason string) {
 	s.mu.Lock()
 	if s.gone {
@@ -382,16 +383,19 @@ func (s *Socket) remove(reason string) {
 	s.gone = true
 	s.inbox, s.inboxBytes = nil, 0 // events not started are not run for a gone socket
 	s.mu.Unlock()
-	s.n.removeSocket(s)
 	s.c.mu.Lock()
-	s.c.sockets.remove(s)
+	s.c.sockets.remove(s) // the client may connect to the namespace again at once
 	s.c.mu.Unlock()
 	s.n.mu.RLock()
-	h := s.n.onDisconnect
+	discing, h := s.n.onDiscing, s.n.onDisconnect
 	s.n.mu.RUnlock()
+	if discing != nil {
+		discing(s, reason)
+	}
 	if h != nil {
 		h(s, reason)
 	}
+	s.n.removeSocket(s)
 	s.n.s.dropIfEmpty(s.n)
 }
 
