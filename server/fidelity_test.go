@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,7 +49,9 @@ func TestBroadcastIncludesSender(t *testing.T) {
 		if ev != "all" && ev != "others" && ev != "marker" {
 			args = append(args, "r")
 		}
-		a.Emit("/", ev, args...)
+		if _, err := a.EmitWithAck("/", 5*time.Second, ev, args...); err != nil { // one after the other
+			t.Fatal(err)
+		}
 	}
 	var rs [2][]servertest.Received
 	for i, c := range []*servertest.Client{a, b} {
@@ -170,5 +174,65 @@ func TestDisconnectHandlersSeeRooms(t *testing.T) {
 		if rooms, err := root.AllRooms(context.Background()); err != nil || len(rooms) != 0 {
 			t.Errorf("%s: rooms left behind: %v %v", tc.reason, rooms, err)
 		}
+	}
+}
+
+// TestAsyncHandlers: by default (Flask-SocketIO's async_handlers=True) a
+// slow handler does not delay the next event's handler: "fast" is
+// answered while "slow" still waits for it.
+func TestAsyncHandlers(t *testing.T) {
+	srv := newServer(t)
+	fastDone := make(chan struct{})
+	slowDone := make(chan bool, 1)
+	srv.On("/", "slow", func(s *server.Socket) {
+		select {
+		case <-fastDone:
+			slowDone <- true
+		case <-time.After(10 * time.Second): // the handlers ran one after the other
+			slowDone <- false
+		}
+	})
+	srv.On("/", "fast", func(s *server.Socket) string { close(fastDone); return "fast" })
+	c := client(t, srv, "/", servertest.Options{})
+	c.Emit("/", "slow")
+	if r, err := c.EmitWithAck("/", 15*time.Second, "fast"); err != nil || r[0] != "fast" {
+		t.Fatalf("fast: %v %v", r, err)
+	}
+	if !<-slowDone {
+		t.Fatal(`"fast" ran only after "slow" returned`)
+	}
+}
+
+// TestSyncHandlers: with WithAsyncHandlers(false) a socket's handlers run
+// one after the other, in arrival order: "fast" waits for "slow".
+func TestSyncHandlers(t *testing.T) {
+	srv := newServer(t, server.WithAsyncHandlers(false))
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	srv.On("/", "slow", func(s *server.Socket) {
+		note("slow start")
+		<-release
+		note("slow end")
+	})
+	srv.On("/", "fast", func(s *server.Socket) { note("fast"); s.Emit("fast-done") })
+	// a connection's packets are read in order: once the CONNECT to
+	// /probe is handled, "fast" has arrived (and would have started with
+	// async handlers)
+	srv.OnConnect("/probe", func(*server.Socket, json.RawMessage) error { close(release); return nil })
+	c := client(t, srv, "/", servertest.Options{})
+	c.Emit("/", "slow")
+	c.Emit("/", "fast")
+	if err := c.Connect("/probe", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitFor("/", "fast-done", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"slow start", "slow end", "fast"}; !reflect.DeepEqual(order, want) {
+		t.Fatalf("handlers ran as %v, want %v", order, want)
 	}
 }

@@ -41,6 +41,8 @@ type config struct {
 	alwaysConnect  bool
 	backlogEvents  int
 	backlogBytes   int
+	syncHandlers   bool // WithAsyncHandlers(false)
+	maxHandlers    int  // WithMaxConcurrentHandlers
 	maxNamespaces  int
 	adapter        *adapterConfig // WithAdapter
 }
@@ -112,8 +114,35 @@ func WithAllowRequest(fn func(r *http.Request) error) Option {
 // accepted once the handler returned nil.
 func WithAlwaysConnect() Option { return func(c *config) { c.alwaysConnect = true } }
 
+// DefaultMaxConcurrentHandlers is the default number of handlers of one
+// socket that may run at once with async handlers (WithAsyncHandlers).
+const DefaultMaxConcurrentHandlers = 16
+
+// WithAsyncHandlers chooses how the handlers of one socket's events run,
+// as Flask-SocketIO's async_handlers. With true (the default, as
+// Flask-SocketIO and python-socketio), each event's handler starts at
+// once in its own goroutine, so a slow handler does not delay the next
+// events; at most WithMaxConcurrentHandlers of them (default 16) run at
+// once per socket, the next events wait in the socket's backlog
+// (WithEventBacklog). Their order is then not guaranteed. With false, a
+// socket's handlers run one after the other, in arrival order (as Node
+// runs a socket's listeners). Either way the handlers run off the
+// connection's read loop and different sockets' handlers run in parallel.
+func WithAsyncHandlers(async bool) Option { return func(c *config) { c.syncHandlers = !async } }
+
+// WithMaxConcurrentHandlers bounds the handlers of one socket that run at
+// once with async handlers (zero keeps DefaultMaxConcurrentHandlers).
+// Each costs a goroutine (a few KB) plus what the handler holds.
+func WithMaxConcurrentHandlers(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxHandlers = n
+		}
+	}
+}
+
 // WithEventBacklog bounds the events of one socket that wait for their
-// handler while an earlier handler of the socket runs: at most events
+// handler while the socket's handlers run: at most events
 // events and bytes bytes (payloads and attachments, plus 128 bytes per
 // event); zero keeps a default (DefaultBacklogEvents,
 // DefaultBacklogBytes). A client whose events arrive faster than its
@@ -123,7 +152,7 @@ func WithAlwaysConnect() Option { return func(c *config) { c.alwaysConnect = tru
 // disconnects, the events still waiting are dropped; the handler running
 // finishes. (python-socketio and Node have no such backlog: Node runs
 // handlers without waiting for the previous one, python-socketio starts a
-// task per event.)
+// task per event without a bound.)
 func WithEventBacklog(events, bytes int) Option {
 	return func(c *config) {
 		if events > 0 {
@@ -165,6 +194,7 @@ type Server struct {
 	alwaysConnect  bool
 	backlogEvents  int // bounds of a socket's event backlog
 	backlogBytes   int
+	handlerLimit   int           // handlers of one socket running at once
 	maxNamespaces  int           // per client
 	queue          queueCounters // ConsumeQueue and WithAdapter
 	member         *member       // WithAdapter; nil for a single process
@@ -185,7 +215,7 @@ type dynamicNamespace struct {
 // New returns a server; namespace "/" always exists.
 func New(opts ...Option) *Server {
 	c := config{connectTimeout: 45 * time.Second, backlogEvents: DefaultBacklogEvents, backlogBytes: DefaultBacklogBytes,
-		maxNamespaces: DefaultMaxNamespaces}
+		maxNamespaces: DefaultMaxNamespaces, maxHandlers: DefaultMaxConcurrentHandlers}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -198,7 +228,10 @@ func New(opts ...Option) *Server {
 	c.eio.Logger = c.log
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
 		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect,
-		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, maxNamespaces: c.maxNamespaces}
+		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, handlerLimit: c.maxHandlers, maxNamespaces: c.maxNamespaces}
+	if c.syncHandlers {
+		s.handlerLimit = 1
+	}
 	if c.adapter != nil {
 		s.member = newMember(s, *c.adapter, true)
 	}

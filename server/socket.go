@@ -30,11 +30,12 @@ type Socket struct {
 	ackSeq     uint64
 	session    map[string]any
 	gone       bool
-	event      string            // the event whose handler is running
+	event      string            // the event whose handler started last
 	eventArgs  []json.RawMessage // and its arguments
+	eventSeq   uint64            // counts the handlers started
 	inbox      []*parser.Packet  // events waiting for their handler
 	inboxBytes int               // their backlogCost
-	running    bool              // a goroutine runs handlers (drain)
+	running    int               // goroutines running handlers (drain)
 }
 
 // Bounds of a socket's event backlog (WithEventBacklog).
@@ -60,12 +61,14 @@ func backlogCost(p *parser.Packet) int {
 	return n
 }
 
-// enqueue runs the handlers of a socket's events one after the other, in
-// arrival order, off the connection's read loop (so a handler may wait,
-// e.g. for an acknowledgement, without blocking the connection). Events
-// that arrive while a handler runs wait in the socket's backlog; a client
-// whose backlog grows over its bound (WithEventBacklog) is disconnected.
-// An event for an idle socket is started at once, whatever its size.
+// enqueue runs the handlers of a socket's events off the connection's
+// read loop (so a handler may wait, e.g. for an acknowledgement, without
+// blocking the connection): at most srv.handlerLimit at once
+// (WithAsyncHandlers, WithMaxConcurrentHandlers; with one, in arrival
+// order). Events that arrive while that many handlers run wait in the
+// socket's backlog; a client whose backlog grows over its bound
+// (WithEventBacklog) is disconnected. An event that can start at once is
+// started, whatever its size.
 func (s *Socket) enqueue(p *parser.Packet) {
 	srv := s.n.s
 	s.mu.Lock()
@@ -73,8 +76,8 @@ func (s *Socket) enqueue(p *parser.Packet) {
 		s.mu.Unlock()
 		return
 	}
-	if !s.running {
-		s.running = true
+	if s.running < srv.handlerLimit && len(s.inbox) == 0 {
+		s.running++
 		s.mu.Unlock()
 		srv.wg.Add(1)
 		go s.drain(p)
@@ -96,15 +99,16 @@ func (s *Socket) enqueue(p *parser.Packet) {
 	s.mu.Unlock()
 }
 
-// drain runs p's handler, then those of the backlog, until it is empty or
-// the socket is gone (the events left are then dropped, not run).
+// drain runs p's handler, then those of the backlog (shared by the
+// socket's drain goroutines), until it is empty or the socket is gone (the
+// events left are then dropped, not run).
 func (s *Socket) drain(p *parser.Packet) {
 	defer s.n.s.wg.Done()
 	for {
 		s.dispatch(p)
 		s.mu.Lock()
 		if len(s.inbox) == 0 || s.gone {
-			s.running = false
+			s.running--
 			s.inbox, s.inboxBytes = nil, 0
 			s.mu.Unlock()
 			return
@@ -248,7 +252,10 @@ func (s *Socket) SendJSON(v any) error { return s.Emit("json", v) }
 
 // Event returns the name of the event whose handler is running for this
 // socket (Flask-SocketIO's request.event["message"]), or "" outside
-// handlers; error handlers see the event that failed.
+// handlers; error handlers see the event that failed. With async handlers
+// (WithAsyncHandlers, the default) several may run at once, and it may
+// then be another running handler's event (or ""): read it first thing in
+// a handler, or use WithAsyncHandlers(false) where it matters.
 func (s *Socket) Event() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -412,10 +419,14 @@ func (s *Socket) dispatch(p *parser.Packet) {
 	args = args[1:]
 	s.mu.Lock()
 	s.event, s.eventArgs = event, args
+	s.eventSeq++
+	seq := s.eventSeq
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.event, s.eventArgs = "", nil
+		if s.eventSeq == seq { // no handler started since
+			s.event, s.eventArgs = "", nil
+		}
 		s.mu.Unlock()
 	}()
 	s.n.mu.RLock()
