@@ -572,8 +572,8 @@ func (c *client) connect(p *parser.Packet) {
 	sock := newSocket(c, n, auth)
 	for _, mw := range n.middlewares() {
 		if err := mw(sock, auth); err != nil {
+			c.s.dropIfEmpty(n) // before the client hears of the refusal
 			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})
-			c.s.dropIfEmpty(n)
 			return
 		}
 	}
@@ -609,8 +609,8 @@ func (c *client) connect(p *parser.Packet) {
 			c.sockets.remove(sock)
 			c.mu.Unlock()
 			sock.dropPending()
+			c.s.dropIfEmpty(n) // before the client hears of the refusal
 			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})
-			c.s.dropIfEmpty(n)
 			return
 		}
 	}
