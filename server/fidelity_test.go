@@ -236,3 +236,31 @@ func TestSyncHandlers(t *testing.T) {
 		t.Fatalf("handlers ran as %v, want %v", order, want)
 	}
 }
+
+// TestPythonDisconnectReasons: with WithPythonDisconnectReasons the
+// disconnect handler gets python-socketio's reasons.
+func TestPythonDisconnectReasons(t *testing.T) {
+	srv := newServer(t, server.WithPythonDisconnectReasons())
+	reasons := make(chan string, 4)
+	srv.OnDisconnect("/", func(s *server.Socket, reason string) { reasons <- reason })
+	srv.On("/", "kick", func(s *server.Socket) { s.Disconnect() })
+	for _, tc := range []struct {
+		want string
+		end  func(*servertest.Client)
+	}{
+		{"client disconnect", func(c *servertest.Client) { c.Disconnect("/") }},
+		{"server disconnect", func(c *servertest.Client) { c.Emit("/", "kick") }},
+		{"transport close", func(c *servertest.Client) { c.Close() }},
+	} {
+		c := client(t, srv, "/", servertest.Options{})
+		tc.end(c)
+		select {
+		case r := <-reasons:
+			if r != tc.want {
+				t.Errorf("reason %q, want %q", r, tc.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no disconnect for %q", tc.want)
+		}
+	}
+}

@@ -42,6 +42,7 @@ type config struct {
 	backlogEvents  int
 	backlogBytes   int
 	syncHandlers   bool // WithAsyncHandlers(false)
+	pyReasons      bool // WithPythonDisconnectReasons
 	maxHandlers    int  // WithMaxConcurrentHandlers
 	maxNamespaces  int
 	adapter        *adapterConfig // WithAdapter
@@ -113,6 +114,29 @@ func WithAllowRequest(fn func(r *http.Request) error) Option {
 // (Flask-SocketIO's always_connect=True). By default a connection is only
 // accepted once the handler returned nil.
 func WithAlwaysConnect() Option { return func(c *config) { c.alwaysConnect = true } }
+
+// WithPythonDisconnectReasons gives the disconnect handlers
+// python-socketio's reasons ("client disconnect", "server disconnect",
+// "transport close", "ping timeout", "transport error") instead of
+// socket.io's (Node's, the default); docs/api-parity.md lists the
+// mapping.
+func WithPythonDisconnectReasons() Option { return func(c *config) { c.pyReasons = true } }
+
+// pythonReason is python-socketio's name of a socket.io disconnect reason.
+// An Engine.IO close packet from the client is "transport close" here
+// (python-socketio says "client disconnect").
+func pythonReason(reason string) string {
+	switch reason {
+	case "client namespace disconnect":
+		return "client disconnect"
+	case "transport close", "ping timeout", "transport error":
+		return reason
+	case "parse error":
+		return "transport error"
+	default: // server namespace disconnect, forced close, server shutting down, send queue full
+		return "server disconnect"
+	}
+}
 
 // DefaultMaxConcurrentHandlers is the default number of handlers of one
 // socket that may run at once with async handlers (WithAsyncHandlers).
@@ -195,6 +219,7 @@ type Server struct {
 	backlogEvents  int // bounds of a socket's event backlog
 	backlogBytes   int
 	handlerLimit   int           // handlers of one socket running at once
+	pyReasons      bool          // disconnect reasons in python-socketio's words
 	maxNamespaces  int           // per client
 	queue          queueCounters // ConsumeQueue and WithAdapter
 	member         *member       // WithAdapter; nil for a single process
@@ -228,7 +253,8 @@ func New(opts ...Option) *Server {
 	c.eio.Logger = c.log
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
 		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect,
-		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, handlerLimit: c.maxHandlers, maxNamespaces: c.maxNamespaces}
+		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, handlerLimit: c.maxHandlers, maxNamespaces: c.maxNamespaces,
+		pyReasons: c.pyReasons}
 	if c.syncHandlers {
 		s.handlerLimit = 1
 	}

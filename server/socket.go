@@ -396,6 +396,9 @@ func (s *Socket) remove(reason string) {
 	s.n.mu.RLock()
 	discing, h := s.n.onDiscing, s.n.onDisconnect
 	s.n.mu.RUnlock()
+	if s.n.s.pyReasons {
+		reason = pythonReason(reason)
+	}
 	if discing != nil {
 		discing(s, reason)
 	}
