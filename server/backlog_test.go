@@ -48,21 +48,30 @@ func blockHandlers(t *testing.T, srv *server.Server) (runs *atomic.Int32, releas
 	return runs, release
 }
 
-// A client whose events pile up behind a slow handler is disconnected once
+// A client whose events pile up behind slow handlers is disconnected once
 // its backlog is over the bound, by count or by bytes. It used to grow
-// without limit (200,000 events: +150 MB).
+// without limit (200,000 events: +150 MB). With async handlers (the
+// default) at most WithMaxConcurrentHandlers of them run at once, the
+// others wait in the backlog; without, one.
 func TestEventBacklogBound(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		opt     server.Option
 		payload string
+		async   bool
+		running int32
 	}{
-		{"events", server.WithEventBacklog(10, 0), "x"},
-		{"bytes", server.WithEventBacklog(0, 10_000), strings.Repeat("x", 3000)},
+		{"events", server.WithEventBacklog(10, 0), "x", false, 1},
+		{"bytes", server.WithEventBacklog(0, 10_000), strings.Repeat("x", 3000), false, 1},
+		{"events async", server.WithEventBacklog(10, 0), "x", true, server.DefaultMaxConcurrentHandlers},
+		{"bytes async", server.WithEventBacklog(0, 10_000), strings.Repeat("x", 3000), true, server.DefaultMaxConcurrentHandlers},
+		{"events async limit", server.WithMaxConcurrentHandlers(3), "x", true, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs logBuffer
-			srv := newServer(t, tc.opt, server.WithLogger(logs.logger()))
+			// every case bounds the backlog to 10 events; the bytes cases reach 10,000 bytes first
+			srv := newServer(t, server.WithEventBacklog(10, 0), tc.opt, server.WithLogger(logs.logger()),
+				server.WithAsyncHandlers(tc.async))
 			runs, _ := blockHandlers(t, srv)
 			c := client(t, srv, "/", servertest.Options{})
 			for range 50 {
@@ -73,8 +82,11 @@ func TestEventBacklogBound(t *testing.T) {
 			if !c.WaitDisconnected("/", 10*time.Second) {
 				t.Fatal("the client was not disconnected")
 			}
-			if n := runs.Load(); n != 1 {
-				t.Errorf("%d handlers started, want 1", n)
+			for i := 0; runs.Load() < tc.running && i < 1000; i++ { // the started goroutines get to run
+				time.Sleep(5 * time.Millisecond)
+			}
+			if n := runs.Load(); n != tc.running {
+				t.Errorf("%d handlers started, want %d", n, tc.running)
 			}
 			if !strings.Contains(logs.String(), "event backlog is over its bound") {
 				t.Errorf("no log line: %s", logs.String())
@@ -86,7 +98,12 @@ func TestEventBacklogBound(t *testing.T) {
 // The events waiting when a socket disconnects are dropped: their handlers
 // do not run for the gone socket (they all used to run, after it left).
 func TestEventBacklogDroppedOnDisconnect(t *testing.T) {
-	srv := server.New() // shut down by the test itself
+	t.Run("async", func(t *testing.T) { testBacklogDropped(t, true, server.DefaultMaxConcurrentHandlers) })
+	t.Run("sync", func(t *testing.T) { testBacklogDropped(t, false, 1) })
+}
+
+func testBacklogDropped(t *testing.T, async bool, running int32) {
+	srv := server.New(server.WithAsyncHandlers(async)) // shut down by the test itself
 	runs, release := blockHandlers(t, srv)
 	gone := make(chan struct{})
 	srv.OnDisconnect("/", func(*server.Socket, string) { close(gone) })
@@ -110,7 +127,7 @@ func TestEventBacklogDroppedOnDisconnect(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil { // waits for every handler goroutine
 		t.Fatal(err)
 	}
-	if n := runs.Load(); n != 1 {
-		t.Errorf("%d handlers ran, want 1 (the one running when the socket left)", n)
+	if n := runs.Load(); n != running {
+		t.Errorf("%d handlers ran, want %d (those running when the socket left)", n, running)
 	}
 }

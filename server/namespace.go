@@ -21,7 +21,8 @@ type Namespace struct {
 	onAny        func(s *Socket, event string, args []any)
 	onConnect    func(s *Socket, auth json.RawMessage) error
 	onDisconnect func(s *Socket, reason string)
-	onError      func(s *Socket, event string, err error)
+	onDiscing    func(s *Socket, reason string) // OnDisconnecting
+	onError      errorHandler
 	mws          []func(s *Socket, auth json.RawMessage) error
 	sockets      map[string]*Socket
 	rooms        map[string]map[*Socket]struct{}
@@ -95,21 +96,71 @@ func (n *Namespace) OnConnect(fn func(s *Socket, auth json.RawMessage) error) {
 	n.mu.Unlock()
 }
 
-// OnDisconnect sets the disconnect handler.
+// OnDisconnect sets the disconnect handler. As in python-socketio, the
+// socket is still in its rooms while it runs (s.Rooms() lists them); they
+// are left when it returns. The reasons are socket.io's (Node's); see
+// docs/api-parity.md for python-socketio's names of each.
 func (n *Namespace) OnDisconnect(fn func(s *Socket, reason string)) {
 	n.mu.Lock()
 	n.onDisconnect = fn
 	n.mu.Unlock()
 }
 
+// OnDisconnecting sets the handler of Node's "disconnecting" event: it
+// runs before the disconnect handler, with the same reason, while the
+// socket is still in its rooms.
+func (n *Namespace) OnDisconnecting(fn func(s *Socket, reason string)) {
+	n.mu.Lock()
+	n.onDiscing = fn
+	n.mu.Unlock()
+}
+
 // OnError sets the error handler: it receives the errors returned by event
 // handlers, and the panics they raise, with the event's name.
 // Errors of namespaces without their own handler go to the server's
-// default handler (Server.OnErrorDefault), else to the log.
+// default handler (Server.OnErrorDefault), else to the log. When the
+// client asked for an acknowledgement, an error handler answers it (with
+// no arguments; OnErrorAck chooses them); errors that only reach the log
+// leave it unanswered.
 func (n *Namespace) OnError(fn func(s *Socket, event string, err error)) {
+	n.OnErrorAck(ackless(fn))
+}
+
+// OnErrorAck sets an error handler whose result is the acknowledgement
+// of the failed event, as Flask-SocketIO's on_error: its value is the
+// ack's argument (Args spreads several, nil sends none). It replaces the
+// handler set by OnError.
+func (n *Namespace) OnErrorAck(fn func(s *Socket, event string, err error) any) {
 	n.mu.Lock()
 	n.onError = fn
 	n.mu.Unlock()
+}
+
+// errorHandler is an error handler: its result answers the failed event.
+type errorHandler = func(s *Socket, event string, err error) any
+
+// ackless makes an error handler without a result one whose
+// acknowledgement has no arguments.
+func ackless(fn func(s *Socket, event string, err error)) errorHandler {
+	if fn == nil {
+		return nil
+	}
+	return func(s *Socket, event string, err error) any {
+		fn(s, event, err)
+		return nil
+	}
+}
+
+// ackArgs is the acknowledgement of an error handler's result v.
+func ackArgs(v any) []any {
+	switch v := v.(type) {
+	case nil:
+		return []any{}
+	case Args:
+		return []any(v)
+	default:
+		return []any{v}
+	}
 }
 
 // Use adds a middleware that runs before the connect handler, for
@@ -134,7 +185,7 @@ func (n *Namespace) connectHandler() func(*Socket, json.RawMessage) error {
 
 // RegisterHandlers registers the methods of v as the namespace's handlers,
 // the way Flask-SocketIO's class-based namespaces do: OnConnect(s, auth)
-// error, OnDisconnect(s, reason), and On<Event> methods for the events
+// error, OnDisconnect(s, reason), OnDisconnecting(s, reason), and On<Event> methods for the events
 // (OnMyEvent handles "my_event"; a method named after the exact event,
 // e.g. "OnmyEvent", is not needed: the snake_case name and the name with
 // its first letter lowered are both registered).
@@ -153,6 +204,11 @@ func (n *Namespace) RegisterHandlers(v any) {
 		case "OnDisconnect":
 			if f, ok := fn.(func(*Socket, string)); ok {
 				n.OnDisconnect(f)
+			}
+			continue
+		case "OnDisconnecting":
+			if f, ok := fn.(func(*Socket, string)); ok {
+				n.OnDisconnecting(f)
 			}
 			continue
 		}
@@ -304,6 +360,7 @@ func (n *Namespace) closeRoomLocal(room string) { n.In(room).socketsLeaveLocal([
 // Broadcast selects sockets of a namespace. It is immutable.
 type Broadcast struct {
 	n        *Namespace
+	self     string // the sending socket's id (Socket.Broadcast, Socket.To), or ""
 	rooms    []string
 	except   []string
 	volatile bool
@@ -330,6 +387,28 @@ func (b *Broadcast) In(rooms ...string) *Broadcast { return b.To(rooms...) }
 func (b *Broadcast) Except(rooms ...string) *Broadcast {
 	c := b.clone()
 	c.except = append(c.except, rooms...)
+	return c
+}
+
+// IncludeSelf says whether a broadcast made from a socket (Socket.Broadcast,
+// Socket.To) reaches that socket too, as Flask-SocketIO's include_self:
+// IncludeSelf(false) excludes the sender, IncludeSelf(true) undoes that.
+// On a namespace's broadcast (no sender) it changes nothing.
+func (b *Broadcast) IncludeSelf(include bool) *Broadcast {
+	if b.self == "" {
+		return b
+	}
+	c := b.clone()
+	if !include {
+		c.except = append(c.except, b.self)
+		return c
+	}
+	c.except = c.except[:0]
+	for _, r := range b.except {
+		if r != b.self {
+			c.except = append(c.except, r)
+		}
+	}
 	return c
 }
 

@@ -41,6 +41,9 @@ type config struct {
 	alwaysConnect  bool
 	backlogEvents  int
 	backlogBytes   int
+	syncHandlers   bool // WithAsyncHandlers(false)
+	pyReasons      bool // WithPythonDisconnectReasons
+	maxHandlers    int  // WithMaxConcurrentHandlers
 	maxNamespaces  int
 	adapter        *adapterConfig // WithAdapter
 }
@@ -112,8 +115,58 @@ func WithAllowRequest(fn func(r *http.Request) error) Option {
 // accepted once the handler returned nil.
 func WithAlwaysConnect() Option { return func(c *config) { c.alwaysConnect = true } }
 
+// WithPythonDisconnectReasons gives the disconnect handlers
+// python-socketio's reasons ("client disconnect", "server disconnect",
+// "transport close", "ping timeout", "transport error") instead of
+// socket.io's (Node's, the default); docs/api-parity.md lists the
+// mapping.
+func WithPythonDisconnectReasons() Option { return func(c *config) { c.pyReasons = true } }
+
+// pythonReason is python-socketio's name of a socket.io disconnect reason.
+// An Engine.IO close packet from the client is "transport close" here
+// (python-socketio says "client disconnect").
+func pythonReason(reason string) string {
+	switch reason {
+	case "client namespace disconnect":
+		return "client disconnect"
+	case "transport close", "ping timeout", "transport error":
+		return reason
+	case "parse error":
+		return "transport error"
+	default: // server namespace disconnect, forced close, server shutting down, send queue full
+		return "server disconnect"
+	}
+}
+
+// DefaultMaxConcurrentHandlers is the default number of handlers of one
+// socket that may run at once with async handlers (WithAsyncHandlers).
+const DefaultMaxConcurrentHandlers = 16
+
+// WithAsyncHandlers chooses how the handlers of one socket's events run,
+// as Flask-SocketIO's async_handlers. With true (the default, as
+// Flask-SocketIO and python-socketio), each event's handler starts at
+// once in its own goroutine, so a slow handler does not delay the next
+// events; at most WithMaxConcurrentHandlers of them (default 16) run at
+// once per socket, the next events wait in the socket's backlog
+// (WithEventBacklog). Their order is then not guaranteed. With false, a
+// socket's handlers run one after the other, in arrival order (as Node
+// runs a socket's listeners). Either way the handlers run off the
+// connection's read loop and different sockets' handlers run in parallel.
+func WithAsyncHandlers(async bool) Option { return func(c *config) { c.syncHandlers = !async } }
+
+// WithMaxConcurrentHandlers bounds the handlers of one socket that run at
+// once with async handlers (zero keeps DefaultMaxConcurrentHandlers).
+// Each costs a goroutine (a few KB) plus what the handler holds.
+func WithMaxConcurrentHandlers(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxHandlers = n
+		}
+	}
+}
+
 // WithEventBacklog bounds the events of one socket that wait for their
-// handler while an earlier handler of the socket runs: at most events
+// handler while the socket's handlers run: at most events
 // events and bytes bytes (payloads and attachments, plus 128 bytes per
 // event); zero keeps a default (DefaultBacklogEvents,
 // DefaultBacklogBytes). A client whose events arrive faster than its
@@ -123,7 +176,7 @@ func WithAlwaysConnect() Option { return func(c *config) { c.alwaysConnect = tru
 // disconnects, the events still waiting are dropped; the handler running
 // finishes. (python-socketio and Node have no such backlog: Node runs
 // handlers without waiting for the previous one, python-socketio starts a
-// task per event.)
+// task per event without a bound.)
 func WithEventBacklog(events, bytes int) Option {
 	return func(c *config) {
 		if events > 0 {
@@ -165,13 +218,15 @@ type Server struct {
 	alwaysConnect  bool
 	backlogEvents  int // bounds of a socket's event backlog
 	backlogBytes   int
+	handlerLimit   int           // handlers of one socket running at once
+	pyReasons      bool          // disconnect reasons in python-socketio's words
 	maxNamespaces  int           // per client
 	queue          queueCounters // ConsumeQueue and WithAdapter
 	member         *member       // WithAdapter; nil for a single process
 	serverEvents   sync.Map      // namespace + "\x00" + event -> OnServerSideEmit handler
 
 	mu             sync.RWMutex
-	onErrorDefault func(s *Socket, event string, err error)
+	onErrorDefault errorHandler
 	nsps           map[string]*Namespace
 	dynamic        []dynamicNamespace
 	wg             sync.WaitGroup
@@ -185,7 +240,7 @@ type dynamicNamespace struct {
 // New returns a server; namespace "/" always exists.
 func New(opts ...Option) *Server {
 	c := config{connectTimeout: 45 * time.Second, backlogEvents: DefaultBacklogEvents, backlogBytes: DefaultBacklogBytes,
-		maxNamespaces: DefaultMaxNamespaces}
+		maxNamespaces: DefaultMaxNamespaces, maxHandlers: DefaultMaxConcurrentHandlers}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -198,7 +253,11 @@ func New(opts ...Option) *Server {
 	c.eio.Logger = c.log
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
 		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect,
-		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, maxNamespaces: c.maxNamespaces}
+		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, handlerLimit: c.maxHandlers, maxNamespaces: c.maxNamespaces,
+		pyReasons: c.pyReasons}
+	if c.syncHandlers {
+		s.handlerLimit = 1
+	}
 	if c.adapter != nil {
 		s.member = newMember(s, *c.adapter, true)
 	}
@@ -361,6 +420,12 @@ func (s *Server) OnDisconnect(ns string, fn func(s *Socket, reason string)) {
 // OnErrorDefault sets the error handler of namespaces that have none
 // (Flask-SocketIO's on_error_default).
 func (s *Server) OnErrorDefault(fn func(s *Socket, event string, err error)) {
+	s.OnErrorDefaultAck(ackless(fn))
+}
+
+// OnErrorDefaultAck is OnErrorDefault with a handler whose result is the
+// failed event's acknowledgement (see Namespace.OnErrorAck).
+func (s *Server) OnErrorDefaultAck(fn func(s *Socket, event string, err error) any) {
 	s.mu.Lock()
 	s.onErrorDefault = fn
 	s.mu.Unlock()
@@ -533,8 +598,8 @@ func (c *client) connect(p *parser.Packet) {
 	sock := newSocket(c, n, auth)
 	for _, mw := range n.middlewares() {
 		if err := mw(sock, auth); err != nil {
+			c.s.dropIfEmpty(n) // before the client hears of the refusal
 			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})
-			c.s.dropIfEmpty(n)
 			return
 		}
 	}
@@ -570,8 +635,8 @@ func (c *client) connect(p *parser.Packet) {
 			c.sockets.remove(sock)
 			c.mu.Unlock()
 			sock.dropPending()
+			c.s.dropIfEmpty(n) // before the client hears of the refusal
 			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})
-			c.s.dropIfEmpty(n)
 			return
 		}
 	}

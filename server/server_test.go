@@ -80,7 +80,7 @@ func TestTypedHandlersAndAcks(t *testing.T) {
 }
 
 func TestErrorsAndPanicsGoToTheErrorHandler(t *testing.T) {
-	srv := newServer(t)
+	srv := newServer(t, server.WithAsyncHandlers(false)) // s.Event() is the event of the one running handler
 	var mu sync.Mutex
 	var got []string
 	srv.Of("/").OnError(func(s *server.Socket, event string, err error) {
@@ -234,7 +234,9 @@ func TestServerToClientAckSessionSendAndDisconnect(t *testing.T) {
 	srv.On("/", "kick", func(s *server.Socket) { s.Disconnect() })
 	srv.On("/", "send", func(s *server.Socket, m string) { s.Send(m); s.SendJSON(map[string]string{"event": s.Event()}) })
 	c := client(t, srv, "/", servertest.Options{})
-	c.Emit("/", "remember", "kept")
+	if _, err := c.EmitWithAck("/", 5*time.Second, "remember", "kept"); err != nil { // handlers run concurrently
+		t.Fatal(err)
+	}
 	if r, err := c.EmitWithAck("/", 5*time.Second, "recall"); err != nil || r[0] != "kept" {
 		t.Fatalf("session: %v %v", r, err)
 	}

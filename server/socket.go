@@ -30,11 +30,12 @@ type Socket struct {
 	ackSeq     uint64
 	session    map[string]any
 	gone       bool
-	event      string            // the event whose handler is running
+	event      string            // the event whose handler started last
 	eventArgs  []json.RawMessage // and its arguments
+	eventSeq   uint64            // counts the handlers started
 	inbox      []*parser.Packet  // events waiting for their handler
 	inboxBytes int               // their backlogCost
-	running    bool              // a goroutine runs handlers (drain)
+	running    int               // goroutines running handlers (drain)
 }
 
 // Bounds of a socket's event backlog (WithEventBacklog).
@@ -60,12 +61,14 @@ func backlogCost(p *parser.Packet) int {
 	return n
 }
 
-// enqueue runs the handlers of a socket's events one after the other, in
-// arrival order, off the connection's read loop (so a handler may wait,
-// e.g. for an acknowledgement, without blocking the connection). Events
-// that arrive while a handler runs wait in the socket's backlog; a client
-// whose backlog grows over its bound (WithEventBacklog) is disconnected.
-// An event for an idle socket is started at once, whatever its size.
+// enqueue runs the handlers of a socket's events off the connection's
+// read loop (so a handler may wait, e.g. for an acknowledgement, without
+// blocking the connection): at most srv.handlerLimit at once
+// (WithAsyncHandlers, WithMaxConcurrentHandlers; with one, in arrival
+// order). Events that arrive while that many handlers run wait in the
+// socket's backlog; a client whose backlog grows over its bound
+// (WithEventBacklog) is disconnected. An event that can start at once is
+// started, whatever its size.
 func (s *Socket) enqueue(p *parser.Packet) {
 	srv := s.n.s
 	s.mu.Lock()
@@ -73,8 +76,8 @@ func (s *Socket) enqueue(p *parser.Packet) {
 		s.mu.Unlock()
 		return
 	}
-	if !s.running {
-		s.running = true
+	if s.running < srv.handlerLimit && len(s.inbox) == 0 {
+		s.running++
 		s.mu.Unlock()
 		srv.wg.Add(1)
 		go s.drain(p)
@@ -96,15 +99,16 @@ func (s *Socket) enqueue(p *parser.Packet) {
 	s.mu.Unlock()
 }
 
-// drain runs p's handler, then those of the backlog, until it is empty or
-// the socket is gone (the events left are then dropped, not run).
+// drain runs p's handler, then those of the backlog (shared by the
+// socket's drain goroutines), until it is empty or the socket is gone (the
+// events left are then dropped, not run).
 func (s *Socket) drain(p *parser.Packet) {
 	defer s.n.s.wg.Done()
 	for {
 		s.dispatch(p)
 		s.mu.Lock()
 		if len(s.inbox) == 0 || s.gone {
-			s.running = false
+			s.running--
 			s.inbox, s.inboxBytes = nil, 0
 			s.mu.Unlock()
 			return
@@ -248,7 +252,10 @@ func (s *Socket) SendJSON(v any) error { return s.Emit("json", v) }
 
 // Event returns the name of the event whose handler is running for this
 // socket (Flask-SocketIO's request.event["message"]), or "" outside
-// handlers; error handlers see the event that failed.
+// handlers; error handlers see the event that failed. With async handlers
+// (WithAsyncHandlers, the default) several may run at once, and it may
+// then be another running handler's event (or ""): read it first thing in
+// a handler, or use WithAsyncHandlers(false) where it matters.
 func (s *Socket) Event() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -351,13 +358,18 @@ func (s *Socket) Rooms() []string {
 	return out
 }
 
-// To selects the sockets in rooms, except this one (socket.io's
-// socket.to(room).emit and Flask-SocketIO's emit(..., to=room,
-// include_self=False)).
-func (s *Socket) To(rooms ...string) *Broadcast { return s.n.To(rooms...).Except(s.id) }
+// To selects the sockets in rooms except this one: Node's
+// socket.to(room).emit, and Flask-SocketIO's emit(..., to=room,
+// include_self=False). Flask-SocketIO's emit(..., to=room) from a handler,
+// which includes the sender when it is in the room, is
+// s.Broadcast().To(room) (or s.To(room).IncludeSelf(true)).
+func (s *Socket) To(rooms ...string) *Broadcast { return s.Broadcast().To(rooms...).IncludeSelf(false) }
 
-// Broadcast selects every socket of the namespace except this one.
-func (s *Socket) Broadcast() *Broadcast { return s.n.Except(s.id) }
+// Broadcast selects every socket of the namespace, this one included:
+// Flask-SocketIO's emit(..., broadcast=True). Add IncludeSelf(false) for
+// include_self=False (Node's socket.broadcast.emit), To(rooms...) for
+// emit(..., to=room).
+func (s *Socket) Broadcast() *Broadcast { return &Broadcast{n: s.n, self: s.id} }
 
 // Disconnect disconnects the socket from its namespace; the connection
 // stays open for the client's other namespaces.
@@ -366,8 +378,9 @@ func (s *Socket) Disconnect() {
 	s.remove("server namespace disconnect")
 }
 
-// remove takes the socket out of its namespace and calls the disconnect
-// handler once.
+// remove calls the disconnecting and disconnect handlers once, while the
+// socket is still in its rooms (as python-socketio), then takes it out of
+// its namespace.
 func (s *Socket) remove(reason string) {
 	s.mu.Lock()
 	if s.gone {
@@ -377,16 +390,22 @@ func (s *Socket) remove(reason string) {
 	s.gone = true
 	s.inbox, s.inboxBytes = nil, 0 // events not started are not run for a gone socket
 	s.mu.Unlock()
-	s.n.removeSocket(s)
 	s.c.mu.Lock()
-	s.c.sockets.remove(s)
+	s.c.sockets.remove(s) // the client may connect to the namespace again at once
 	s.c.mu.Unlock()
 	s.n.mu.RLock()
-	h := s.n.onDisconnect
+	discing, h := s.n.onDiscing, s.n.onDisconnect
 	s.n.mu.RUnlock()
+	if s.n.s.pyReasons {
+		reason = pythonReason(reason)
+	}
+	if discing != nil {
+		discing(s, reason)
+	}
 	if h != nil {
 		h(s, reason)
 	}
+	s.n.removeSocket(s)
 	s.n.s.dropIfEmpty(s.n)
 }
 
@@ -403,10 +422,14 @@ func (s *Socket) dispatch(p *parser.Packet) {
 	args = args[1:]
 	s.mu.Lock()
 	s.event, s.eventArgs = event, args
+	s.eventSeq++
+	seq := s.eventSeq
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.event, s.eventArgs = "", nil
+		if s.eventSeq == seq { // no handler started since
+			s.event, s.eventArgs = "", nil
+		}
 		s.mu.Unlock()
 	}()
 	s.n.mu.RLock()
@@ -420,10 +443,13 @@ func (s *Socket) dispatch(p *parser.Packet) {
 		s.n.s.mu.RUnlock()
 	}
 	report := func(err error) {
-		if onErr != nil {
-			onErr(s, event, err)
-		} else {
+		if onErr == nil {
 			s.n.s.log.Warn("socket.io: event handler failed", "namespace", s.n.name, "event", event, "err", err)
+			return
+		}
+		r := onErr(s, event, err)
+		if p.HasID { // the error handler's result answers the event (Flask-SocketIO)
+			s.packet(parser.Ack, p.ID, true, ackArgs(r))
 		}
 	}
 	defer func() {

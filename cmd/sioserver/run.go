@@ -246,7 +246,10 @@ func clusterBus(ctx context.Context, o *options) (queue.Bus, error) {
 // newServer builds the Socket.IO server: namespaces, client operations,
 // CORS and, with a bus, the cluster adapter.
 func newServer(o *options, bus queue.Bus, d dialect.Dialect, log *slog.Logger) *server.Server {
-	opts := []server.Option{server.WithLogger(log)}
+	// a client's join, leave and publish run in the order it sent them
+	// (as a Node server runs them), so that a publish right after a join
+	// reaches the room, and the room bound of join holds
+	opts := []server.Option{server.WithLogger(log), server.WithAsyncHandlers(false)}
 	if len(o.cors) > 0 {
 		opts = append(opts, server.WithCORS(false, o.cors...))
 	}

@@ -19,7 +19,8 @@ var page []byte
 // page (/), the socket.io client (/socket.io.min.js, read from clientJS, a
 // file that npm installs) and Socket.IO (/socket.io/).
 func New(clientJS string) (*server.Server, http.Handler) {
-	srv := server.New(server.WithPing(5*time.Second, 5*time.Second))
+	// a user's messages are relayed in the order they were typed
+	srv := server.New(server.WithPing(5*time.Second, 5*time.Second), server.WithAsyncHandlers(false))
 	srv.On("/", "join", func(s *server.Socket, name, room string) string {
 		name, room = strings.TrimSpace(name), strings.TrimSpace(room)
 		if name == "" || room == "" {
