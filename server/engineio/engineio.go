@@ -1054,7 +1054,10 @@ func (c *Conn) upgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	c.upgrading = true
 	c.mu.Unlock()
-	u, err := ws.Accept(w, r, c.s.o.PerMessageDeflate)
+	// The 101 goes out only once the probe is registered (below): a polling
+	// request the client sends after its first WebSocket frames must find
+	// it, to read those frames first.
+	u, resp, err := ws.Upgrade(w, r, c.s.o.PerMessageDeflate)
 	if err != nil {
 		c.mu.Lock()
 		c.endUpgradeLocked()
@@ -1100,6 +1103,14 @@ func (c *Conn) upgrade(w http.ResponseWriter, r *http.Request) {
 			c.closeWith("transport close", false) // it had become the session's transport
 		}
 	})
+	if _, err := u.Conn.Write(resp); err != nil {
+		timer.Stop()
+		close(wc.started) // start, which would close it, does not run
+		u.Conn.Close()
+		wc.finish()
+		c.abortUpgrade(wc)
+		return
+	}
 	wc.start(u.Conn)
 }
 
