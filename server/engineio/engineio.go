@@ -96,12 +96,35 @@ type CORS struct {
 	Credentials bool
 }
 
-// Cookie configures the session cookie.
+// Cookie configures the session cookie (python-engineio's cookie option).
+// Its zero value is the safe cookie: HttpOnly and SameSite=Lax, as
+// python-engineio's defaults.
 type Cookie struct {
-	Name     string // default "io"
-	Path     string // default "/"
-	HTTPOnly bool
+	Name   string // default "io"
+	Path   string // default "/"
+	Domain string // default: none (the request's host only)
+	MaxAge int    // seconds; 0: a session cookie, < 0: delete it
+	Secure bool   // sent over HTTPS only
+	// ScriptAccess drops HttpOnly, letting the page's scripts read the
+	// cookie (default false: HttpOnly).
+	ScriptAccess bool
+	// SameSite defaults to http.SameSiteLaxMode.
 	SameSite http.SameSite
+}
+
+// httpCookie is the cookie carrying sid, with the defaults filled in.
+func (ck Cookie) httpCookie(sid string) *http.Cookie {
+	if ck.Name == "" {
+		ck.Name = "io"
+	}
+	if ck.Path == "" {
+		ck.Path = "/"
+	}
+	if ck.SameSite == 0 {
+		ck.SameSite = http.SameSiteLaxMode
+	}
+	return &http.Cookie{Name: ck.Name, Value: sid, Path: ck.Path, Domain: ck.Domain, MaxAge: ck.MaxAge,
+		Secure: ck.Secure, HttpOnly: !ck.ScriptAccess, SameSite: ck.SameSite}
 }
 
 // Message is one Engine.IO message.
@@ -368,14 +391,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 	}
 	open := openJSON(c.id, upgrades, s.o.PingInterval.Milliseconds(), s.o.PingTimeout.Milliseconds(), s.o.MaxPayload)
 	if s.o.Cookie != nil {
-		ck := *s.o.Cookie
-		if ck.Name == "" {
-			ck.Name = "io"
-		}
-		if ck.Path == "" {
-			ck.Path = "/"
-		}
-		http.SetCookie(w, &http.Cookie{Name: ck.Name, Value: c.id, Path: ck.Path, HttpOnly: ck.HTTPOnly, SameSite: ck.SameSite})
+		http.SetCookie(w, s.o.Cookie.httpCookie(c.id))
 	}
 	if s.isClosing() {
 		s.fail(w, codeBadRequest)

@@ -237,7 +237,7 @@ func TestHelperClients(t *testing.T) {
 
 func TestHTTPCompressionCookieAndPerMessageDeflate(t *testing.T) {
 	base, _ := serverWith(t, Options{PingInterval: time.Minute, PerMessageDeflate: true,
-		Cookie: &Cookie{HTTPOnly: true, SameSite: http.SameSiteLaxMode}}, func(c *Conn) {
+		Cookie: &Cookie{}}, func(c *Conn) {
 		c.OnMessage(func(d []byte, b bool) { c.Send(append([]byte(nil), d...), b) })
 	})
 	// the cookie carries the sid
@@ -252,8 +252,8 @@ func TestHTTPCompressionCookieAndPerMessageDeflate(t *testing.T) {
 			ck = c
 		}
 	}
-	if ck == nil || len(ck.Value) != 20 || !ck.HttpOnly || ck.Path != "/" {
-		t.Fatalf("cookie %+v", ck)
+	if ck == nil || len(ck.Value) != 20 || !ck.HttpOnly || ck.Path != "/" || ck.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("cookie %+v, want the zero Cookie's defaults: HttpOnly, SameSite=Lax, path /", ck)
 	}
 	sid := ck.Value
 	// a large polling response is gzip-compressed for a client that asks
@@ -294,5 +294,27 @@ func TestHTTPCompressionCookieAndPerMessageDeflate(t *testing.T) {
 	ws.Write(ctx, websocket.MessageText, []byte("4"+big))
 	if _, d, err := ws.Read(ctx); err != nil || string(d) != "4"+big {
 		t.Fatalf("compressed echo: %d bytes, %v", len(d), err)
+	}
+}
+
+// Every attribute of the session cookie can be set; HttpOnly is dropped
+// only when asked.
+func TestCookieAttributes(t *testing.T) {
+	base, _ := serverWith(t, Options{PingInterval: time.Minute, Cookie: &Cookie{Name: "sio", Path: "/app",
+		Domain: "example.test", MaxAge: 600, Secure: true, ScriptAccess: true, SameSite: http.SameSiteStrictMode}},
+		func(c *Conn) {})
+	resp, err := http.Get(base + "?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := resp.Header.Get("Set-Cookie")
+	for _, want := range []string{"sio=", "Path=/app", "Domain=example.test", "Max-Age=600", "Secure", "SameSite=Strict"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Set-Cookie %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "HttpOnly") {
+		t.Errorf("Set-Cookie %q is HttpOnly with ScriptAccess", got)
 	}
 }
