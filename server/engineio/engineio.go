@@ -253,9 +253,19 @@ func (s *Server) fail(w http.ResponseWriter, code int) {
 	if code == codeForbidden {
 		status = http.StatusForbidden
 	}
+	s.debug("engineio: request refused", "status", status, "code", code, "message", codeMessages[code])
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{"code": code, "message": codeMessages[code]})
+}
+
+// debug logs an engine-level event (handshake, upgrade, close, refused
+// request) at debug level, as python-engineio's engineio_logger; nothing
+// is built when the level is off.
+func (s *Server) debug(msg string, args ...any) {
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug(msg, args...)
+	}
 }
 
 func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
@@ -423,6 +433,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 			s.onConn(c)
 		}
 		if s.register(c) {
+			s.debug("engineio: session opened", "sid", c.id, "transport", transport, "remote", r.RemoteAddr)
 			c.startHeartbeat()
 		} else {
 			c.closeWith("server shutting down", true)
@@ -438,6 +449,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, transport str
 		s.fail(w, codeBadRequest)
 		return
 	}
+	s.debug("engineio: session opened", "sid", c.id, "transport", transport, "remote", r.RemoteAddr)
 	c.startHeartbeat()
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Write(append([]byte{'0'}, open...))
@@ -658,6 +670,7 @@ func (c *Conn) Close() error {
 // closeWith ends the session once: sendClose queues a close packet first.
 func (c *Conn) closeWith(reason string, sendClose bool) {
 	c.closeOnce.Do(func() {
+		c.s.debug("engineio: session closed", "sid", c.id, "reason", reason)
 		if reason == "send queue full" {
 			c.s.log.Warn("engineio: disconnecting a client that does not keep up", "sid", c.id, "reason", reason,
 				"send_queue_size", c.s.o.SendQueueSize, "send_queue_bytes", c.s.o.SendQueueBytes)
@@ -1159,6 +1172,7 @@ func (c *Conn) completeUpgrade(wc *wsConn) bool {
 	c.transport = "websocket"
 	c.wsActive = true
 	c.endUpgradeLocked()
+	c.s.debug("engineio: session upgraded", "sid", c.id, "transport", "websocket")
 	c.wake() // a GET still waiting is released with a noop
 	return true
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/siobridge/siobridge/internal/testenv"
 	"github.com/siobridge/siobridge/internal/wstest"
 )
 
@@ -316,5 +318,31 @@ func TestCookieAttributes(t *testing.T) {
 	}
 	if strings.Contains(got, "HttpOnly") {
 		t.Errorf("Set-Cookie %q is HttpOnly with ScriptAccess", got)
+	}
+}
+
+// Engine-level events are logged at debug level through the server's
+// logger (python-engineio's engineio_logger): the handshake, the upgrade,
+// the close with its reason, and a refused request.
+func TestEngineEventsLogged(t *testing.T) {
+	var logs testenv.LogBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	base, _ := serverWith(t, Options{PingInterval: time.Minute, Logger: log}, func(c *Conn) {})
+	sid := openPolling(t, base)
+	w := dialRaw(t, base, "EIO=4&transport=websocket&sid="+sid)
+	w.text("2probe")
+	w.read() // 3probe
+	w.text("5")
+	w.text("1") // the client closes
+	if code, _ := get(t, base+"?EIO=4&transport=polling&sid=unknown"); code != 400 {
+		t.Fatalf("unknown sid: %d", code)
+	}
+	for _, want := range []string{
+		`msg="engineio: session opened" sid=` + sid + ` transport=polling`,
+		`msg="engineio: session upgraded" sid=` + sid,
+		`msg="engineio: session closed" sid=` + sid + ` reason="transport close"`,
+		`msg="engineio: request refused" status=400`,
+	} {
+		waitFor(t, "log line "+want, func() bool { return strings.Contains(logs.String(), want) })
 	}
 }
