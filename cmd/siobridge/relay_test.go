@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,27 +14,11 @@ import (
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/dialect/node"
 	"github.com/siobridge/siobridge/dialect/python"
+	"github.com/siobridge/siobridge/internal/testenv"
 	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/queue/memory"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // recorder decodes what arrives on one side of a test bridge.
 type recorder struct {
@@ -104,9 +87,9 @@ func publish(t *testing.T, bus queue.Bus, d dialect.Dialect, o op.Op) {
 	}
 }
 
-func startRelay(t *testing.T, a, b *side) (*relay, *syncBuffer) {
+func startRelay(t *testing.T, a, b *side) (*relay, *testenv.LogBuffer) {
 	t.Helper()
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	r := newRelay(slog.New(slog.NewTextHandler(&logs, nil)), a, b, false)
 	if err := r.start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -116,7 +99,7 @@ func startRelay(t *testing.T, a, b *side) (*relay, *syncBuffer) {
 }
 
 // pythonToNode bridges pyD on one memory bus and nodeD on another.
-func pythonToNode(t *testing.T, pyD, nodeD dialect.Dialect, nodeRequests bool) (busA, busB *memory.Bus, r *relay, logs *syncBuffer) {
+func pythonToNode(t *testing.T, pyD, nodeD dialect.Dialect, nodeRequests bool) (busA, busB *memory.Bus, r *relay, logs *testenv.LogBuffer) {
 	t.Helper()
 	busA, busB = memory.New(), memory.New()
 	t.Cleanup(func() { busA.Close(); busB.Close() })

@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,24 +78,7 @@ type instance struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan int
-	log    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log    *testenv.LogBuffer
 }
 
 // start runs sioserver with args on a free port until the test ends.
@@ -104,7 +86,7 @@ func start(t *testing.T, args ...string) *instance {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{url: "http://" + addr, cancel: cancel, done: make(chan int, 1), log: &syncBuffer{}}
+	in := &instance{url: "http://" + addr, cancel: cancel, done: make(chan int, 1), log: &testenv.LogBuffer{}}
 	go func() {
 		in.done <- run(ctx, append([]string{"--addr", addr}, args...), func(string) string { return "" }, io.Discard, in.log)
 	}()
@@ -444,7 +426,7 @@ func TestSignals(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 			cmd := exec.Command(bin, "--addr", addr)
-			var errb syncBuffer
+			var errb testenv.LogBuffer
 			cmd.Stderr = &errb
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
