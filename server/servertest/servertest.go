@@ -43,7 +43,7 @@ var ErrClosed = errors.New("servertest: client closed")
 // ErrOverflow is wrapped by Err when the server sent more than
 // Options.MaxBuffered bytes the test had not taken yet, or one message
 // larger than that.
-var ErrOverflow = errOverflow
+var ErrOverflow = errors.New("servertest: over MaxBuffered")
 
 // Options configure a client.
 type Options struct {
@@ -54,9 +54,10 @@ type Options struct {
 	Transport Transport
 
 	// MaxBuffered bounds, in bytes, what the server can make the client
-	// hold: one message, and the events received and not yet taken by
-	// Received or WaitFor. Beyond it the client drops the connection and
-	// Err wraps ErrOverflow. 0 means DefaultMaxBuffered.
+	// hold: one message (one polling response), and the events received
+	// and not yet taken by Received or WaitFor. Beyond it the client drops
+	// the connection and Err wraps ErrOverflow. 0 means
+	// DefaultMaxBuffered.
 	MaxBuffered int
 }
 

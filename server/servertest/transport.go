@@ -45,9 +45,6 @@ type frame struct {
 	binary bool
 }
 
-// errOverflow is wrapped when a message exceeds Options.MaxBuffered.
-var errOverflow = errors.New("servertest: message larger than MaxBuffered")
-
 // wireConn is an Engine.IO connection on one transport. next is called by
 // the client's reading goroutine only; send and goodbye by writers
 // serialised by the client; abort may be called at any time.
@@ -106,7 +103,7 @@ func (w *wsConn) next(ctx context.Context) ([]frame, error) {
 	typ, p, err := w.c.ReadMessage()
 	if err != nil {
 		if errors.Is(err, websocket.ErrReadLimit) {
-			err = fmt.Errorf("%w: %w", errOverflow, err)
+			err = fmt.Errorf("%w: %w", ErrOverflow, err)
 		}
 		return nil, err
 	}
@@ -227,7 +224,7 @@ func (p *pollConn) get(ctx context.Context) ([]frame, error) {
 		return nil, fmt.Errorf("GET: %w", err)
 	}
 	if len(body) > p.limit {
-		return nil, fmt.Errorf("%w: a polling payload over %d bytes", errOverflow, p.limit)
+		return nil, fmt.Errorf("%w: a polling payload over %d bytes", ErrOverflow, p.limit)
 	}
 	return splitPayload(body)
 }
