@@ -26,7 +26,8 @@ import (
 // is shared and must not be modified; it may be kept.
 //
 // With no hooks registered, each place that reports costs one atomic
-// load and a nil check.
+// load and a nil check (plus a function call for the event and packet
+// reports, too large to be inlined).
 type Hooks struct {
 	// ClientOpened reports a new Engine.IO connection (a client, which
 	// may then connect to several namespaces).
@@ -171,8 +172,19 @@ func (hs *hookSet) get() []*Hooks {
 	return nil
 }
 
+// Each report below checks for registered hooks (one atomic load and a
+// nil check; most are inlined at their call site) and calls the function
+// doing the work only when there are some.
+
 func (hs *hookSet) clientOpened(c *engineio.Conn) {
-	for _, h := range hs.get() {
+	if hs.list.Load() != nil {
+		reportClientOpened(hs, c)
+	}
+}
+
+func reportClientOpened(hs *hookSet, c *engineio.Conn) {
+	l := hs.get()
+	for _, h := range l {
 		if h.ClientOpened != nil {
 			h.ClientOpened(c)
 		}
@@ -180,7 +192,14 @@ func (hs *hookSet) clientOpened(c *engineio.Conn) {
 }
 
 func (hs *hookSet) clientClosed(c *engineio.Conn, reason string) {
-	for _, h := range hs.get() {
+	if hs.list.Load() != nil {
+		reportClientClosed(hs, c, reason)
+	}
+}
+
+func reportClientClosed(hs *hookSet, c *engineio.Conn, reason string) {
+	l := hs.get()
+	for _, h := range l {
 		if h.ClientClosed != nil {
 			h.ClientClosed(c, reason)
 		}
@@ -188,7 +207,14 @@ func (hs *hookSet) clientClosed(c *engineio.Conn, reason string) {
 }
 
 func (hs *hookSet) connected(s *Socket) {
-	for _, h := range hs.get() {
+	if hs.list.Load() != nil {
+		reportConnected(hs, s)
+	}
+}
+
+func reportConnected(hs *hookSet, s *Socket) {
+	l := hs.get()
+	for _, h := range l {
 		if h.Connected != nil {
 			h.Connected(s)
 		}
@@ -196,7 +222,14 @@ func (hs *hookSet) connected(s *Socket) {
 }
 
 func (hs *hookSet) disconnected(s *Socket, reason string) {
-	for _, h := range hs.get() {
+	if hs.list.Load() != nil {
+		reportDisconnected(hs, s, reason)
+	}
+}
+
+func reportDisconnected(hs *hookSet, s *Socket, reason string) {
+	l := hs.get()
+	for _, h := range l {
 		if h.Disconnected != nil {
 			h.Disconnected(s, reason)
 		}
@@ -206,101 +239,117 @@ func (hs *hookSet) disconnected(s *Socket, reason string) {
 // joining reports that s is about to join room, unless it is in it
 // already. The caller holds s.n.mu.
 func (hs *hookSet) joining(s *Socket, room string) {
-	l := hs.get()
-	if l == nil {
-		return
-	}
-	if _, in := s.rooms[room]; in {
-		return
-	}
-	for _, h := range l {
-		if h.Joined != nil {
-			h.Joined(s, room)
-		}
+	if hs.list.Load() != nil {
+		reportRoom(hs, s, room, true)
 	}
 }
 
 // leaving reports that s is about to leave room, if it is in it. The
 // caller holds s.n.mu.
 func (hs *hookSet) leaving(s *Socket, room string) {
-	l := hs.get()
-	if l == nil {
-		return
+	if hs.list.Load() != nil {
+		reportRoom(hs, s, room, false)
 	}
-	if _, in := s.rooms[room]; !in {
-		return
+}
+
+func reportRoom(hs *hookSet, s *Socket, room string, join bool) {
+	l := hs.get()
+	if _, in := s.rooms[room]; in == join {
+		return // no change
 	}
 	for _, h := range l {
-		if h.Left != nil {
+		switch {
+		case join && h.Joined != nil:
+			h.Joined(s, room)
+		case !join && h.Left != nil:
 			h.Left(s, room)
 		}
 	}
 }
 
 func (hs *hookSet) eventReceived(s *Socket, event string, p *parser.Packet) {
-	for _, h := range hs.get() {
-		if h.EventReceived != nil {
-			h.EventReceived(s, EventData{Name: event, Data: p.Data, Attachments: p.Attachments})
-		}
+	if hs.list.Load() != nil {
+		reportEvent(hs, s, EventData{Name: event, Data: p.Data, Attachments: p.Attachments}, false)
 	}
 }
 
 // eventSent reports the event packet data (the JSON array [event,
 // args...]) with attachments atts, queued for s.
 func (hs *hookSet) eventSent(s *Socket, event string, data json.RawMessage, atts [][]byte) {
-	for _, h := range hs.get() {
-		if h.EventSent != nil {
-			h.EventSent(s, EventData{Name: event, Data: data, Attachments: atts})
-		}
+	if hs.list.Load() != nil {
+		reportEvent(hs, s, EventData{Name: event, Data: data, Attachments: atts}, true)
 	}
 }
 
 // packetSent reports a packet of type t made of args (an event's name
 // first), encoded as data and atts, when it is an event.
 func (hs *hookSet) packetSent(s *Socket, t parser.Type, args []any, data json.RawMessage, atts [][]byte) {
-	if t != parser.Event || hs.list.Load() == nil {
-		return
+	if hs.list.Load() != nil && t == parser.Event {
+		reportSent(hs, s, args, data, atts)
 	}
+}
+
+func reportSent(hs *hookSet, s *Socket, args []any, data json.RawMessage, atts [][]byte) {
 	name, _ := args[0].(string)
-	hs.eventSent(s, name, data, atts)
+	reportEvent(hs, s, EventData{Name: name, Data: data, Attachments: atts}, true)
+}
+
+func reportEvent(hs *hookSet, s *Socket, e EventData, sent bool) {
+	l := hs.get()
+	for _, h := range l {
+		switch {
+		case sent && h.EventSent != nil:
+			h.EventSent(s, e)
+		case !sent && h.EventReceived != nil:
+			h.EventReceived(s, e)
+		}
+	}
 }
 
 func (hs *hookSet) packetIn(n int) {
-	for _, h := range hs.get() {
-		if h.PacketIn != nil {
-			h.PacketIn(n)
-		}
+	if hs.list.Load() != nil {
+		reportBytes(hs, n, false)
 	}
 }
 
 // packetOut reports msgs, one packet and its attachments.
 func (hs *hookSet) packetOut(msgs []engineio.Message) {
-	if hs.list.Load() == nil {
-		return
+	if hs.list.Load() != nil {
+		reportMessages(hs, msgs)
 	}
+}
+
+func reportMessages(hs *hookSet, msgs []engineio.Message) {
 	n := 0
 	for _, m := range msgs {
 		n += len(m.Data)
 	}
-	hs.packetOutBytes(n)
+	reportBytes(hs, n, true)
 }
 
 // packetOutRaw reports a packet's text and attachments.
 func (hs *hookSet) packetOutRaw(text []byte, atts [][]byte) {
-	if hs.list.Load() == nil {
-		return
+	if hs.list.Load() != nil {
+		reportPacket(hs, text, atts)
 	}
+}
+
+func reportPacket(hs *hookSet, text []byte, atts [][]byte) {
 	n := len(text)
 	for _, a := range atts {
 		n += len(a)
 	}
-	hs.packetOutBytes(n)
+	reportBytes(hs, n, true)
 }
 
-func (hs *hookSet) packetOutBytes(n int) {
-	for _, h := range hs.get() {
-		if h.PacketOut != nil {
+func reportBytes(hs *hookSet, n int, out bool) {
+	l := hs.get()
+	for _, h := range l {
+		switch {
+		case out && h.PacketOut != nil:
 			h.PacketOut(n)
+		case !out && h.PacketIn != nil:
+			h.PacketIn(n)
 		}
 	}
 }
