@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
 	"github.com/siobridge/siobridge/server"
@@ -470,4 +472,56 @@ func TestClose(t *testing.T) {
 		t.Error("an admin client connected after Close")
 	}
 	adm.Close() // twice is harmless
+}
+
+// A client that connects over HTTP long-polling is reported with that
+// transport, counted in pollingClientsCount, and reported again
+// (socket_updated) once it upgraded to WebSocket.
+func TestUpgradeReported(t *testing.T) {
+	_, _, url := start(t, admin.Options{StatsInterval: 50 * time.Millisecond}, nil)
+	a := adminClient(t, url)
+	a.wait("all_sockets", nil)
+
+	// the Engine.IO handshake over polling, then CONNECT to "/"
+	poll := url + "/socket.io/?EIO=4&transport=polling"
+	body := func(res *http.Response, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	var open struct{ SID string }
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(body(http.Get(poll)), "0")), &open); err != nil || open.SID == "" {
+		t.Fatalf("handshake: %v", err)
+	}
+	poll += "&sid=" + open.SID
+	body(http.Post(poll, "text/plain", strings.NewReader("40")))
+	ack := body(http.Get(poll))
+	var sock struct{ SID string }
+	if !strings.HasPrefix(ack, "40") || json.Unmarshal([]byte(ack[2:]), &sock) != nil {
+		t.Fatalf("CONNECT answer %q", ack)
+	}
+	connected := a.wait("socket_connected", func(v []any) bool { return v[0].(map[string]any)["id"] == sock.SID })
+	if tr := connected[0].(map[string]any)["transport"]; tr != "polling" {
+		t.Errorf("socket_connected transport %v, want polling", tr)
+	}
+	a.wait("server_stats", func(v []any) bool { return v[0].(map[string]any)["pollingClientsCount"] == 1.0 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket&sid="+open.SID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.Write(ctx, websocket.MessageText, []byte("2probe"))
+	if _, b, err := ws.Read(ctx); err != nil || string(b) != "3probe" {
+		t.Fatalf("probe answer %q %v", b, err)
+	}
+	ws.Write(ctx, websocket.MessageText, []byte("5"))
+	a.wait("socket_updated", args(map[string]any{"id": sock.SID, "nsp": "/", "transport": "websocket"}))
+	a.wait("server_stats", func(v []any) bool { return v[0].(map[string]any)["pollingClientsCount"] == 0.0 })
 }
