@@ -135,6 +135,14 @@ func (s *Server) Namespaces() []*Namespace {
 	return out
 }
 
+// SocketCount returns the number of sockets connected to the namespace
+// on this server.
+func (n *Namespace) SocketCount() int {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return len(n.sockets)
+}
+
 // HasAdapter reports whether the server is a member of a cluster
 // (WithAdapter): its broadcasts then reach the other servers' clients too.
 func (s *Server) HasAdapter() bool { return s.member != nil }

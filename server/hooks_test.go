@@ -195,8 +195,8 @@ func TestAddHooksAndRemove(t *testing.T) {
 	}
 }
 
-// Namespaces lists the server's namespaces in order; ClientID is shared
-// by a client's sockets.
+// Namespaces lists the server's namespaces in order; SocketCount counts
+// their sockets; ClientID is shared by a client's sockets.
 func TestNamespacesAndClientID(t *testing.T) {
 	srv := newServer(t)
 	srv.Of("/b")
@@ -211,6 +211,9 @@ func TestNamespacesAndClientID(t *testing.T) {
 	c := client(t, srv, "/", servertest.Options{})
 	if err := c.Connect("/a", nil); err != nil {
 		t.Fatal(err)
+	}
+	if n, m := srv.Of("/").SocketCount(), srv.Of("/b").SocketCount(); n != 1 || m != 0 {
+		t.Errorf("SocketCount: %d in /, %d in /b; want 1 and 0", n, m)
 	}
 	root, a := srv.Of("/").Socket(c.SID("/")), srv.Of("/a").Socket(c.SID("/a"))
 	if root == nil || a == nil {

@@ -43,7 +43,10 @@ const (
 	// Development reports everything: the server's statistics, every
 	// socket with its rooms, and every event received and sent (each
 	// costs a notification; see Options.QueueBytes). The default, as in
-	// python-socketio and the Node package.
+	// python-socketio and the Node package. In a cluster (WithAdapter),
+	// every notification is published on the bus for the admin clients
+	// of every server, as python-socketio does: prefer Production on a
+	// busy cluster.
 	Development Mode = "development"
 	// Production reports the server's statistics only (number of clients
 	// and sockets per namespace, connections and traffic per second).

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -37,27 +35,12 @@ func TestClusterAdmin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := server.New(server.WithAdapter(bus, d))
-		a, err := admin.Instrument(srv, admin.Options{Auth: admin.Basic(creds["username"], creds["password"]),
-			ServerID: id, StatsInterval: 100 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
+		t.Cleanup(func() { bus.Close() }) // after the server's shutdown (cleanups run last first)
+		srv, _, url := start(t, admin.Options{ServerID: id, StatsInterval: 100 * time.Millisecond}, nil, server.WithAdapter(bus, d))
 		if err := srv.AdapterReady(ctx); err != nil {
 			t.Fatal(err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/socket.io/", srv)
-		hs := httptest.NewServer(mux)
-		t.Cleanup(func() {
-			a.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-			hs.Close()
-			bus.Close()
-		})
-		urls, srvs = append(urls, hs.URL), append(srvs, srv)
+		urls, srvs = append(urls, url), append(srvs, srv)
 	}
 	adm := adminClient(t, urls[0])
 	for _, id := range []string{"node-a", "node-b"} {

@@ -332,7 +332,7 @@ func (a *Admin) serverStats(aggregate bool) serverStats {
 		}
 	}
 	for _, n := range a.srv.Namespaces() {
-		st.Namespaces = append(st.Namespaces, namespaceStats{n.Name(), len(n.Sockets())})
+		st.Namespaces = append(st.Namespaces, namespaceStats{n.Name(), n.SocketCount()})
 	}
 	if aggregate {
 		now := time.Now().Truncate(time.Second).UnixMilli()
