@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
 	"github.com/siobridge/siobridge/server"
@@ -510,18 +510,18 @@ func TestUpgradeReported(t *testing.T) {
 	}
 	a.wait("server_stats", func(v []any) bool { return v[0].(map[string]any)["pollingClientsCount"] == 1.0 })
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket&sid="+open.SID, nil)
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	ws, _, err := d.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket&sid="+open.SID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ws.CloseNow()
-	ws.Write(ctx, websocket.MessageText, []byte("2probe"))
-	if _, b, err := ws.Read(ctx); err != nil || string(b) != "3probe" {
+	defer ws.Close()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ws.WriteMessage(websocket.TextMessage, []byte("2probe"))
+	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "3probe" {
 		t.Fatalf("probe answer %q %v", b, err)
 	}
-	ws.Write(ctx, websocket.MessageText, []byte("5"))
+	ws.WriteMessage(websocket.TextMessage, []byte("5"))
 	a.wait("socket_updated", args(map[string]any{"id": sock.SID, "nsp": "/", "transport": "websocket"}))
 	a.wait("server_stats", func(v []any) bool { return v[0].(map[string]any)["pollingClientsCount"] == 0.0 })
 }
