@@ -46,6 +46,7 @@ type config struct {
 	maxHandlers    int  // WithMaxConcurrentHandlers
 	maxNamespaces  int
 	adapter        *adapterConfig // WithAdapter
+	hooks          []*Hooks       // WithHooks
 }
 
 // WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
@@ -224,6 +225,7 @@ type Server struct {
 	queue          queueCounters // ConsumeQueue and WithAdapter
 	member         *member       // WithAdapter; nil for a single process
 	serverEvents   sync.Map      // namespace + "\x00" + event -> OnServerSideEmit handler
+	hooks          hookSet       // WithHooks, AddHooks
 
 	mu             sync.RWMutex
 	onErrorDefault errorHandler
@@ -258,6 +260,7 @@ func New(opts ...Option) *Server {
 	if c.syncHandlers {
 		s.handlerLimit = 1
 	}
+	s.hooks.update(func([]*Hooks) []*Hooks { return c.hooks })
 	if c.adapter != nil {
 		s.member = newMember(s, *c.adapter, true)
 	}
@@ -460,9 +463,11 @@ func (s *Server) onConnection(conn *engineio.Conn) {
 	})
 	conn.OnMessage(c.onMessage)
 	conn.OnClose(c.onClose)
+	s.hooks.clientOpened(conn)
 }
 
 func (c *client) send(text []byte, atts [][]byte) error {
+	c.s.hooks.packetOutRaw(text, atts)
 	if len(atts) == 0 {
 		return c.conn.Send(text, false)
 	}
@@ -479,6 +484,7 @@ func (c *client) sendPacket(p *parser.Packet) error {
 }
 
 func (c *client) onMessage(data []byte, binary bool) {
+	c.s.hooks.packetIn(len(data))
 	p, err := c.dec.Add(data, binary)
 	if err != nil {
 		c.s.log.Debug("socket.io: closing a client after an invalid packet", "sid", c.conn.ID(), "err", err)
@@ -551,6 +557,7 @@ func (c *client) onClose(reason string) {
 	for _, s := range socks {
 		s.remove(reason)
 	}
+	c.s.hooks.clientClosed(c.conn, reason)
 }
 
 // ConnectError refuses a connection with a message and data for the client
@@ -621,6 +628,7 @@ func (c *client) connect(p *parser.Packet) {
 		ack := sidPayload(sock.id)
 		c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
 		sock.flushPending()
+		c.s.hooks.connected(sock)
 		if h := n.connectHandler(); h != nil {
 			if err := h(sock, auth); err != nil {
 				sock.Disconnect()
@@ -643,6 +651,7 @@ func (c *client) connect(p *parser.Packet) {
 	ack := sidPayload(sock.id)
 	c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
 	sock.flushPending()
+	c.s.hooks.connected(sock)
 }
 
 // errorf formats handler errors for logs.

@@ -198,6 +198,7 @@ func engineMessages(text []byte, atts [][]byte) []engineio.Message {
 // sendMessages queues msgs (which may be shared with other sockets: they
 // are only read).
 func (s *Socket) sendMessages(msgs []engineio.Message) {
+	s.n.s.hooks.packetOut(msgs)
 	s.mu.Lock()
 	if s.connecting {
 		s.pending = append(s.pending, msgs)
@@ -232,6 +233,7 @@ func (s *Socket) packet(t parser.Type, id uint64, hasID bool, args []any) error 
 		return err
 	}
 	text := parser.Encode(&parser.Packet{Type: t, Namespace: s.n.name, ID: id, HasID: hasID, Data: data, Attachments: atts})
+	s.n.s.hooks.packetSent(s, t, args, data, atts)
 	s.sendEncoded(text, atts)
 	return nil
 }
@@ -405,6 +407,7 @@ func (s *Socket) remove(reason string) {
 	if h != nil {
 		h(s, reason)
 	}
+	s.n.s.hooks.disconnected(s, reason)
 	s.n.removeSocket(s)
 	s.n.s.dropIfEmpty(s.n)
 }
@@ -420,6 +423,7 @@ func (s *Socket) dispatch(p *parser.Packet) {
 		event = string(args[0]) // numeric event names
 	}
 	args = args[1:]
+	s.n.s.hooks.eventReceived(s, event, p)
 	s.mu.Lock()
 	s.event, s.eventArgs = event, args
 	s.eventSeq++
