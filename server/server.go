@@ -38,6 +38,7 @@ type config struct {
 	log            *slog.Logger
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
+	sharedSession  bool // WithManageSession(false)
 	alwaysConnect  bool
 	backlogEvents  int
 	backlogBytes   int
@@ -215,6 +216,7 @@ type Server struct {
 	log            *slog.Logger
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
+	sharedSession  bool // Get and Set read and write sessions (WithManageSession(false))
 	alwaysConnect  bool
 	backlogEvents  int // bounds of a socket's event backlog
 	backlogBytes   int
@@ -252,7 +254,7 @@ func New(opts ...Option) *Server {
 	}
 	c.eio.Logger = c.log
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
-		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect,
+		sessions: c.sessions, sessionID: c.sessionID, sharedSession: c.sharedSession, alwaysConnect: c.alwaysConnect,
 		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, handlerLimit: c.maxHandlers, maxNamespaces: c.maxNamespaces,
 		pyReasons: c.pyReasons}
 	if c.syncHandlers {
@@ -446,6 +448,8 @@ type client struct {
 	sockets nsSockets
 	closed  bool
 	timer   *time.Timer
+
+	session connSession // shared by the client's sockets
 }
 
 func (s *Server) onConnection(conn *engineio.Conn) {
@@ -595,6 +599,7 @@ func (c *client) connect(p *parser.Packet) {
 		return
 	}
 	c.mu.Unlock()
+	c.session.open(c.s, c.conn.Request())
 	sock := newSocket(c, n, auth)
 	for _, mw := range n.middlewares() {
 		if err := mw(sock, auth); err != nil {
