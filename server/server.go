@@ -232,6 +232,7 @@ type Server struct {
 	nsps           map[string]*Namespace
 	dynamic        []dynamicNamespace
 	wg             sync.WaitGroup
+	run            runState // the HTTP servers of Run and Serve
 }
 
 type dynamicNamespace struct {
@@ -271,18 +272,6 @@ func New(opts ...Option) *Server {
 // ServeHTTP serves Socket.IO; mount it at "/socket.io/".
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.ServeHTTP(w, r) }
 
-// Run serves on addr at /socket.io/ until the listener fails, with the
-// limits of NewHTTPServer.
-func (s *Server) Run(addr string) error {
-	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", s)
-	ln, err := s.Listen(addr) // refuses clients beyond the descriptor limit at once
-	if err != nil {
-		return err
-	}
-	return NewHTTPServer(addr, mux).Serve(ln)
-}
-
 // Limits of NewHTTPServer.
 const (
 	// MaxHeaderBytes bounds a request's header (Node's default, 16 KB).
@@ -306,9 +295,12 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 		IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
 }
 
-// Shutdown disconnects every client and waits for handlers to finish, or
-// for ctx.
+// Shutdown stops the listeners of Run and Serve, disconnects every
+// client and waits for handlers and the HTTP requests in flight to
+// finish, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	waitHTTP, over := s.run.shutdownHTTP(ctx) // no new connections from here
+	defer over()                              // lets Run return
 	err := s.eio.Shutdown(ctx)
 	if s.member != nil {
 		s.member.close()
@@ -318,7 +310,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
+		waitHTTP()
 		return ctx.Err()
+	}
+	if herr := waitHTTP(); err == nil && herr != nil {
+		err = fmt.Errorf("socket.io: shutdown: %w", herr)
 	}
 	return err
 }
