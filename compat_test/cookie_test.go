@@ -73,7 +73,7 @@ func TestCookiePathInHeadlessChromium(t *testing.T) {
 		seen = append(seen, sr)
 		mu.Unlock()
 	}
-	mux := http.NewServeMux()
+	mux := pageMux(cookiePage)
 	mux.HandleFunc("/my-path/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("transport") == "websocket" {
 			record(r, nil) // before the connection is taken over
@@ -84,14 +84,6 @@ func TestCookiePathInHeadlessChromium(t *testing.T) {
 		record(r, w)
 	})
 	mux.HandleFunc("/other/probe", func(w http.ResponseWriter, r *http.Request) { record(r, nil) })
-	mux.HandleFunc("/socket.io.min.js", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/javascript")
-		http.ServeFile(w, r, clientBundle)
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, cookiePage)
-	})
 	url := serveHTTP(t, mux, srv.Shutdown)
 
 	p := startPeer(t, "browser", "node", "../examples/chat/browser-origin-test.js", url+"/")
