@@ -38,6 +38,7 @@ type config struct {
 	log            *slog.Logger
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
+	sharedSession  bool // WithManageSession(false)
 	alwaysConnect  bool
 	backlogEvents  int
 	backlogBytes   int
@@ -216,6 +217,7 @@ type Server struct {
 	log            *slog.Logger
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
+	sharedSession  bool // Get and Set read and write sessions (WithManageSession(false))
 	alwaysConnect  bool
 	backlogEvents  int // bounds of a socket's event backlog
 	backlogBytes   int
@@ -232,6 +234,7 @@ type Server struct {
 	nsps           map[string]*Namespace
 	dynamic        []dynamicNamespace
 	wg             sync.WaitGroup
+	run            runState // the HTTP servers of Run and Serve
 }
 
 type dynamicNamespace struct {
@@ -254,7 +257,7 @@ func New(opts ...Option) *Server {
 	}
 	c.eio.Logger = c.log
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
-		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect,
+		sessions: c.sessions, sessionID: c.sessionID, sharedSession: c.sharedSession, alwaysConnect: c.alwaysConnect,
 		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, handlerLimit: c.maxHandlers, maxNamespaces: c.maxNamespaces,
 		pyReasons: c.pyReasons}
 	if c.syncHandlers {
@@ -271,18 +274,6 @@ func New(opts ...Option) *Server {
 
 // ServeHTTP serves Socket.IO; mount it at "/socket.io/".
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.ServeHTTP(w, r) }
-
-// Run serves on addr at /socket.io/ until the listener fails, with the
-// limits of NewHTTPServer.
-func (s *Server) Run(addr string) error {
-	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", s)
-	ln, err := s.Listen(addr) // refuses clients beyond the descriptor limit at once
-	if err != nil {
-		return err
-	}
-	return NewHTTPServer(addr, mux).Serve(ln)
-}
 
 // Limits of NewHTTPServer.
 const (
@@ -307,9 +298,12 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 		IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
 }
 
-// Shutdown disconnects every client and waits for handlers to finish, or
-// for ctx.
+// Shutdown stops the listeners of Run and Serve, disconnects every
+// client and waits for handlers and the HTTP requests in flight to
+// finish, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	waitHTTP, over := s.run.shutdownHTTP(ctx) // no new connections from here
+	defer over()                              // lets Run return
 	err := s.eio.Shutdown(ctx)
 	if s.member != nil {
 		s.member.close()
@@ -319,7 +313,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
+		waitHTTP()
 		return ctx.Err()
+	}
+	if herr := waitHTTP(); err == nil && herr != nil {
+		err = fmt.Errorf("socket.io: shutdown: %w", herr)
 	}
 	return err
 }
@@ -449,6 +447,8 @@ type client struct {
 	sockets nsSockets
 	closed  bool
 	timer   *time.Timer
+
+	session connSession // shared by the client's sockets
 }
 
 func (s *Server) onConnection(conn *engineio.Conn) {
@@ -602,6 +602,7 @@ func (c *client) connect(p *parser.Packet) {
 		return
 	}
 	c.mu.Unlock()
+	c.session.open(c.s, c.conn.Request())
 	sock := newSocket(c, n, auth)
 	for _, mw := range n.middlewares() {
 		if err := mw(sock, auth); err != nil {

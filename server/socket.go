@@ -28,7 +28,6 @@ type Socket struct {
 	pending    [][]engineio.Message
 	acks       map[uint64]chan []any
 	ackSeq     uint64
-	session    map[string]any
 	gone       bool
 	event      string            // the event whose handler started last
 	eventArgs  []json.RawMessage // and its arguments
@@ -122,7 +121,7 @@ func (s *Socket) drain(p *parser.Packet) {
 }
 
 func newSocket(c *client, n *Namespace, auth json.RawMessage) *Socket {
-	// acks and session are made on first use: most sockets never need them
+	// acks are made on first use: most sockets never need them
 	return &Socket{id: engineio.NewID(), n: n, c: c, auth: auth, rooms: map[string]struct{}{}, connecting: true}
 }
 
@@ -144,42 +143,6 @@ func (s *Socket) Auth() json.RawMessage { return s.auth }
 
 // Transport returns the current transport ("polling" or "websocket").
 func (s *Socket) Transport() string { return s.c.conn.Transport() }
-
-// storeID returns the session id in the server's SessionStore, or "".
-func (s *Socket) storeID() string {
-	srv := s.n.s
-	if srv.sessions == nil || srv.sessionID == nil {
-		return ""
-	}
-	return srv.sessionID(s.Request())
-}
-
-// Get returns a value of the socket's session: kept for the life of the
-// connection (Flask-SocketIO's manage_session), or in the server's
-// SessionStore when one is configured (shared with HTTP handlers).
-func (s *Socket) Get(key string) (any, bool) {
-	if id := s.storeID(); id != "" {
-		return s.n.s.sessions.Get(context.Background(), id, key)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.session[key]
-	return v, ok
-}
-
-// Set stores a value in the socket's session.
-func (s *Socket) Set(key string, v any) {
-	if id := s.storeID(); id != "" {
-		s.n.s.sessions.Set(context.Background(), id, key, v)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.session == nil {
-		s.session = map[string]any{}
-	}
-	s.session[key] = v
-}
 
 func (s *Socket) sendEncoded(text []byte, atts [][]byte) {
 	s.sendMessages(engineMessages(text, atts))

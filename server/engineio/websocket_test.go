@@ -277,3 +277,47 @@ func TestWebSocketOverTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownWithWebSocketsOverTLS: Shutdown while WebSocket clients are
+// connected over TLS (whose frames, the close packet included, go out
+// through a blocking writer) makes no data race: a blocking writer was
+// added to the WaitGroup that Shutdown was already waiting on (the race
+// detector reported it about once in eight runs of server.TestRunTLS).
+func TestShutdownWithWebSocketsOverTLS(t *testing.T) {
+	var readers sync.WaitGroup
+	for round := range 10 {
+		s := NewServer(Options{PingInterval: time.Minute})
+		s.OnConnection(func(c *Conn) {})
+		hs := httptest.NewTLSServer(s)
+		dialer := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: hs.Client().Transport.(*http.Transport).TLSClientConfig}
+		for range 4 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c, _, err := dialer.DialContext(ctx, "wss"+strings.TrimPrefix(hs.URL, "https")+"/?EIO=4&transport=websocket", nil)
+			cancel()
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, p, err := c.ReadMessage(); err != nil || p[0] != '0' {
+				t.Fatalf("round %d: open: %q %v", round, p, err)
+			}
+			readers.Add(1)
+			go func() { // reads until the server's close frame, which it answers
+				defer readers.Done()
+				defer c.Close()
+				for {
+					if _, _, err := c.ReadMessage(); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.Shutdown(ctx); err != nil {
+			t.Fatalf("round %d: Shutdown: %v", round, err)
+		}
+		cancel()
+		readers.Wait()
+		hs.Close()
+	}
+}
