@@ -181,20 +181,6 @@ func (s *Socket) Set(key string, v any) {
 	s.session[key] = v
 }
 
-func (s *Socket) sendEncoded(text []byte, atts [][]byte) {
-	s.sendMessages(engineMessages(text, atts))
-}
-
-// engineMessages is a packet's text and attachments as Engine.IO messages.
-func engineMessages(text []byte, atts [][]byte) []engineio.Message {
-	msgs := make([]engineio.Message, 0, 1+len(atts))
-	msgs = append(msgs, engineio.Message{Data: text})
-	for _, a := range atts {
-		msgs = append(msgs, engineio.Message{Data: a, Binary: true})
-	}
-	return msgs
-}
-
 // sendMessages queues msgs (which may be shared with other sockets: they
 // are only read).
 func (s *Socket) sendMessages(msgs []engineio.Message) {
@@ -231,8 +217,11 @@ func (s *Socket) packet(t parser.Type, id uint64, hasID bool, args []any) error 
 	if err != nil {
 		return err
 	}
-	text := parser.Encode(&parser.Packet{Type: t, Namespace: s.n.name, ID: id, HasID: hasID, Data: data, Attachments: atts})
-	s.sendEncoded(text, atts)
+	msgs, err := s.n.s.encode(&parser.Packet{Type: t, Namespace: s.n.name, ID: id, HasID: hasID, Data: data, Attachments: atts})
+	if err != nil {
+		return err
+	}
+	s.sendMessages(msgs)
 	return nil
 }
 

@@ -17,22 +17,6 @@ func msgpackEvent(data []byte) []byte {
 	return append(unhexBytes("83a47479706502a36e7370a12fa464617461"), data...)
 }
 
-// nestedHeaders returns about size bytes of nested array32 (0xdd) or
-// map32 (0xdf) headers, each announcing as many elements as the bytes
-// left after it allow.
-func nestedHeaders(size int, head byte) []byte {
-	size -= size % 5
-	b := make([]byte, 0, size)
-	for len(b) < size {
-		rest := uint32(size - len(b) - 5)
-		if head == 0xdf {
-			rest /= 2
-		}
-		b = binary.BigEndian.AppendUint32(append(b, head), rest)
-	}
-	return b
-}
-
 // TestMsgpackAllocationFollowsInput: announced lengths are claims checked
 // against the bytes left, not allocations; a hostile packet costs a small
 // multiple of its size and is refused.
@@ -41,8 +25,8 @@ func TestMsgpackAllocationFollowsInput(t *testing.T) {
 		name string
 		in   []byte
 	}{
-		{"nested array32", msgpackEvent(nestedHeaders(32<<10, 0xdd))},
-		{"nested map32", msgpackEvent(nestedHeaders(32<<10, 0xdf))},
+		{"nested array32", msgpackEvent(testenv.NestedMsgpackHeaders(32<<10, 0xdd))},
+		{"nested map32", msgpackEvent(testenv.NestedMsgpackHeaders(32<<10, 0xdf))},
 		{"str32 of 4 GB", msgpackEvent(unhexBytes("92a165dbfffffff0"))},
 		{"bin32 of 4 GB", msgpackEvent(unhexBytes("92a165c6fffffff0"))},
 		{"array32 of 4G elements", msgpackEvent(unhexBytes("dd0fffffff"))},
@@ -93,8 +77,8 @@ func FuzzDecodeMsgpack(f *testing.F) {
 	}
 	f.Add(msgpackEvent(unhexBytes("93a165c40101d40000")))
 	f.Add(msgpackEvent(unhexBytes("92a16581017f")))
-	f.Add(msgpackEvent(nestedHeaders(512, 0xdd)))
-	f.Add(msgpackEvent(nestedHeaders(512, 0xdf)))
+	f.Add(msgpackEvent(testenv.NestedMsgpackHeaders(512, 0xdd)))
+	f.Add(msgpackEvent(testenv.NestedMsgpackHeaders(512, 0xdf)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var p *Packet
 		var err error
@@ -155,6 +139,6 @@ func BenchmarkHostileMsgpack(b *testing.B) {
 		{Name: "deep-arrays", Make: func(n int) []byte {
 			return fill(n, strings.Repeat("91", MaxMsgpackDepth-3)+"c0")
 		}},
-		{Name: "nested-headers", Make: func(n int) []byte { return msgpackEvent(nestedHeaders(n, 0xdd)) }, WantErr: true},
+		{Name: "nested-headers", Make: func(n int) []byte { return msgpackEvent(testenv.NestedMsgpackHeaders(n, 0xdd)) }, WantErr: true},
 	}, func(in []byte) error { _, err := DecodeMsgpack(in); return err })
 }
