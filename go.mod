@@ -3,7 +3,6 @@ module github.com/siobridge/siobridge
 go 1.26.0
 
 require (
-	github.com/coder/websocket v1.8.15
 	github.com/gobwas/ws v1.5.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/nats-io/nats.go v1.55.0
