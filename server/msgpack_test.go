@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 
 	_ "github.com/siobridge/siobridge/adapter/redis"
 	"github.com/siobridge/siobridge/emitter"
@@ -41,7 +41,7 @@ func serve(t *testing.T, srv *server.Server) string {
 func dialMsgpack(t *testing.T, base string) *mpClient {
 	t.Helper()
 	w := wstest.Dial(t, "ws"+strings.TrimPrefix(base, "http")+"/socket.io/?EIO=4&transport=websocket")
-	if typ, open := w.Read(); typ != websocket.MessageText || !strings.HasPrefix(open, "0{") {
+	if typ, open := w.Read(); typ != websocket.TextMessage || !strings.HasPrefix(open, "0{") {
 		t.Fatalf("Engine.IO open packet: %q", open)
 	}
 	return &mpClient{t, w}
@@ -61,7 +61,7 @@ func (c *mpClient) read() *parser.Packet {
 	c.t.Helper()
 	for {
 		typ, m := c.w.Read()
-		if typ == websocket.MessageText {
+		if typ == websocket.TextMessage {
 			if m == "2" {
 				c.w.Send("3")
 				continue
@@ -172,7 +172,7 @@ func TestMsgpackParser(t *testing.T) {
 	// socket.io-msgpack-parser requires)
 	a.send(parser.Packet{Type: parser.Event, Namespace: "/", Data: json.RawMessage(`["bye"]`)})
 	typ, m := a.w.Read()
-	if want := "\x82\xa4type\x01\xa3nsp\xa1/"; typ != websocket.MessageBinary || m != want {
+	if want := "\x82\xa4type\x01\xa3nsp\xa1/"; typ != websocket.BinaryMessage || m != want {
 		t.Fatalf("server disconnect: %q, want %q", m, want)
 	}
 }
