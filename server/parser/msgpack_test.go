@@ -212,3 +212,13 @@ func TestMsgpackIgnoresOtherKeys(t *testing.T) {
 		t.Fatalf("data %s, attachments %v", p.Data, p.Attachments)
 	}
 }
+
+// TestByName: the names a command-line flag takes (sioserver --parser).
+func TestByName(t *testing.T) {
+	if ByName("json") != JSON || ByName("msgpack") != MsgPack || ByName("") != nil || ByName("MsgPack") != nil {
+		t.Fatalf("ByName: json %v, msgpack %v", ByName("json"), ByName("msgpack"))
+	}
+	if JSON.Name() != "json" || MsgPack.Name() != "msgpack" {
+		t.Fatal("names")
+	}
+}
