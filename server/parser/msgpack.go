@@ -34,13 +34,22 @@ import (
 // and infinities null. Other map keys and extensions
 // are refused. Decoding costs time and memory in proportion to the
 // message: lengths are checked against the bytes left before anything is
-// allocated, and values nested deeper than MaxMsgpackDepth are refused.
+// allocated; data nested deeper than MaxMsgpackDepth, or with more than
+// MaxMsgpackBinaries binary values, is refused.
 var MsgPack Parser = msgpackParser{}
 
-// MaxMsgpackDepth bounds the nesting of arrays and maps in a msgpack
-// packet's data (as the node dialect's msgpack decoder does); a packet
-// nested deeper is invalid.
-const MaxMsgpackDepth = 1000
+// Bounds of a msgpack packet's data; a packet past them is invalid.
+const (
+	// MaxMsgpackDepth bounds the nesting of arrays and maps (as the node
+	// dialect's msgpack decoder does).
+	MaxMsgpackDepth = 1000
+	// MaxMsgpackBinaries bounds the binary values (bin, ArrayBuffer) of
+	// one packet. Each becomes an attachment and a placeholder, about 80
+	// bytes for as few as 2 bytes of input; socket.io-parser allows 10
+	// attachments per JSON packet (MaxAttachments), this bound is looser
+	// since msgpack clients send binary values inline.
+	MaxMsgpackBinaries = 1000
+)
 
 type msgpackParser struct{}
 
@@ -310,7 +319,7 @@ func (m *mpReader) value(out []byte, depth int) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return m.attachment(out, b), nil
+		return m.attachment(out, b)
 	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
 		if depth > MaxMsgpackDepth {
 			return nil, errTooDeep
@@ -405,7 +414,7 @@ func (m *mpReader) ext(out []byte, c byte) ([]byte, error) {
 	case id == 0 && c == msgpcode.FixExt8:
 		t = time.UnixMilli(int64(binary.BigEndian.Uint64(body)))
 	case id == 0 && (c == msgpcode.Ext8 || c == msgpcode.Ext16 || c == msgpcode.Ext32):
-		return m.attachment(out, body), nil
+		return m.attachment(out, body)
 	case id == timestampExt && (n == 4 || n == 8 || n == 12):
 		m.r.Seek(int64(start), io.SeekStart) // the library decodes the timestamp from its first byte
 		if t, err = m.d.DecodeTime(); err != nil {
@@ -421,11 +430,14 @@ func (m *mpReader) ext(out []byte, c byte) ([]byte, error) {
 
 // attachment keeps a copy of b as the next attachment and appends its
 // placeholder.
-func (m *mpReader) attachment(out, b []byte) []byte {
+func (m *mpReader) attachment(out, b []byte) ([]byte, error) {
+	if len(m.atts) >= MaxMsgpackBinaries {
+		return nil, fmt.Errorf("more than %d binary values", MaxMsgpackBinaries)
+	}
 	m.atts = append(m.atts, bytes.Clone(b))
 	out = append(out, `{"_placeholder":true,"num":`...)
 	out = strconv.AppendInt(out, int64(len(m.atts)-1), 10)
-	return append(out, '}')
+	return append(out, '}'), nil
 }
 
 // appendJSONFloat writes f as a JSON number that stays a float (1.0, not

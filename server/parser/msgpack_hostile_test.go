@@ -134,11 +134,33 @@ func BenchmarkHostileMsgpack(b *testing.B) {
 		}},
 		{Name: "many-args", Make: func(n int) []byte { return fill(n, "00") }},
 		{Name: "empty-maps", Make: func(n int) []byte { return fill(n, "80") }},
-		{Name: "empty-bins", Make: func(n int) []byte { return fill(n, "c400") }},
+		{Name: "empty-bins", Make: func(n int) []byte { return fill(n, "c400") }, AnyErr: true}, // refused past MaxMsgpackBinaries
 		{Name: "escapes", Make: func(n int) []byte { return fill(n, "a40a22f09f") }},
 		{Name: "deep-arrays", Make: func(n int) []byte {
 			return fill(n, strings.Repeat("91", MaxMsgpackDepth-3)+"c0")
 		}},
 		{Name: "nested-headers", Make: func(n int) []byte { return msgpackEvent(testenv.NestedMsgpackHeaders(n, 0xdd)) }, WantErr: true},
 	}, func(in []byte) error { _, err := DecodeMsgpack(in); return err })
+}
+
+// TestMsgpackBinariesBound: MaxMsgpackBinaries binary values decode, one
+// more is refused; 1 MB of empty bins allocated 160 bytes per input byte
+// before the bound.
+func TestMsgpackBinariesBound(t *testing.T) {
+	bins := func(n int) []byte {
+		b := binary.BigEndian.AppendUint32([]byte{0xdd}, uint32(n+1))
+		b = append(b, 0xa1, 'e')
+		return msgpackEvent(append(b, bytes.Repeat([]byte{0xc4, 0x00}, n)...))
+	}
+	if p, err := DecodeMsgpack(bins(MaxMsgpackBinaries)); err != nil || len(p.Attachments) != MaxMsgpackBinaries {
+		t.Fatalf("%d binary values: %v", MaxMsgpackBinaries, err)
+	}
+	if _, err := DecodeMsgpack(bins(MaxMsgpackBinaries + 1)); err == nil || !strings.Contains(err.Error(), "more than 1000 binary values") {
+		t.Fatalf("%d binary values: %v", MaxMsgpackBinaries+1, err)
+	}
+	in := bins(1 << 19)
+	var err error
+	if n := testenv.AllocatedBytes(func() { _, err = DecodeMsgpack(in) }); err == nil || n > uint64(len(in)) {
+		t.Fatalf("1 MB of empty bins: %v, %d bytes allocated", err, n)
+	}
 }
