@@ -25,7 +25,7 @@ func needMsgpackNode(t *testing.T) {
 
 func needMsgpackPython(t *testing.T) {
 	t.Helper()
-	needPeer(t, "Debian's python3-msgpack and the vendored python-socketio", func() error {
+	needPeer(t, "Debian's python3-msgpack and python3-websocket, and the vendored python-socketio", func() error {
 		return exec.Command("/usr/bin/python3", "python/msgpack_client.py", "--check").Run()
 	})
 }

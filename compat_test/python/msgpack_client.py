@@ -32,6 +32,7 @@ p.add_argument("--transport", default="polling")
 p.add_argument("--check", action="store_true")
 a = p.parse_args()
 if a.check:
+    import websocket  # noqa: F401  (Debian's python3-websocket: python-engineio's WebSocket client)
     assert os.sep + "vendor" + os.sep in socketio.__file__
     sys.exit(0)
 
