@@ -335,7 +335,6 @@ func reportMessages(hs *hookSet, msgs []engineio.Message) {
 	reportBytes(hs, n, true)
 }
 
-
 func reportBytes(hs *hookSet, n int, out bool) {
 	l := hs.get()
 	for _, h := range l {
