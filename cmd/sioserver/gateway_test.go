@@ -395,6 +395,9 @@ func TestPage(t *testing.T) {
 			t.Errorf("GET %s: %d", path, r.StatusCode)
 		}
 	}
+	if r, _ := get(t, in.url+"/favicon.ico"); r.StatusCode != 204 {
+		t.Errorf("GET /favicon.ico: %d", r.StatusCode)
+	}
 	if r, _ := get(t, in.url+"/nothing-here"); r.StatusCode != 404 {
 		t.Errorf("GET /nothing-here: %d", r.StatusCode)
 	}

@@ -45,6 +45,9 @@ func (g *gateway) pageRoutes(mux *http.ServeMux) {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Write(page)
 	})
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent) // no icon, and no 404 in the browser's console
+	})
 	for _, name := range []string{"app.js", "style.css", "socket.io-client.LICENSE"} {
 		mux.HandleFunc("GET /"+name, func(w http.ResponseWriter, r *http.Request) {
 			securityHeaders(w)

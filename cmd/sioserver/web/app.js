@@ -2,7 +2,7 @@
 // (those of ?rooms=a,b, else the server's default), and lists every event
 // it receives with its arguments and arrival time. ?ns=/chat picks the
 // namespace. The state is mirrored in <body data-status data-joined
-// data-reason data-events> for scripts and tests.
+// data-reason data-reconnecting data-events> for scripts and tests.
 (() => {
   "use strict";
   const MAX_ROWS = 500; // older events are dropped from the list
@@ -128,10 +128,11 @@
     $("transport").textContent = engine.transport.name;
     engine.once("upgrade", (t) => ($("transport").textContent = t.name));
     for (const name of rooms.keys()) joinRoom(name); // a new connection has no room yet
-    refreshHealth();
+    setTimeout(refreshHealth, 1100); // after /healthz's count of the clients (once a second) includes this one
   });
   socket.on("disconnect", (reason) => {
     body.dataset.reason = reason;
+    body.dataset.reconnecting = socket.active ? "yes" : "no";
     $("sid").textContent = "–";
     $("transport").textContent = "–";
     const again = socket.active ? ", reconnecting…" : "";
@@ -142,7 +143,7 @@
   socket.on("connect_error", (err) => {
     setStatus("disconnected", "cannot connect (" + err.message + ")" + (socket.active ? ", retrying…" : ""));
   });
-  socket.onAny(addEvent);
+  socket.onAny((event, ...args) => addEvent(event, args));
 
   $("join-form").addEventListener("submit", (e) => {
     e.preventDefault();
