@@ -119,6 +119,9 @@ func startBroker(ctx context.Context, addr string, log *slog.Logger) (*broker, e
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("embedded NATS server on %s: no listening address", addr)
 	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1" // listening on every interface: reached on loopback here
+	}
 	return &broker{url: "nats://" + net.JoinHostPort(host, strconv.Itoa(a.Port)), srv: srv}, nil
 }
 

@@ -82,6 +82,45 @@ func TestEmbeddedNATS(t *testing.T) {
 	}
 }
 
+// nats-server's own logs go through sioserver's slog logger: its notices
+// at debug level, nothing in its own format; a non-loopback address is
+// warned about.
+func TestEmbeddedNATSLogs(t *testing.T) {
+	in := start(t, "--embedded-nats", "0.0.0.0:0", "--log-level", "debug")
+	if out := in.out.String(); !strings.Contains(out, "--url nats://127.0.0.1:") {
+		t.Errorf("hint for an embedded server on every interface: %q, want it reached on loopback", out)
+	}
+	dial(t, in, "/")
+	if code := in.stop(); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	log := in.log.String()
+	for _, line := range strings.Split(strings.TrimSuffix(log, "\n"), "\n") {
+		if !strings.HasPrefix(line, "time=") {
+			t.Errorf("a log line not from slog: %q", line)
+		}
+	}
+	for _, want := range []string{`level=DEBUG msg="nats-server: Starting nats-server" component=nats-server`, "has no authentication"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %s:\n%s", want, log)
+		}
+	}
+	quiet := start(t, "--embedded-nats", "127.0.0.1:0")
+	quiet.stop()
+	if log := quiet.log.String(); strings.Contains(log, "nats-server:") || strings.Contains(log, "no authentication") {
+		t.Errorf("nats-server's notices at the info level, or a warning on loopback:\n%s", log)
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{"127.0.0.1:4222": true, "[::1]:1": true, "localhost:4222": true,
+		"0.0.0.0:4222": false, ":4222": false, "10.1.2.3:4222": false, "nocolon": false} {
+		if isLoopback(addr) != want {
+			t.Errorf("isLoopback(%q) = %v", addr, !want)
+		}
+	}
+}
+
 // Port 0 picks a free port for the embedded server; the hint names it.
 func TestEmbeddedNATSFreePort(t *testing.T) {
 	in := start(t, "--embedded-nats", "127.0.0.1:0")

@@ -290,6 +290,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer b.stop() // after the bus is closed (defers run last first)
 		if b.embedded() {
 			log.Info("sioserver: embedded NATS server started (JetStream off)", "url", b.url)
+			if !isLoopback(o.embeddedNATS) {
+				log.Warn("sioserver: the embedded NATS server has no authentication and listens beyond loopback: anyone who reaches it can emit to the clients", "addr", o.embeddedNATS)
+			}
 		} else {
 			log.Info("sioserver: a NATS server already answers at the embedded address; using it", "url", b.url)
 		}
@@ -353,10 +356,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		attrs = append(attrs, "cluster", "none (single process, --no-broker)")
 	}
 	log.Info("sioserver: listening", attrs...)
-	fmt.Fprintf(stdout, "sioserver: open %s\n", page)
+	banner := fmt.Sprintf("sioserver: open %s\n", page)
 	if bus != nil {
-		fmt.Fprintf(stdout, "sioserver: then try, from the repository: %s\n", g.hint)
+		banner += fmt.Sprintf("sioserver: then try, from the repository: %s\n", g.hint)
 	}
+	io.WriteString(stdout, banner) // one write: a reader sees both lines at once
 
 	code := exitOK
 	select {
@@ -416,4 +420,18 @@ func channelOf(d dialect.Dialect) string {
 		return x.Key()
 	}
 	return ""
+}
+
+// isLoopback reports whether the host of a HOST:PORT address is a
+// loopback address or localhost.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -102,6 +102,13 @@ func start(t *testing.T, args ...string) *instance {
 	if err := testenv.WaitPort(addr, 20*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, in.log.String())
 	}
+	// the banner is printed once the server serves
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(in.out.String(), "sioserver: open "); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner on stdout\n%s", in.log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return in
 }
 
