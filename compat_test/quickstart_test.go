@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -58,6 +59,36 @@ func shellWith(ctx context.Context, t *testing.T, command, goRun, bin string) *e
 	return cmd
 }
 
+// browserPrelude starts the scripts of startBrowserScript: launch() opens
+// headless Chromium (Debian's, driven by playwright-core), out(o) prints
+// a JSON line, fail(e) prints {"ok": false, "error": ...} and exits 1.
+const browserPrelude = `
+const { chromium } = require("playwright-core");
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+const fail = (e) => { out({ ok: false, error: String(e) }); process.exit(1); };
+const launch = () => chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+`
+
+// startBrowserScript runs browserPrelude+script with node, with args,
+// finding playwright-core in examples/chat's npm packages.
+func startBrowserScript(t *testing.T, script string, args ...string) *peer {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "page-test.js")
+	if err := os.WriteFile(path, []byte(browserPrelude+script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	modules, err := filepath.Abs("../examples/chat/node_modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NODE_PATH", modules)
+	return startPeer(t, "browser", append([]string{"node", path}, args...)...)
+}
+
 // quickStartPage drives the page of sioserver in headless Chromium (with
 // playwright-core from examples/chat): it waits until the page has joined
 // room news and prints {"joined": true}; then waits for a headline event
@@ -66,15 +97,9 @@ func shellWith(ctx context.Context, t *testing.T, command, goRun, bin string) *e
 // prints {"gone": reason, "reconnecting": "yes" or "no"}. Any failure prints {"ok":
 // false, "error": ...}.
 const quickStartPage = `
-const { chromium } = require("playwright-core");
 (async () => {
   const [url, shot] = process.argv.slice(2);
-  const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
     page.on("console", (m) => process.stderr.write("console: " + m.text() + "\n"));
@@ -91,7 +116,7 @@ const { chromium } = require("playwright-core");
   } finally {
     await browser.close();
   }
-})().catch((e) => { process.stdout.write(JSON.stringify({ ok: false, error: String(e) }) + "\n"); process.exit(1); });
+})().catch(fail);
 `
 
 // TestQuickStart runs exactly the two commands of the README's quick
@@ -156,6 +181,10 @@ func TestQuickStart(t *testing.T) {
 			t.Fatalf("sioserver printed no page URL and sioemit command (url %q, command %q)", url, hint)
 		}
 	}
+	go func() { // the rest of stdout, so that sioserver never blocks on it
+		for range lines {
+		}
+	}()
 	if hint != cmds[1] {
 		t.Fatalf("sioserver prints the command %q, the README says %q", hint, cmds[1])
 	}
@@ -166,13 +195,7 @@ func TestQuickStart(t *testing.T) {
 	}
 	shot, _ := filepath.Abs("artifacts/quickstart.png")
 	os.Remove(shot)
-	script := filepath.Join(t.TempDir(), "quickstart-page.js")
-	if err := os.WriteFile(script, []byte(quickStartPage), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	modules, _ := filepath.Abs("../examples/chat/node_modules")
-	t.Setenv("NODE_PATH", modules)
-	browser := startPeer(t, "browser", "node", script, url, shot)
+	browser := startBrowserScript(t, quickStartPage, url, shot)
 	browser.waitFor("the page joined room news", 60*time.Second, func(l map[string]any) bool { return l["joined"] == true || l["ok"] == false })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -251,5 +274,73 @@ func TestVendoredSocketIOClient(t *testing.T) {
 	}
 	if !bytes.Contains(lock, []byte(`"node_modules/socket.io-client": {`+"\n"+`      "version": "4.8.1"`)) {
 		t.Errorf("examples/chat installs another socket.io-client than the 4.8.1 the page names")
+	}
+}
+
+// roomsPage drives the page's room controls in headless Chromium: it
+// opens URL?rooms=alpha, joins beta with the form, leaves alpha with its
+// button, prints {"ready": true}; then waits for a "seen" event, prints
+// {"ok": true, "rows": [...], "bus": ..., "transport": ..., "joined": ...}.
+const roomsPage = `
+(async () => {
+  const [url] = process.argv.slice(2);
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    page.on("console", (m) => process.stderr.write("console: " + m.text() + "\n"));
+    await page.goto(url + "?rooms=alpha");
+    await page.waitForSelector('body[data-status=connected][data-joined~="alpha"]', { timeout: 20000 });
+    await page.fill("#room", "beta");
+    await page.click("#join-form button");
+    await page.waitForSelector('body[data-joined~="beta"]', { timeout: 10000 });
+    await page.click('#rooms li[data-room="alpha"] button');
+    await page.waitForSelector('#rooms li[data-room="alpha"]', { state: "detached", timeout: 10000 });
+    out({ ready: true });
+    await page.waitForSelector('#events tr[data-event="seen"]', { timeout: 60000 });
+    await page.waitForFunction(() => document.getElementById("bus").textContent === "connected", null, { timeout: 20000 });
+    const rows = await page.$$eval("#events tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    const text = (id) => page.$eval("#" + id, (e) => e.textContent);
+    out({ ok: true, rows, bus: await text("bus"), transport: await text("transport"),
+      joined: await page.$eval("body", (b) => b.dataset.joined) });
+  } finally {
+    await browser.close();
+  }
+})().catch(fail);
+`
+
+// TestPageRoomsInHeadlessChromium: the page's room controls. It joins the
+// rooms of its URL, joins one with its form and leaves one with its
+// button; an emit to the room it left does not show, one to the room it
+// joined does, with the broker's and the transport's status shown.
+// sioserver runs its embedded NATS server on a free port.
+func TestPageRoomsInHeadlessChromium(t *testing.T) {
+	needChromium(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	nats := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	server := startPeer(t, "sioserver", sioserverBin, "--addr", addr, "--embedded-nats", nats)
+	server.waitFor("the banner", 30*time.Second, func(l map[string]any) bool {
+		s, _ := l["text"].(string)
+		return strings.HasPrefix(s, "sioserver: then try")
+	})
+	browser := startBrowserScript(t, roomsPage, "http://"+addr+"/")
+	browser.waitFor("rooms ready", 60*time.Second, func(l map[string]any) bool { return l["ready"] == true || l["ok"] == false })
+	for _, e := range [][]string{{"alpha", "skipped"}, {"beta", "seen"}} {
+		if code, out, errs := sioemit(t, "--url", "nats://"+nats, "--to", e[0], e[1], `"x"`); code != 0 {
+			t.Fatalf("sioemit %v: %d %s %s", e, code, out, errs)
+		}
+	}
+	res := browser.waitFor("result", 90*time.Second, func(l map[string]any) bool { _, ok := l["ok"]; return ok })
+	if res["ok"] != true {
+		t.Fatalf("browser: %v", res["error"])
+	}
+	var events []string
+	for _, r := range res["rows"].([]any) {
+		if cells := toStrings(r); len(cells) == 3 {
+			events = append(events, cells[1])
+		}
+	}
+	if strings.Join(events, ",") != "seen" || res["joined"] != "beta" || res["bus"] != "connected" ||
+		(res["transport"] != "websocket" && res["transport"] != "polling") {
+		t.Fatalf("page: events %q, %v", events, res)
 	}
 }

@@ -63,9 +63,19 @@
   }
 
   function leaveRoom(name) {
-    rooms.delete(name);
+    if (!socket.connected) {
+      rooms.delete(name);
+      renderRooms();
+      return;
+    }
+    rooms.set(name, "leaving");
     renderRooms();
-    if (socket.connected) socket.emit("leave", name);
+    // gone from the list once the server has taken it out of the room
+    socket.timeout(10000).emit("leave", name, () => {
+      if (rooms.get(name) !== "leaving") return; // joined again meanwhile
+      rooms.delete(name);
+      renderRooms();
+    });
   }
 
   function describe(v) {
