@@ -36,6 +36,7 @@ func (g *gateway) handler() http.Handler {
 	mux.Handle("/socket.io/", g.srv)
 	mux.HandleFunc("GET /socket.io/socket.io.min.js", serveClient)
 	mux.HandleFunc("GET /healthz", g.healthz)
+	featureRoutes(g.o, mux)
 	if g.o.static != "" {
 		mux.Handle("/", http.FileServer(http.Dir(g.o.static)))
 	} else {

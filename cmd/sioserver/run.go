@@ -20,6 +20,7 @@ import (
 	"github.com/siobridge/siobridge/internal/dialectname"
 	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server"
+	"github.com/siobridge/siobridge/server/admin"
 )
 
 const (
@@ -73,6 +74,12 @@ a flag wins over its variable):
                             only for members of ROOM
   --shutdown-timeout DUR    on SIGINT/SIGTERM, the time to close the clients and drain (default 10s)
   --log-level LEVEL         debug | info | warn | error (default info; debug shows nats-server's)
+  --parser NAME             json | msgpack: the Socket.IO parser of the clients (default json;
+                            msgpack = socket.io-msgpack-parser, python-socketio serializer='msgpack')
+  --admin USER:PASSWORD     serve the Socket.IO Admin UI at /admin/ and its namespace /admin,
+                            for this user name and password
+  --admin-mode MODE         development (every socket, room and event) | production (statistics
+                            only) (default development)
   --version                 print the version and exit
   -h, --help                this help
 
@@ -85,6 +92,7 @@ exit status: 0 after SIGINT/SIGTERM, 1 cannot listen or reach the broker,
 type options struct {
 	addr, url, dialect, channel, static string
 	embeddedNATS                        string
+	parser, admin, adminMode            string
 	namespaces, cors                    []string
 	rooms, publish, noBroker, version   bool
 	shutdownTimeout                     time.Duration
@@ -158,6 +166,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "")
 	fs.Var(levelFlag{&o.logLevel}, "log-level", "")
 	fs.BoolVar(&o.version, "version", false, "")
+	fs.StringVar(&o.parser, "parser", "json", "")
+	fs.StringVar(&o.admin, "admin", "", "")
+	fs.StringVar(&o.adminMode, "admin-mode", string(admin.Development), "")
 	return fs
 }
 
@@ -249,6 +260,9 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 			return nil, fmt.Errorf("--static %q is not a directory", o.static)
 		}
 	}
+	if err := checkFeatures(o); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -312,6 +326,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer bus.Close()
 	}
 	srv := newServer(o, bus, d, log)
+	stopAdmin, err := instrumentAdmin(o, srv, log)
+	if err != nil {
+		log.Error("sioserver: cannot start the admin instrumentation", "err", err)
+		return exitFailed
+	}
+	defer stopAdmin()
 	closeServer := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 		defer cancel()
@@ -395,7 +415,7 @@ func newServer(o *options, bus queue.Bus, d dialect.Dialect, log *slog.Logger) *
 	// a client's join, leave and publish run in the order it sent them
 	// (as a Node server runs them), so that a publish right after a join
 	// reaches the room, and the room bound of join holds
-	opts := []server.Option{server.WithLogger(log), server.WithAsyncHandlers(false)}
+	opts := append([]server.Option{server.WithLogger(log), server.WithAsyncHandlers(false)}, featureOptions(o)...)
 	if len(o.cors) > 0 {
 		opts = append(opts, server.WithCORS(false, o.cors...))
 	}
