@@ -15,8 +15,11 @@ import (
 
 // TestPythonWorkerToOurServer: what python-socketio's write-only
 // RedisManager (a Celery worker) publishes reaches the clients of our
-// server consuming the same channel: room emits with binary and
-// skip_sid, a room closed, a client disconnected, a broadcast.
+// server consuming the same channel, each effect observed on a client: a
+// room emit with skip_sid (the skipped member gets nothing, the other
+// does), close_room (a later emit to the room reaches nobody), disconnect
+// (the client is disconnected), a multi-room emit with binary in another
+// namespace, a broadcast.
 func TestPythonWorkerToOurServer(t *testing.T) {
 	testenv.Need(t, "redis", testenv.RedisAddr)
 	needFlaskSocketIO(t)
@@ -52,10 +55,13 @@ func TestPythonWorkerToOurServer(t *testing.T) {
 		return c
 	}
 	inR1 := connect("/", "r1")
+	skipped := connect("/", "r1")
+	gone := connect("/", "")
 	other := connect("/", "")
 	chat := connect("/chat", "r2")
 
-	startPeer(t, "python emitter", "/usr/bin/python3", "python/emit.py", "--url", redisURL, "--channel", channel)
+	startPeer(t, "python emitter", "/usr/bin/python3", "python/emit.py", "--url", redisURL, "--channel", channel,
+		"--skip", skipped.SID("/"), "--disconnect", gone.SID("/"))
 
 	// WaitFor returns every event received so far: "one" came before "done"
 	find := func(c *servertest.Client) map[string][]any {
@@ -70,7 +76,7 @@ func TestPythonWorkerToOurServer(t *testing.T) {
 		}
 		return out
 	}
-	gotR1, gotOther := find(inR1), find(other)
+	gotR1, gotOther, gotSkipped := find(inR1), find(other), find(skipped)
 	one, ok := gotR1["one"]
 	if !ok {
 		t.Fatalf("the r1 member did not get the room emit: %v", gotR1)
@@ -81,6 +87,18 @@ func TestPythonWorkerToOurServer(t *testing.T) {
 	if _, ok := gotOther["one"]; ok {
 		t.Fatal("a client outside r1 got the room emit")
 	}
+	if _, ok := gotSkipped["one"]; ok {
+		t.Fatal("skip_sid: the skipped member of r1 got the room emit")
+	}
+	for _, got := range []map[string][]any{gotR1, gotOther, gotSkipped} {
+		if _, ok := got["after-close"]; ok {
+			t.Fatal("close_room: an emit to r1 after the room was closed reached a former member")
+		}
+	}
+	eventually(t, "the disconnected client", 10*time.Second, 20*time.Millisecond, func() bool { return !gone.IsConnected("/") })
+	if !other.IsConnected("/") || !inR1.IsConnected("/") {
+		t.Fatal("disconnect reached another client")
+	}
 	multi, err := chat.WaitFor("/chat", "multi", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +106,7 @@ func TestPythonWorkerToOurServer(t *testing.T) {
 	if got := fmt.Sprint(multi[0].Args); got != "[a 1 [0 255] map[k:[1.5 <nil> true]]]" {
 		t.Fatalf("multi args %s", got)
 	}
-	if st := srv.QueueStats(); st.Applied != 5 || st.Malformed != 0 {
-		t.Fatalf("queue stats %+v, want 5 applied", st)
+	if st := srv.QueueStats(); st.Applied != 6 || st.Malformed != 0 {
+		t.Fatalf("queue stats %+v, want 6 applied", st)
 	}
 }
