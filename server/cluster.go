@@ -685,9 +685,12 @@ func (b *Broadcast) target() op.Target {
 	return op.Target{Namespace: b.n.name, Rooms: b.rooms, Except: b.except}
 }
 
-// localOnly reports whether b selects sockets of this server only: every
-// room it names is the id of a socket connected here.
+// localOnly reports whether b selects sockets of this server only: it is
+// Local, or every room it names is the id of a socket connected here.
 func (b *Broadcast) localOnly() bool {
+	if b.local {
+		return true
+	}
 	if len(b.rooms) == 0 {
 		return false
 	}

@@ -227,3 +227,51 @@ func TestClusterForbiddenSubscriptionFailsAtOnce(t *testing.T) {
 		t.Fatalf("AdapterReady: %v, want the refusal (queue.ErrForbidden)", err)
 	}
 }
+
+// TestLocalBroadcast: Local (Flask-SocketIO's ignore_queue, socket.io's
+// io.local) reaches this node's sockets only and publishes nothing, for
+// emits, room changes and FetchSockets; the same calls without Local
+// reach the other node.
+func TestLocalBroadcast(t *testing.T) {
+	bus := memory.New()
+	defer bus.Close()
+	d := node.New(node.Options{Key: "local-bc"})
+	a, b := memberOn(t, bus, d), memberOn(t, bus, d)
+	ca, cb := client(t, a, "/", servertest.Options{}), client(t, b, "/", servertest.Options{})
+	before := bus.Stats().Published
+	if err := a.Of("/").Local().Emit("local-only"); err != nil {
+		t.Fatal(err)
+	}
+	a.Of("/").Local().SocketsJoin("here")
+	if got := bus.Stats().Published; got != before {
+		t.Fatalf("Local published %d messages", got-before)
+	}
+	infos, err := a.Of("/").Local().FetchSockets(context.Background())
+	if err != nil || len(infos) != 1 || infos[0].ID != ca.SID("/") {
+		t.Fatalf("Local FetchSockets: %+v %v, want this node's socket only", infos, err)
+	}
+	a.Of("/").To("here").Emit("room-here")
+	if err := a.Of("/").Emit("everyone"); err != nil {
+		t.Fatal(err)
+	}
+	// WaitFor hands over every event received so far: "everyone" comes last
+	events := func(c *servertest.Client) map[string]bool {
+		t.Helper()
+		got, err := c.WaitFor("/", "everyone", 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // what node b would get has had time to arrive
+		m := map[string]bool{}
+		for _, e := range append(got, c.Received("/")...) {
+			m[e.Event] = true
+		}
+		return m
+	}
+	if got := events(ca); !got["local-only"] || !got["room-here"] {
+		t.Fatalf("this node's client got %v, want local-only and room-here", got)
+	}
+	if got := events(cb); got["local-only"] || got["room-here"] {
+		t.Fatalf("the other node's client got %v: Local reached it", got)
+	}
+}

@@ -335,6 +335,10 @@ func (n *Namespace) To(rooms ...string) *Broadcast { return (&Broadcast{n: n}).T
 // In is the same as To.
 func (n *Namespace) In(rooms ...string) *Broadcast { return n.To(rooms...) }
 
+// Local selects every socket of the namespace connected to this server
+// (see Broadcast.Local).
+func (n *Namespace) Local() *Broadcast { return (&Broadcast{n: n}).Local() }
+
 // Except excludes the sockets in rooms from a broadcast.
 func (n *Namespace) Except(rooms ...string) *Broadcast { return (&Broadcast{n: n}).Except(rooms...) }
 
@@ -367,6 +371,7 @@ type Broadcast struct {
 	rooms    []string
 	except   []string
 	volatile bool
+	local    bool // Local: this server's sockets only, nothing published
 }
 
 func (b *Broadcast) clone() *Broadcast {
@@ -412,6 +417,18 @@ func (b *Broadcast) IncludeSelf(include bool) *Broadcast {
 			c.except = append(c.except, r)
 		}
 	}
+	return c
+}
+
+// Local restricts the broadcast to the sockets connected to this server:
+// with a cluster adapter, nothing is published on the bus, so the other
+// nodes' sockets are left out (Flask-SocketIO's ignore_queue=True,
+// socket.io's io.local). It applies to Emit, EmitWithAck, SocketsJoin,
+// SocketsLeave, DisconnectSockets and FetchSockets; without an adapter it
+// changes nothing.
+func (b *Broadcast) Local() *Broadcast {
+	c := b.clone()
+	c.local = true
 	return c
 }
 

@@ -249,7 +249,7 @@ type SocketInfo = op.SocketInfo
 func (b *Broadcast) FetchSockets(ctx context.Context) ([]SocketInfo, error) {
 	local := b.n.s.socketsReply(&op.FetchSockets{Target: b.target()}).Sockets
 	m := b.n.s.member
-	if m == nil || !m.publishing {
+	if m == nil || !m.publishing || b.local {
 		return local, nil
 	}
 	id := m.d.NewAckID()
