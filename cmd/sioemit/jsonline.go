@@ -40,9 +40,9 @@ const (
 // lineParser decodes --batch lines in one pass over their bytes, into the
 // plain data trees of package op (integers exact: int64, uint64, *big.Int;
 // {"$binary":"<base64>"} as []byte), without encoding/json's reflection or
-// a decoder per line. It reuses its buffers between lines: the args and
-// rooms of a batchLine stay valid until the next parse. It is not safe
-// for concurrent use.
+// a decoder per line. It reuses its buffers between lines: the args (and
+// the maps in them) and rooms of a batchLine stay valid until the next
+// parse only. It is not safe for concurrent use.
 type lineParser struct {
 	b     []byte
 	pos   int
@@ -50,7 +50,17 @@ type lineParser struct {
 	rooms []string // the line's to and except (reused)
 	esc   []byte   // unescaped string scratch
 	names map[string]string
+	// The maps of the last line are cleared and reused by the next (the
+	// dialects encode an emit's arguments and keep none of them): making
+	// a map costs more than the rest of a small line.
+	maps, free []map[string]any
 }
+
+// Bounds of the reused maps.
+const (
+	maxFreeMaps   = 256 // maps kept for the next lines...
+	maxReusedSize = 8   // ...of at most this many members
+)
 
 // errSyntax is wrapped by every error of an invalid line.
 var errSyntax = errors.New("invalid JSON line")
@@ -68,6 +78,17 @@ func (p *lineParser) parse(line []byte, l *batchLine) error {
 		p.stack = nil // a long line's list is not kept
 	}
 	p.rooms = p.rooms[:0]
+	for _, m := range p.maps {
+		if len(m) <= maxReusedSize && len(p.free) < maxFreeMaps {
+			clear(m)
+			p.free = append(p.free, m)
+		}
+	}
+	clear(p.maps)
+	p.maps = p.maps[:0]
+	if cap(p.maps) > 1<<12 {
+		p.maps = nil
+	}
 	*l = batchLine{}
 	p.ws()
 	if !p.eat('{') {
@@ -271,7 +292,15 @@ func (p *lineParser) object(depth int) (any, error) {
 		return nil, p.fail("nested deeper than %d levels", maxLineDepth)
 	}
 	p.pos++ // {
-	m := map[string]any{}
+	var m map[string]any
+	if n := len(p.free); n > 0 {
+		m = p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+	} else {
+		m = map[string]any{}
+	}
+	p.maps = append(p.maps, m)
 	err := p.list('}', func() error {
 		name, err := p.memberName()
 		if err != nil {
