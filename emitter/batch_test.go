@@ -3,8 +3,10 @@ package emitter
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/siobridge/siobridge/dialect/node"
 	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue/memory"
 )
@@ -46,5 +48,57 @@ func TestBatch(t *testing.T) {
 	b.Emit(em.To("r"), "x")
 	if err := b.Publish(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("publish after close: %v", err)
+	}
+}
+
+// TestBatchBytes: Bytes is the size of what the batch holds, for callers
+// that bound it; Publish empties it.
+func TestBatchBytes(t *testing.T) {
+	bus, _, em := setup(t)
+	defer bus.Close()
+	b := em.NewBatch()
+	if b.Bytes() != 0 {
+		t.Fatalf("empty batch holds %d bytes", b.Bytes())
+	}
+	small := b.Bytes()
+	b.Emit(em.To("r"), "tick", 1)
+	one := b.Bytes()
+	b.Emit(em.To("r"), "tick", strings.Repeat("x", 1000))
+	if one <= small || b.Bytes() < one+1000 {
+		t.Fatalf("sizes %d, %d, %d", small, one, b.Bytes())
+	}
+	if err := b.Emit(em.To("r"), "connect"); err == nil {
+		t.Fatal("reserved event accepted")
+	}
+	if b.Len() != 2 {
+		t.Fatalf("a refused emit changed the batch: len %d", b.Len())
+	}
+	if err := b.Publish(context.Background()); err != nil || b.Bytes() != 0 || b.Len() != 0 {
+		t.Fatalf("after publish: %v, %d bytes, len %d", err, b.Bytes(), b.Len())
+	}
+}
+
+// TestBatchReuseAllocs: a Batch reused round after round allocates per
+// emit only the caller's argument list and what the dialect returns (the
+// message list, and the payload buffer's return to its pool),
+// not an op and a growing message list each time.
+func TestBatchReuseAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	em := New(nullBus{}, node.New(node.Options{}))
+	defer em.Close()
+	room := em.To("bench")
+	b := em.NewBatch()
+	ctx := context.Background()
+	const per = 256
+	allocs := testing.AllocsPerRun(20, func() {
+		for i := 0; i < per; i++ {
+			b.Emit(room, "tick", int64(i%200))
+		}
+		b.Publish(ctx)
+	})
+	if perEmit := allocs / per; perEmit > 3.1 {
+		t.Fatalf("%.2f allocations per emit, want at most 3", perEmit)
 	}
 }

@@ -100,3 +100,42 @@ func ExampleOperator_EmitWithAck() {
 	fmt.Println(replies, err)
 	// Output: [{SID1 [pong]}] <nil>
 }
+
+// A bulk job emits through a Batch, publishing it every few hundred emits
+// or kilobytes so that it holds a bounded amount, and reusing it.
+func ExampleBatch() {
+	bus := memory.New()
+	defer bus.Close()
+	d := node.New(node.Options{})
+	sub, seen := watch(bus, d, "socket.io#/#news#")
+	defer sub.Close()
+
+	em := emitter.New(bus, d)
+	defer em.Close()
+	ctx := context.Background()
+	news := em.To("news")
+	b := em.NewBatch()
+	for i := 0; i < 5; i++ {
+		if err := b.Emit(news, "tick", map[string]any{"n": i}); err != nil {
+			fmt.Println(err) // this emit only: the batch goes on
+			continue
+		}
+		if b.Len() >= 2 || b.Bytes() >= 256<<10 {
+			if err := b.Publish(ctx); err != nil {
+				fmt.Println(err)
+			}
+		}
+	}
+	if err := b.Publish(ctx); err != nil { // the rest
+		fmt.Println(err)
+	}
+	for i := 0; i < 5; i++ {
+		fmt.Println(<-seen)
+	}
+	// Output:
+	// socket.io#/#news# emit "tick" [map[n:0]] to [news] except []
+	// socket.io#/#news# emit "tick" [map[n:1]] to [news] except []
+	// socket.io#/#news# emit "tick" [map[n:2]] to [news] except []
+	// socket.io#/#news# emit "tick" [map[n:3]] to [news] except []
+	// socket.io#/#news# emit "tick" [map[n:4]] to [news] except []
+}

@@ -100,20 +100,30 @@ func (o *Operator) target() op.Target {
 }
 
 func (o *Operator) emitOp(event string, args []any) (*op.Emit, error) {
-	if err := op.ValidateEvent(event); err != nil {
+	m := &op.Emit{}
+	if err := o.fillEmit(m, event, args); err != nil {
 		return nil, err
+	}
+	return m, nil
+}
+
+// fillEmit sets m to an emit of event with args to o's selection.
+func (o *Operator) fillEmit(m *op.Emit, event string, args []any) error {
+	if err := op.ValidateEvent(event); err != nil {
+		return err
 	}
 	norm, err := op.NormalizeArgs(args)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &op.Emit{
+	*m = op.Emit{
 		Target:   o.target(),
 		Event:    event,
 		Args:     norm,
 		Volatile: o.volatile,
 		Compress: o.compress,
-	}, nil
+	}
+	return nil
 }
 
 func (o *Operator) describe() string {

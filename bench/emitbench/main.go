@@ -74,9 +74,9 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			b := em.NewBatch() // reused: a Batch keeps its buffers between rounds
 			for {
 				if *batchSize > 0 {
-					b := em.NewBatch()
 					first := next.Add(int64(*batchSize)) - int64(*batchSize)
 					if first >= int64(*n) {
 						return

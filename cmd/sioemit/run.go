@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -10,11 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/siobridge/siobridge/dialect"
@@ -45,6 +41,8 @@ flags:
   --ack                wait for acknowledgements and print each reply as one JSON line
   --timeout DUR        default 5s
   --batch FILE|-       JSON lines {"event":..,"args":[..],"to":[..],"except":[..],"namespace":..}
+                       (lines of up to 1 MiB), published in order, in chunks of up to 1024;
+                       an invalid line is reported and skipped; gives up after 3 failed chunks in a row
   --dry-run            print channel and payload (hex for binary dialects) instead of publishing
   --close              with disconnect: close the underlying connection too (node)
   --event NAME         the event name, when it is also a subcommand name (then every positional is an ARG)
@@ -52,7 +50,8 @@ flags:
   -h, --help           this help
 
 An ARG {"$binary":"<base64>"} is sent as binary data.
-exit status: 0 ok, 1 broker or publish error, 2 usage error, 3 ack timeout (no or partial replies)
+exit status: 0 ok, 1 broker or publish error, 2 usage error, 3 ack timeout (no or partial replies);
+with --batch: 2 if any line was invalid, else 1 if any publish failed
 `
 
 type options struct {
@@ -456,208 +455,8 @@ func (c *cli) publish(ctx context.Context, o op.Op) error {
 	return fmt.Errorf("unexpected op %T", o)
 }
 
-// batchLine is one line of a --batch file.
-type batchLine struct {
-	Event     string            `json:"event"`
-	Args      []json.RawMessage `json:"args"`
-	To        []string          `json:"to"`
-	Except    []string          `json:"except"`
-	Namespace string            `json:"namespace"`
-}
-
-func (c *cli) batch(dry bool) int {
-	var in io.Reader
-	if c.o.batch == "-" {
-		in = c.stdin
-	} else {
-		f, err := os.Open(c.o.batch)
-		if err != nil {
-			fmt.Fprintf(c.stderr, "sioemit: --batch: %v\n", err)
-			return exitUsage
-		}
-		defer f.Close()
-		in = f
-	}
-	var total int64
-	if st, ok := c.stderr.(*os.File); ok && c.o.batch != "-" {
-		if fi, err := st.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			total = countLines(c.o.batch)
-		} else {
-			total = -1 // not a terminal: no progress bar
-		}
-	} else {
-		total = -1
-	}
-	if st, ok := c.stderr.(*os.File); ok && c.o.batch == "-" {
-		if fi, err := st.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			total = 0 // terminal, unknown size: counter only
-		}
-	}
-	start := time.Now()
-	var sent, failed, invalid atomic.Int64
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	lineNo := 0
-	stopProgress := c.progress(total, &sent, &failed)
-	for sc.Scan() {
-		lineNo++
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		o, err := c.batchOp(line)
-		if err != nil {
-			invalid.Add(1)
-			failed.Add(1)
-			c.errorf("line %d: %v", lineNo, err)
-			continue
-		}
-		if dry {
-			msgs, err := c.d.Encode(o)
-			if err != nil {
-				invalid.Add(1)
-				failed.Add(1)
-				c.errorf("line %d: %v", lineNo, err)
-				continue
-			}
-			c.printMsgs(msgs)
-			sent.Add(1)
-			continue
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(n int, o op.Op) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), c.o.timeout)
-			defer cancel()
-			if err := c.publish(ctx, o); err != nil {
-				failed.Add(1)
-				if errors.Is(err, dialect.ErrUnsupported) {
-					invalid.Add(1)
-				}
-				c.errorf("line %d: %v", n, err)
-				return
-			}
-			sent.Add(1)
-		}(lineNo, o)
-	}
-	wg.Wait()
-	stopProgress()
-	if err := sc.Err(); err != nil {
-		c.errorf("reading --batch: %v", err)
-		return exitUsage
-	}
-	el := time.Since(start)
-	rate := float64(sent.Load()) / el.Seconds()
-	fmt.Fprintf(c.stdout, "sent %d, failed %d in %.2fs (%.0f msgs/s)\n", sent.Load(), failed.Load(), el.Seconds(), rate)
-	switch {
-	case invalid.Load() > 0:
-		return exitUsage
-	case failed.Load() > 0:
-		return exitBroker
-	}
-	return exitOK
-}
-
 func (c *cli) errorf(format string, a ...any) {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
 	fmt.Fprintf(c.stderr, "sioemit: "+format+"\n", a...)
-}
-
-func (c *cli) batchOp(line []byte) (op.Op, error) {
-	var bl batchLine
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&bl); err != nil {
-		return nil, usagef("invalid JSON line: %v", err)
-	}
-	if err := op.ValidateEvent(bl.Event); err != nil {
-		return nil, usagef("%v", err)
-	}
-	args := make([]any, len(bl.Args))
-	for i, raw := range bl.Args {
-		v, err := parseArg(string(raw))
-		if err != nil {
-			return nil, err
-		}
-		args[i] = v
-	}
-	args, err := op.NormalizeArgs(args)
-	if err != nil {
-		return nil, usagef("%v", err)
-	}
-	ns := bl.Namespace
-	if ns == "" {
-		ns = c.o.namespace
-	}
-	to := bl.To
-	if to == nil {
-		to = c.o.to
-	}
-	except := bl.Except
-	if except == nil {
-		except = c.o.except
-	}
-	return &op.Emit{Target: op.Target{Namespace: op.NamespaceOrRoot(ns), Rooms: to, Except: except}, Event: bl.Event, Args: args, Volatile: c.o.volatile}, nil
-}
-
-func countLines(path string) int64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	var n int64
-	buf := make([]byte, 64<<10)
-	for {
-		k, err := f.Read(buf)
-		n += int64(bytes.Count(buf[:k], []byte{'\n'}))
-		if err != nil {
-			return n
-		}
-	}
-}
-
-// progress draws a progress bar on stderr when it is a terminal (total >=
-// 0); it returns a function that stops it.
-func (c *cli) progress(total int64, sent, failed *atomic.Int64) func() {
-	if total < 0 {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	draw := func() {
-		s, f := sent.Load(), failed.Load()
-		c.outMu.Lock()
-		defer c.outMu.Unlock()
-		if total > 0 {
-			const width = 30
-			n := int((s + f) * width / total)
-			n = min(n, width)
-			fmt.Fprintf(c.stderr, "\r[%s%s] %d/%d sent, %d failed", strings.Repeat("#", n), strings.Repeat(".", width-n), s, total, f)
-		} else {
-			fmt.Fprintf(c.stderr, "\r%d sent, %d failed", s, f)
-		}
-	}
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				draw()
-			case <-done:
-				draw()
-				fmt.Fprintln(c.stderr)
-				return
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
