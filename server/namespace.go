@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/siobridge/siobridge/server/engineio"
 	"github.com/siobridge/siobridge/server/parser"
@@ -364,6 +365,7 @@ type Broadcast struct {
 	rooms    []string
 	except   []string
 	volatile bool
+	received time.Time // when the queue message asking for it arrived (Stats)
 }
 
 func (b *Broadcast) clone() *Broadcast {
@@ -471,6 +473,10 @@ func (b *Broadcast) Emit(event string, args ...any) error {
 
 // emitLocal delivers to the selected sockets of this server.
 func (b *Broadcast) emitLocal(event string, args []any) error {
+	start := b.received
+	if start.IsZero() {
+		start = time.Now()
+	}
 	data, atts, err := parser.EncodeData(append([]any{event}, args...))
 	if err != nil {
 		return err
@@ -478,12 +484,15 @@ func (b *Broadcast) emitLocal(event string, args []any) error {
 	text := parser.Encode(&parser.Packet{Type: parser.Event, Namespace: b.n.name, Data: data, Attachments: atts})
 	msgs := engineMessages(text, atts) // encoded once, shared by every recipient
 	engineio.PrepareBroadcast(msgs)    // and framed once
+	delivered := 0
 	for _, s := range b.targets() {
 		if b.volatile && !s.c.conn.Writable() {
 			continue
 		}
 		s.sendMessages(msgs)
+		delivered++
 	}
+	b.n.s.stats.broadcast(delivered, start, !b.received.IsZero())
 	return nil
 }
 

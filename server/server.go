@@ -225,6 +225,8 @@ type Server struct {
 	member         *member       // WithAdapter; nil for a single process
 	serverEvents   sync.Map      // namespace + "\x00" + event -> OnServerSideEmit handler
 
+	stats serverCounters // Stats
+
 	mu             sync.RWMutex
 	onErrorDefault errorHandler
 	nsps           map[string]*Namespace
@@ -475,6 +477,7 @@ func (c *client) send(text []byte, atts [][]byte) error {
 }
 
 func (c *client) sendPacket(p *parser.Packet) error {
+	c.s.stats.sent(p.Type)
 	return c.send(parser.Encode(p), p.Attachments)
 }
 
@@ -496,6 +499,7 @@ func (c *client) onMessage(data []byte, binary bool) {
 			sock.remove("client namespace disconnect")
 		}
 	case parser.Event, parser.BinaryEvent:
+		c.s.stats.eventsIn.Add(1)
 		if sock := c.socket(p.Namespace); sock != nil {
 			sock.enqueue(p)
 		}

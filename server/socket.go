@@ -232,6 +232,7 @@ func (s *Socket) packet(t parser.Type, id uint64, hasID bool, args []any) error 
 		return err
 	}
 	text := parser.Encode(&parser.Packet{Type: t, Namespace: s.n.name, ID: id, HasID: hasID, Data: data, Attachments: atts})
+	s.n.s.stats.sent(t)
 	s.sendEncoded(text, atts)
 	return nil
 }
