@@ -29,6 +29,7 @@ type Socket struct {
 	acks       map[uint64]chan []any
 	ackSeq     uint64
 	session    map[string]any
+	data       any
 	gone       bool
 	event      string            // the event whose handler started last
 	eventArgs  []json.RawMessage // and its arguments

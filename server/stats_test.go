@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -158,5 +159,30 @@ func TestStats(t *testing.T) {
 			t.Fatalf("after a client left: %+v", srv.Stats())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Socket.SetData attaches a value to one socket, read back by Data in its
+// other handlers; another socket does not see it.
+func TestSocketData(t *testing.T) {
+	srv := newServer(t)
+	srv.OnConnect("/", func(s *server.Socket, auth json.RawMessage) error {
+		var a struct{ Name string }
+		json.Unmarshal(auth, &a)
+		s.SetData(a.Name)
+		return nil
+	})
+	srv.On("/", "data", func(s *server.Socket) any { return s.Data() })
+	a, b := client(t, srv, "", servertest.Options{}), client(t, srv, "", servertest.Options{})
+	if err := a.Connect("/", map[string]string{"name": "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Connect("/", nil); err != nil {
+		t.Fatal(err)
+	}
+	for c, want := range map[*servertest.Client]any{a: "alice", b: ""} {
+		if got, err := c.EmitWithAck("/", 5*time.Second, "data"); err != nil || len(got) != 1 || got[0] != want {
+			t.Errorf("Data() = %v %v, want %v", got, err, want)
+		}
 	}
 }
