@@ -403,7 +403,7 @@ func (s *Server) BusConnected() bool {
 
 // receive decodes one queue message and performs it.
 func (m *member) receive(msg queue.Message) {
-	received := time.Now()
+	received := m.s.stats.queueReceipt()
 	o, err := m.d.Decode(msg)
 	if err != nil {
 		if errors.Is(err, dialect.ErrUnsupported) {
@@ -440,7 +440,8 @@ func (m *member) isOwn(o op.Op) bool {
 	return origin != "" && origin == m.self
 }
 
-// handle performs one decoded op, received at received.
+// handle performs one decoded op, received at received (for Stats; zero
+// when not sampled).
 func (m *member) handle(o op.Op, received time.Time) outcome {
 	if m.isOwn(o) {
 		return own
@@ -455,7 +456,7 @@ func (m *member) handle(o op.Op, received time.Time) outcome {
 			if o.Volatile {
 				b = b.Volatile()
 			}
-			b.received = received
+			b.fromQueue, b.received = true, received
 			if err := b.emitLocal(o.Event, o.Args); err != nil {
 				m.s.log.Warn("server: queued emit failed", "event", o.Event, "err", err)
 			}

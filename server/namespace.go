@@ -365,7 +365,9 @@ type Broadcast struct {
 	rooms    []string
 	except   []string
 	volatile bool
-	received time.Time // when the queue message asking for it arrived (Stats)
+
+	fromQueue bool      // performs a queue message (Stats)
+	received  time.Time // when that message arrived, when sampled (Stats)
 }
 
 func (b *Broadcast) clone() *Broadcast {
@@ -473,10 +475,7 @@ func (b *Broadcast) Emit(event string, args ...any) error {
 
 // emitLocal delivers to the selected sockets of this server.
 func (b *Broadcast) emitLocal(event string, args []any) error {
-	start := b.received
-	if start.IsZero() {
-		start = time.Now()
-	}
+	start := b.n.s.stats.startBroadcast(b.fromQueue, b.received)
 	data, atts, err := parser.EncodeData(append([]any{event}, args...))
 	if err != nil {
 		return err
@@ -492,7 +491,7 @@ func (b *Broadcast) emitLocal(event string, args []any) error {
 		s.sendMessages(msgs)
 		delivered++
 	}
-	b.n.s.stats.broadcast(delivered, start, !b.received.IsZero())
+	b.n.s.stats.broadcast(delivered, start, b.fromQueue)
 	return nil
 }
 

@@ -152,6 +152,14 @@ func TestStats(t *testing.T) {
 		}
 	}
 
+	// one broadcast in LatencySampling is timed: the server's 17th here
+	before = srv.Stats()
+	for range server.LatencySampling {
+		srv.Of("/").To("news").Emit("more")
+	}
+	checkDelta(t, "sampling", statsDelta(before, srv.Stats()), server.Stats{EventsOut: 2 * server.LatencySampling,
+		Broadcasts: server.LatencySampling, Deliveries: 2 * server.LatencySampling, LocalLatency: server.Histogram{Count: 1}})
+
 	b.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for srv.Stats().Sockets != 1 || srv.Stats().WebSocket != 1 {
