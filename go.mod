@@ -3,7 +3,6 @@ module github.com/siobridge/siobridge
 go 1.26.0
 
 require (
-	github.com/coder/websocket v1.8.15
 	github.com/gobwas/ws v1.5.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/gorilla/websocket v1.5.3

@@ -48,6 +48,21 @@ func serveHTTP(t *testing.T, h http.Handler, shutdown func(context.Context) erro
 	return "http://" + ln.Addr().String()
 }
 
+// pageMux serves html at "/" and the official client's bundle at
+// "/socket.io.min.js".
+func pageMux(html string) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/socket.io.min.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		http.ServeFile(w, r, clientBundle)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, html)
+	})
+	return mux
+}
+
 // TestChatInHeadlessChromium: two real browser pages (Debian's Chromium
 // driven by playwright-core) load examples/chat, join a room and see each
 // other's messages. The screenshot is kept in compat_test/artifacts. The
@@ -115,16 +130,7 @@ const crossOriginPage = `<!doctype html>
 // that lists the page's origin with WithCORS accepts it on both.
 func TestCrossOriginPageInHeadlessChromium(t *testing.T) {
 	needChromium(t)
-	pageMux := http.NewServeMux()
-	pageMux.HandleFunc("/socket.io.min.js", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/javascript")
-		http.ServeFile(w, r, clientBundle)
-	})
-	pageMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, crossOriginPage)
-	})
-	page := serveHTTP(t, pageMux, nil)
+	page := serveHTTP(t, pageMux(crossOriginPage), nil)
 
 	var connects [2]atomic.Int32 // per server: connect handlers run
 	start := func(i int, opts ...server.Option) string {

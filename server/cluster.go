@@ -611,6 +611,7 @@ func askLocal(targets []*Socket, event string, args []any, volatile bool) (answe
 			continue
 		}
 		id := s.newAck(ch)
+		s.n.s.hooks.eventSent(s, event, data, atts)
 		s.n.s.stats.sent(parser.Event)
 		s.sendEncoded(parser.Encode(&parser.Packet{Type: parser.Event, Namespace: s.n.name, ID: id, HasID: true, Data: data, Attachments: atts}), atts)
 		regs = append(regs, asking{s, id})

@@ -260,6 +260,7 @@ func (n *Namespace) removeSocket(s *Socket) {
 	defer n.mu.Unlock()
 	delete(n.sockets, s.id)
 	for r := range s.rooms {
+		n.s.hooks.leaving(s, r)
 		if m := n.rooms[r]; m != nil {
 			delete(m, s)
 			if len(m) == 0 {
@@ -274,6 +275,7 @@ func (n *Namespace) removeSocket(s *Socket) {
 // forEachMember finds the socket by id instead, which saves a set per
 // connection.
 func (n *Namespace) joinLocked(s *Socket, room string) {
+	n.s.hooks.joining(s, room)
 	s.rooms[room] = struct{}{}
 	if room == s.id {
 		return
@@ -300,6 +302,7 @@ func (n *Namespace) forEachMember(room string, fn func(*Socket)) {
 }
 
 func (n *Namespace) leaveLocked(s *Socket, room string) {
+	n.s.hooks.leaving(s, room)
 	if m := n.rooms[room]; m != nil {
 		delete(m, s)
 		if len(m) == 0 {
@@ -488,6 +491,7 @@ func (b *Broadcast) emitLocal(event string, args []any) error {
 		if b.volatile && !s.c.conn.Writable() {
 			continue
 		}
+		b.n.s.hooks.eventSent(s, event, data, atts)
 		s.sendMessages(msgs)
 		delivered++
 	}

@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
+	"github.com/siobridge/siobridge/internal/wstest"
 	"github.com/siobridge/siobridge/server"
 )
 
@@ -92,12 +91,13 @@ func wsReq(t *testing.T, hs *httptest.Server, sid, origin string) (int, string) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h})
+	c, resp, err := wstest.Dialer.DialContext(ctx, u, h)
 	if err == nil {
 		if sid == "" {
-			c.Read(ctx) // the open packet: the server is done with the handshake
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			c.ReadMessage() // the open packet: the server is done with the handshake
 		}
-		c.CloseNow()
+		c.Close()
 		return resp.StatusCode, ""
 	}
 	if resp == nil {

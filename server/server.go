@@ -38,6 +38,7 @@ type config struct {
 	log            *slog.Logger
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
+	sharedSession  bool // WithManageSession(false)
 	alwaysConnect  bool
 	backlogEvents  int
 	backlogBytes   int
@@ -46,6 +47,7 @@ type config struct {
 	maxHandlers    int  // WithMaxConcurrentHandlers
 	maxNamespaces  int
 	adapter        *adapterConfig // WithAdapter
+	hooks          []*Hooks       // WithHooks
 }
 
 // WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
@@ -215,6 +217,7 @@ type Server struct {
 	log            *slog.Logger
 	sessions       SessionStore
 	sessionID      func(*http.Request) string
+	sharedSession  bool // Get and Set read and write sessions (WithManageSession(false))
 	alwaysConnect  bool
 	backlogEvents  int // bounds of a socket's event backlog
 	backlogBytes   int
@@ -224,6 +227,7 @@ type Server struct {
 	queue          queueCounters // ConsumeQueue and WithAdapter
 	member         *member       // WithAdapter; nil for a single process
 	serverEvents   sync.Map      // namespace + "\x00" + event -> OnServerSideEmit handler
+	hooks          hookSet       // WithHooks, AddHooks
 
 	stats serverCounters // Stats
 
@@ -232,6 +236,7 @@ type Server struct {
 	nsps           map[string]*Namespace
 	dynamic        []dynamicNamespace
 	wg             sync.WaitGroup
+	run            runState // the HTTP servers of Run and Serve
 }
 
 type dynamicNamespace struct {
@@ -254,12 +259,13 @@ func New(opts ...Option) *Server {
 	}
 	c.eio.Logger = c.log
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
-		sessions: c.sessions, sessionID: c.sessionID, alwaysConnect: c.alwaysConnect,
+		sessions: c.sessions, sessionID: c.sessionID, sharedSession: c.sharedSession, alwaysConnect: c.alwaysConnect,
 		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, handlerLimit: c.maxHandlers, maxNamespaces: c.maxNamespaces,
 		pyReasons: c.pyReasons}
 	if c.syncHandlers {
 		s.handlerLimit = 1
 	}
+	s.hooks.update(func([]*Hooks) []*Hooks { return c.hooks })
 	if c.adapter != nil {
 		s.member = newMember(s, *c.adapter, true)
 	}
@@ -270,18 +276,6 @@ func New(opts ...Option) *Server {
 
 // ServeHTTP serves Socket.IO; mount it at "/socket.io/".
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.ServeHTTP(w, r) }
-
-// Run serves on addr at /socket.io/ until the listener fails, with the
-// limits of NewHTTPServer.
-func (s *Server) Run(addr string) error {
-	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", s)
-	ln, err := s.Listen(addr) // refuses clients beyond the descriptor limit at once
-	if err != nil {
-		return err
-	}
-	return NewHTTPServer(addr, mux).Serve(ln)
-}
 
 // Limits of NewHTTPServer.
 const (
@@ -306,9 +300,12 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 		IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
 }
 
-// Shutdown disconnects every client and waits for handlers to finish, or
-// for ctx.
+// Shutdown stops the listeners of Run and Serve, disconnects every
+// client and waits for handlers and the HTTP requests in flight to
+// finish, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	waitHTTP, over := s.run.shutdownHTTP(ctx) // no new connections from here
+	defer over()                              // lets Run return
 	err := s.eio.Shutdown(ctx)
 	if s.member != nil {
 		s.member.close()
@@ -318,7 +315,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
+		waitHTTP()
 		return ctx.Err()
+	}
+	if herr := waitHTTP(); err == nil && herr != nil {
+		err = fmt.Errorf("socket.io: shutdown: %w", herr)
 	}
 	return err
 }
@@ -448,6 +449,8 @@ type client struct {
 	sockets nsSockets
 	closed  bool
 	timer   *time.Timer
+
+	session connSession // shared by the client's sockets
 }
 
 func (s *Server) onConnection(conn *engineio.Conn) {
@@ -462,9 +465,11 @@ func (s *Server) onConnection(conn *engineio.Conn) {
 	})
 	conn.OnMessage(c.onMessage)
 	conn.OnClose(c.onClose)
+	s.hooks.clientOpened(conn)
 }
 
 func (c *client) send(text []byte, atts [][]byte) error {
+	c.s.hooks.packetOutRaw(text, atts)
 	if len(atts) == 0 {
 		return c.conn.Send(text, false)
 	}
@@ -482,6 +487,7 @@ func (c *client) sendPacket(p *parser.Packet) error {
 }
 
 func (c *client) onMessage(data []byte, binary bool) {
+	c.s.hooks.packetIn(len(data))
 	p, err := c.dec.Add(data, binary)
 	if err != nil {
 		c.s.log.Debug("socket.io: closing a client after an invalid packet", "sid", c.conn.ID(), "err", err)
@@ -555,6 +561,7 @@ func (c *client) onClose(reason string) {
 	for _, s := range socks {
 		s.remove(reason)
 	}
+	c.s.hooks.clientClosed(c.conn, reason)
 }
 
 // ConnectError refuses a connection with a message and data for the client
@@ -599,6 +606,7 @@ func (c *client) connect(p *parser.Packet) {
 		return
 	}
 	c.mu.Unlock()
+	c.session.open(c.s, c.conn.Request())
 	sock := newSocket(c, n, auth)
 	for _, mw := range n.middlewares() {
 		if err := mw(sock, auth); err != nil {
@@ -625,6 +633,7 @@ func (c *client) connect(p *parser.Packet) {
 		ack := sidPayload(sock.id)
 		c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
 		sock.flushPending()
+		c.s.hooks.connected(sock)
 		if h := n.connectHandler(); h != nil {
 			if err := h(sock, auth); err != nil {
 				sock.Disconnect()
@@ -647,6 +656,7 @@ func (c *client) connect(p *parser.Packet) {
 	ack := sidPayload(sock.id)
 	c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
 	sock.flushPending()
+	c.s.hooks.connected(sock)
 }
 
 // errorf formats handler errors for logs.

@@ -317,38 +317,6 @@ func TestMalformedPacketClosesOnlyThatClient(t *testing.T) {
 	}
 }
 
-// TestSharedSessionStore: an HTTP handler and a Socket.IO handler see the
-// same session through a SessionStore keyed by a cookie.
-func TestSharedSessionStore(t *testing.T) {
-	store := server.NewMemorySessionStore()
-	cookieID := func(r *http.Request) string {
-		if c, err := r.Cookie("sess"); err == nil {
-			return c.Value
-		}
-		return ""
-	}
-	srv := newServer(t, server.WithSessionStore(store, cookieID))
-	srv.On("/", "whoami", func(s *server.Socket) any { v, _ := s.Get("user"); return v })
-	srv.On("/", "set-theme", func(s *server.Socket, theme string) { s.Set("theme", theme) })
-	// what an HTTP login handler would do
-	store.Set(context.Background(), "abc", "user", "ann")
-	c := client(t, srv, "/", servertest.Options{Header: http.Header{"Cookie": {"sess=abc"}}})
-	if r, err := c.EmitWithAck("/", 5*time.Second, "whoami"); err != nil || r[0] != "ann" {
-		t.Fatalf("socket sees %v %v", r, err)
-	}
-	if _, err := c.EmitWithAck("/", 5*time.Second, "set-theme", "dark"); err != nil {
-		t.Fatal(err)
-	}
-	if v, ok := store.Get(context.Background(), "abc", "theme"); !ok || v != "dark" {
-		t.Fatalf("the HTTP side sees %v %v", v, ok)
-	}
-	// without the cookie the socket keeps its own values
-	other := client(t, srv, "/", servertest.Options{})
-	if r, err := other.EmitWithAck("/", 5*time.Second, "whoami"); err != nil || r[0] != nil {
-		t.Fatalf("no cookie: %v %v", r, err)
-	}
-}
-
 func TestBroadcastWithAckAndDefaultErrorHandler(t *testing.T) {
 	srv := newServer(t)
 	errs := make(chan string, 1)

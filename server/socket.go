@@ -28,7 +28,6 @@ type Socket struct {
 	pending    [][]engineio.Message
 	acks       map[uint64]chan []any
 	ackSeq     uint64
-	session    map[string]any
 	data       any
 	gone       bool
 	event      string            // the event whose handler started last
@@ -123,7 +122,7 @@ func (s *Socket) drain(p *parser.Packet) {
 }
 
 func newSocket(c *client, n *Namespace, auth json.RawMessage) *Socket {
-	// acks and session are made on first use: most sockets never need them
+	// acks are made on first use: most sockets never need them
 	return &Socket{id: engineio.NewID(), n: n, c: c, auth: auth, rooms: map[string]struct{}{}, connecting: true}
 }
 
@@ -146,42 +145,6 @@ func (s *Socket) Auth() json.RawMessage { return s.auth }
 // Transport returns the current transport ("polling" or "websocket").
 func (s *Socket) Transport() string { return s.c.conn.Transport() }
 
-// storeID returns the session id in the server's SessionStore, or "".
-func (s *Socket) storeID() string {
-	srv := s.n.s
-	if srv.sessions == nil || srv.sessionID == nil {
-		return ""
-	}
-	return srv.sessionID(s.Request())
-}
-
-// Get returns a value of the socket's session: kept for the life of the
-// connection (Flask-SocketIO's manage_session), or in the server's
-// SessionStore when one is configured (shared with HTTP handlers).
-func (s *Socket) Get(key string) (any, bool) {
-	if id := s.storeID(); id != "" {
-		return s.n.s.sessions.Get(context.Background(), id, key)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.session[key]
-	return v, ok
-}
-
-// Set stores a value in the socket's session.
-func (s *Socket) Set(key string, v any) {
-	if id := s.storeID(); id != "" {
-		s.n.s.sessions.Set(context.Background(), id, key, v)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.session == nil {
-		s.session = map[string]any{}
-	}
-	s.session[key] = v
-}
-
 func (s *Socket) sendEncoded(text []byte, atts [][]byte) {
 	s.sendMessages(engineMessages(text, atts))
 }
@@ -199,6 +162,7 @@ func engineMessages(text []byte, atts [][]byte) []engineio.Message {
 // sendMessages queues msgs (which may be shared with other sockets: they
 // are only read).
 func (s *Socket) sendMessages(msgs []engineio.Message) {
+	s.n.s.hooks.packetOut(msgs)
 	s.mu.Lock()
 	if s.connecting {
 		s.pending = append(s.pending, msgs)
@@ -233,6 +197,7 @@ func (s *Socket) packet(t parser.Type, id uint64, hasID bool, args []any) error 
 		return err
 	}
 	text := parser.Encode(&parser.Packet{Type: t, Namespace: s.n.name, ID: id, HasID: hasID, Data: data, Attachments: atts})
+	s.n.s.hooks.packetSent(s, t, args, data, atts)
 	s.n.s.stats.sent(t)
 	s.sendEncoded(text, atts)
 	return nil
@@ -407,6 +372,7 @@ func (s *Socket) remove(reason string) {
 	if h != nil {
 		h(s, reason)
 	}
+	s.n.s.hooks.disconnected(s, reason)
 	s.n.removeSocket(s)
 	s.n.s.dropIfEmpty(s.n)
 }
@@ -422,6 +388,7 @@ func (s *Socket) dispatch(p *parser.Packet) {
 		event = string(args[0]) // numeric event names
 	}
 	args = args[1:]
+	s.n.s.hooks.eventReceived(s, event, p)
 	s.mu.Lock()
 	s.event, s.eventArgs = event, args
 	s.eventSeq++

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
 	"github.com/siobridge/siobridge/internal/conformance"
@@ -113,14 +113,14 @@ func TestSocketIOProtocolSuite(t *testing.T) {
 	})
 	t.Run("handshake/websocket/fails with an invalid EIO query parameter", func(t *testing.T) {
 		for _, q := range []string{"?transport=websocket", "?EIO=abc&transport=websocket"} {
-			if _, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(base, "http")+q, nil); err == nil {
+			if _, _, err := wstest.Dialer.Dial("ws"+strings.TrimPrefix(base, "http")+q, nil); err == nil {
 				t.Fatalf("%s opened", q)
 			}
 		}
 	})
 	t.Run("handshake/websocket/fails with an invalid transport query parameter", func(t *testing.T) {
 		for _, q := range []string{"?EIO=4", "?EIO=4&transport=abc"} {
-			if _, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(base, "http")+q, nil); err == nil {
+			if _, _, err := wstest.Dialer.Dial("ws"+strings.TrimPrefix(base, "http")+q, nil); err == nil {
 				t.Fatalf("%s opened", q)
 			}
 		}
@@ -272,10 +272,10 @@ func TestSocketIOProtocolSuite(t *testing.T) {
 			w.SendBinary([]byte{1, 2, 3})
 			w.SendBinary([]byte{4, 5, 6})
 			w.Expect(want)
-			if typ, d := w.Read(); typ != websocket.MessageBinary || d != "\x01\x02\x03" {
+			if typ, d := w.Read(); typ != websocket.BinaryMessage || d != "\x01\x02\x03" {
 				t.Fatalf("first attachment %v %q", typ, d)
 			}
-			if typ, d := w.Read(); typ != websocket.MessageBinary || d != "\x04\x05\x06" {
+			if typ, d := w.Read(); typ != websocket.BinaryMessage || d != "\x04\x05\x06" {
 				t.Fatalf("second attachment %v %q", typ, d)
 			}
 		}

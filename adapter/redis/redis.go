@@ -7,7 +7,10 @@
 //
 // URLs: redis://[user:password@]host:port/db, rediss:// (TLS),
 // unix:///path/to/socket?db=N, and
-// redis+sentinel://[user][:password]@host1:port1,host2:port2/db/service_name.
+// redis+sentinel://[user][:password]@host1:port1,host2:port2/db/service_name,
+// and redis+cluster://[user][:password]@host1:port1,host2:port2 (Redis
+// Cluster: any node or several, the others are discovered; classic Pub/Sub
+// messages reach the subscribers of every node; TLS with rediss+cluster://).
 // Importing the package registers these schemes with queue.Open.
 //
 // Concurrent Publish calls are coalesced into pipelines: a few writer
@@ -25,9 +28,11 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -44,7 +49,7 @@ import (
 const HealthInterval = 250 * time.Millisecond
 
 func init() {
-	for _, s := range []string{"redis", "rediss", "unix", "redis+sentinel"} {
+	for _, s := range []string{"redis", "rediss", "unix", "redis+sentinel", "redis+cluster", "rediss+cluster"} {
 		queue.Register(s, func(ctx context.Context, u *url.URL) (queue.Bus, error) {
 			return Open(ctx, u.String())
 		})
@@ -86,7 +91,9 @@ type Bus struct {
 	closed  bool
 	closeMu sync.Once
 
-	fast *publisher // nil for sentinel clients: they use go-redis pipelines
+	fast *publisher // nil for sentinel and cluster clients: they use go-redis pipelines
+
+	sentinel *sentinelWatch // for redis+sentinel:// buses: moves subscriptions after a failover
 
 	ctr   queue.Counters // Stats
 	state outage.Tracker
@@ -130,9 +137,15 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.state = outage.Tracker{Log: cfg.log, Bus: "redis", URL: b.url, Counters: &b.ctr}
+	if scheme, rest, _ := strings.Cut(rawURL, "://"); strings.EqualFold(scheme, "redis+sentinel") {
+		o, _ := parseSentinel(rest) // parsed by NewClient already
+		b.sentinel = newSentinelWatch(o)
+	}
 	b.wg.Add(1)
 	go b.monitor()
-	if c, ok := client.(*goredis.Client); ok {
+	// the fast path dials the one server of the URL itself: not for a
+	// sentinel's master (a *goredis.Client too), which moves
+	if c, ok := client.(*goredis.Client); ok && !strings.Contains(strings.ToLower(rawURL[:strings.Index(rawURL, ":")]), "+") {
 		b.fast = newPublisher(c.Options(), cfg.writers)
 		return b, nil
 	}
@@ -163,35 +176,80 @@ func NewClient(rawURL string) (goredis.UniversalClient, error) {
 			return nil, err
 		}
 		return goredis.NewFailoverClient(o), nil
+	case "redis+cluster", "rediss+cluster":
+		o, err := parseCluster(strings.ToLower(scheme) == "rediss+cluster", rest)
+		if err != nil {
+			return nil, err
+		}
+		return goredis.NewClusterClient(o), nil
 	}
-	return nil, fmt.Errorf("redis: unsupported URL scheme %q (want redis, rediss, unix or redis+sentinel)", scheme)
+	return nil, fmt.Errorf("redis: unsupported URL scheme %q (want redis, rediss, unix, redis+sentinel, redis+cluster or rediss+cluster)", scheme)
+}
+
+// parseCluster parses [user][:password]@host1:port1,host2:port2 (a path or
+// query is refused: a cluster has only database 0).
+func parseCluster(tlsOn bool, rest string) (*goredis.ClusterOptions, error) {
+	o := &goredis.ClusterOptions{}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		var err error
+		if o.Username, o.Password, err = credentials(rest[:at]); err != nil {
+			return nil, fmt.Errorf("redis: invalid cluster URL: %w", err)
+		}
+		rest = rest[at+1:]
+	}
+	hosts := strings.TrimSuffix(rest, "/")
+	if strings.ContainsAny(hosts, "/?") {
+		return nil, errors.New("redis: cluster URL takes only host:port,host:port (no database, no options)")
+	}
+	if hosts == "" {
+		return nil, errors.New("redis: cluster URL has no host")
+	}
+	o.Addrs = hostList(hosts, ":6379")
+	if tlsOn {
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return o, nil
+}
+
+// hostList splits host:port,host,... adding port where it is missing.
+func hostList(hosts, port string) []string {
+	var l []string
+	for _, h := range strings.Split(hosts, ",") {
+		if !strings.Contains(h, ":") {
+			h += port
+		}
+		l = append(l, h)
+	}
+	return l
+}
+
+// credentials splits and unescapes user[:password].
+func credentials(cred string) (user, pass string, err error) {
+	u, p, _ := strings.Cut(cred, ":")
+	if user, err = url.PathUnescape(u); err != nil {
+		return "", "", fmt.Errorf("user: %w", err)
+	}
+	if pass, err = url.PathUnescape(p); err != nil {
+		return "", "", fmt.Errorf("password: %w", err)
+	}
+	return user, pass, nil
 }
 
 // parseSentinel parses [user][:password]@host1:port1,host2:port2/db/service.
 func parseSentinel(rest string) (*goredis.FailoverOptions, error) {
 	o := &goredis.FailoverOptions{}
 	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		cred := rest[:at]
-		rest = rest[at+1:]
-		user, pass, _ := strings.Cut(cred, ":")
 		var err error
-		if o.Username, err = url.PathUnescape(user); err != nil {
-			return nil, fmt.Errorf("redis: invalid sentinel URL user: %w", err)
+		if o.Username, o.Password, err = credentials(rest[:at]); err != nil {
+			return nil, fmt.Errorf("redis: invalid sentinel URL: %w", err)
 		}
-		if o.Password, err = url.PathUnescape(pass); err != nil {
-			return nil, fmt.Errorf("redis: invalid sentinel URL password: %w", err)
-		}
+		rest = rest[at+1:]
 	}
 	hosts, path, _ := strings.Cut(rest, "/")
 	if hosts == "" {
 		return nil, errors.New("redis: sentinel URL has no host")
 	}
-	for _, h := range strings.Split(hosts, ",") {
-		if !strings.Contains(h, ":") {
-			h += ":26379"
-		}
-		o.SentinelAddrs = append(o.SentinelAddrs, h)
-	}
+	o.SentinelAddrs = hostList(hosts, ":26379")
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	if len(parts) > 0 && parts[0] != "" {
 		db, err := strconv.Atoi(parts[0])
@@ -314,13 +372,18 @@ func (b *Bus) flush(batch []*pubReq) {
 	ctx, cancel := context.WithDeadline(b.ctx, deadline)
 	defer cancel()
 	cmds := make([]*goredis.IntCmd, 0, len(live))
-	pipe := b.client.Pipeline()
-	for _, r := range live {
-		for _, m := range r.msgs {
-			cmds = append(cmds, pipe.Publish(ctx, m.Channel, m.Data))
+	var err error
+	if cc, ok := b.client.(*goredis.ClusterClient); ok {
+		err = publishCluster(ctx, cc, live, &cmds)
+	} else {
+		pipe := b.client.Pipeline()
+		for _, r := range live {
+			for _, m := range r.msgs {
+				cmds = append(cmds, pipe.Publish(ctx, m.Channel, m.Data))
+			}
 		}
+		_, err = pipe.Exec(ctx)
 	}
-	_, err := pipe.Exec(ctx)
 	i := 0
 	for _, r := range live {
 		var rerr error
@@ -340,9 +403,49 @@ func (b *Bus) flush(batch []*pubReq) {
 	}
 }
 
+// publishCluster sends each message to the master that serves its
+// channel's slot, one pipeline per master. Any node would forward a
+// PUBLISH to the whole cluster, but through different nodes two
+// messages of one channel can overtake each other on the cluster bus;
+// through one node they keep their order, and a subscriber of the
+// channel (go-redis subscribes on the slot's master too) gets them
+// directly. Failed lookups fail their messages.
+func publishCluster(ctx context.Context, cc *goredis.ClusterClient, live []*pubReq, cmds *[]*goredis.IntCmd) error {
+	pipes := map[string]goredis.Pipeliner{}
+	var order []goredis.Pipeliner
+	for _, r := range live {
+		for _, m := range r.msgs {
+			node, err := cc.MasterForKey(ctx, m.Channel)
+			if err != nil {
+				c := goredis.NewIntCmd(ctx, "publish", m.Channel)
+				c.SetErr(fmt.Errorf("no master for channel %q: %w", m.Channel, err))
+				*cmds = append(*cmds, c)
+				continue
+			}
+			addr := node.Options().Addr
+			p := pipes[addr]
+			if p == nil {
+				p = node.Pipeline()
+				pipes[addr] = p
+				order = append(order, p)
+			}
+			*cmds = append(*cmds, p.Publish(ctx, m.Channel, m.Data))
+		}
+	}
+	var first error
+	for _, p := range order {
+		if _, err := p.Exec(ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // Subscribe subscribes to sub's channels (SUBSCRIBE) and patterns
 // (PSUBSCRIBE) on a dedicated connection and returns once Redis confirmed
-// every one. go-redis reconnects and resubscribes after a connection loss.
+// every one. go-redis reconnects and resubscribes after a connection loss;
+// on a Sentinel failover the bus moves the subscription to the new master
+// itself (the old one, now a replica, would keep it alive but deaf).
 func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Handler) (queue.Subscriber, error) {
 	b.mu.Lock()
 	closed := b.closed
@@ -353,10 +456,29 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 	if len(sub.Channels)+len(sub.Patterns) == 0 {
 		return nil, errors.New("redis: subscribe: no channel and no pattern")
 	}
+	s := &subscriber{bus: b, sub: sub, h: h}
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		s.Close()
+		return nil, fmt.Errorf("redis: subscribe to %s on %s: %w", describe(sub), b.url, queue.ErrClosed)
+	}
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	return s, nil
+}
+
+// start opens a PubSub for s.sub, waits for Redis to confirm every
+// channel and pattern, and starts its delivery goroutine.
+func (s *subscriber) start(ctx context.Context) error {
+	b, sub := s.bus, s.sub
 	ps := b.client.Subscribe(ctx)
-	fail := func(err error) (queue.Subscriber, error) {
+	fail := func(err error) error {
 		ps.Close()
-		return nil, fmt.Errorf("redis: subscribe to %s on %s: %w", describe(sub), b.url, forbidden(err))
+		return fmt.Errorf("redis: subscribe to %s on %s: %w", describe(sub), b.url, forbidden(err))
 	}
 	if len(sub.Channels) > 0 {
 		if err := ps.Subscribe(ctx, sub.Channels...); err != nil {
@@ -377,25 +499,41 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 			return fail(fmt.Errorf("unexpected %T while waiting for the subscription", msg))
 		}
 	}
-	s := &subscriber{bus: b, ps: ps, done: make(chan struct{})}
 	ch := ps.Channel(goredis.WithChannelSize(1024), goredis.WithChannelHealthCheckInterval(5*time.Second))
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return fail(queue.ErrClosed)
-	}
-	b.subs[s] = struct{}{}
-	b.mu.Unlock()
+	s.mu.Lock()
+	s.ps = ps
+	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer close(s.done)
 		for m := range ch {
 			b.ctr.Delivered.Add(1)
-			h(queue.Message{Channel: m.Channel, Data: []byte(m.Payload), Pattern: m.Pattern})
+			s.h(queue.Message{Channel: m.Channel, Data: []byte(m.Payload), Pattern: m.Pattern})
 		}
 	}()
-	return s, nil
+	return nil
+}
+
+// restart closes the subscription's connection and subscribes again
+// (after a Sentinel failover: go-redis asks the sentinel for the master
+// when it connects). The old delivery goroutine ends before the new one
+// starts, so the handler is never called concurrently; messages published
+// in between are lost, as in any outage of Redis Pub/Sub.
+func (s *subscriber) restart(ctx context.Context) error {
+	s.restartMu.Lock()
+	defer s.restartMu.Unlock()
+	s.mu.Lock()
+	ps, closed := s.ps, s.closed
+	s.ps = nil
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	if ps != nil {
+		ps.Close()
+		s.wg.Wait()
+	}
+	return s.start(ctx)
 }
 
 func describe(sub queue.Subscription) string {
@@ -410,12 +548,16 @@ func describe(sub queue.Subscription) string {
 }
 
 type subscriber struct {
-	bus  *Bus
-	ps   *goredis.PubSub
-	once sync.Once
-	done chan struct{}
-	wg   sync.WaitGroup
-	err  error
+	bus       *Bus
+	sub       queue.Subscription
+	h         queue.Handler
+	restartMu sync.Mutex // one restart at a time, and Close waits for it
+	mu        sync.Mutex
+	ps        *goredis.PubSub
+	closed    bool
+	once      sync.Once
+	wg        sync.WaitGroup // the delivery goroutine
+	err       error
 }
 
 // Close unsubscribes and waits for the delivery goroutine to end. It must
@@ -425,7 +567,17 @@ func (s *subscriber) Close() error {
 		s.bus.mu.Lock()
 		delete(s.bus.subs, s)
 		s.bus.mu.Unlock()
-		s.err = s.ps.Close()
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.restartMu.Lock() // a restart in progress has finished
+		s.mu.Lock()
+		ps := s.ps
+		s.mu.Unlock()
+		if ps != nil { // nil after a failed restart
+			s.err = ps.Close()
+		}
+		s.restartMu.Unlock()
 		s.wg.Wait()
 	})
 	return s.err
@@ -456,7 +608,22 @@ func (b *Bus) monitor() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
-		err := b.client.Ping(ctx).Err()
+		var err error
+		if cc, ok := b.client.(*goredis.ClusterClient); ok {
+			// every master answers, or the slot map is read again: a
+			// replica that took over is learnt here, and the
+			// subscriptions reconnect to it (go-redis resubscribes on
+			// the slot's master of the map it has)
+			err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return c.Ping(ctx).Err() })
+			if err != nil {
+				cc.ReloadState(ctx)
+			}
+		} else {
+			err = b.client.Ping(ctx).Err()
+		}
+		if err == nil && b.sentinel != nil {
+			b.followMaster(ctx)
+		}
 		cancel()
 		switch {
 		case b.ctx.Err() != nil:
@@ -467,6 +634,65 @@ func (b *Bus) monitor() {
 			b.state.Back()
 		}
 	}
+}
+
+// sentinelWatch follows the master of a Sentinel-managed bus.
+type sentinelWatch struct {
+	clients []*goredis.SentinelClient
+	name    string
+	master  string // the master the subscriptions are on ("" before the first check)
+}
+
+func newSentinelWatch(o *goredis.FailoverOptions) *sentinelWatch {
+	w := &sentinelWatch{name: o.MasterName}
+	for _, a := range o.SentinelAddrs {
+		w.clients = append(w.clients, goredis.NewSentinelClient(&goredis.Options{
+			Addr: a, Username: o.SentinelUsername, Password: o.SentinelPassword,
+			DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1, PoolSize: 1}))
+	}
+	return w
+}
+
+func (w *sentinelWatch) close() {
+	for _, c := range w.clients {
+		c.Close()
+	}
+}
+
+// followMaster asks the sentinels for the master; when it changed since
+// the subscriptions were made, it moves them there (a failed move is tried
+// again at the next check).
+func (b *Bus) followMaster(ctx context.Context) {
+	w := b.sentinel
+	var now string
+	for _, c := range w.clients {
+		a, err := c.GetMasterAddrByName(ctx, w.name).Result()
+		if err == nil && len(a) == 2 {
+			now = net.JoinHostPort(a[0], a[1])
+			break
+		}
+	}
+	if now == "" || now == w.master {
+		return
+	}
+	if w.master == "" { // first check: the subscriptions are on it already
+		w.master = now
+		return
+	}
+	b.log.Warn("redis: the sentinel switched masters: moving the subscriptions", "url", b.url, "from", w.master, "to", now)
+	b.mu.Lock()
+	subs := make([]*subscriber, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	for _, s := range subs {
+		if err := s.restart(ctx); err != nil {
+			b.log.Warn("redis: resubscribe after the failover (tried again)", "url", b.url, "err", err)
+			return
+		}
+	}
+	w.master = now
 }
 
 // Connected reports whether the broker answered the bus's last check
@@ -497,6 +723,9 @@ func (b *Bus) Close() error {
 		b.wg.Wait()
 		if b.fast != nil {
 			b.fast.close()
+		}
+		if b.sentinel != nil {
+			b.sentinel.close()
 		}
 		// fail what is still queued
 		for {

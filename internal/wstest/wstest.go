@@ -5,14 +5,17 @@ package wstest
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 )
 
 // Do sends an HTTP request and returns the status and body; a transport
@@ -29,6 +32,10 @@ func Do(t testing.TB, method, url, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// Dialer is the WebSocket client of the tests: gorilla/websocket with a
+// 10 s handshake timeout and no read limit.
+var Dialer = &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 10 * time.Second}
+
 // Conn is a test WebSocket connection.
 type Conn struct {
 	t testing.TB
@@ -40,18 +47,18 @@ func Dial(t testing.TB, url string) *Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, url, nil)
+	c, _, err := Dialer.DialContext(ctx, url, nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
-	t.Cleanup(func() { c.CloseNow() })
+	t.Cleanup(func() { c.Close() })
 	return &Conn{t, c}
 }
 
 // Send writes a text frame.
 func (c *Conn) Send(s string) {
 	c.t.Helper()
-	if err := c.C.Write(context.Background(), websocket.MessageText, []byte(s)); err != nil {
+	if err := c.C.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -59,17 +66,17 @@ func (c *Conn) Send(s string) {
 // SendBinary writes a binary frame.
 func (c *Conn) SendBinary(b []byte) {
 	c.t.Helper()
-	if err := c.C.Write(context.Background(), websocket.MessageBinary, b); err != nil {
+	if err := c.C.WriteMessage(websocket.BinaryMessage, b); err != nil {
 		c.t.Fatal(err)
 	}
 }
 
-// Read reads one frame (5 s at most).
-func (c *Conn) Read() (websocket.MessageType, string) {
+// Read reads one message (5 s at most) and returns its type
+// (websocket.TextMessage or websocket.BinaryMessage) and data.
+func (c *Conn) Read() (int, string) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	typ, p, err := c.C.Read(ctx)
+	c.C.SetReadDeadline(time.Now().Add(5 * time.Second))
+	typ, p, err := c.C.ReadMessage()
 	if err != nil {
 		c.t.Fatalf("read: %v", err)
 	}
@@ -103,15 +110,43 @@ func (c *Conn) ExpectSkipping(want string, skip ...string) {
 // WaitClose reads until the server closes the connection.
 func (c *Conn) WaitClose(within time.Duration) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
+	c.C.SetReadDeadline(time.Now().Add(within))
 	for {
-		if _, _, err := c.C.Read(ctx); err != nil {
-			if ctx.Err() != nil {
+		if _, _, err := c.C.ReadMessage(); err != nil {
+			if isTimeout(err) {
 				c.t.Fatal("the server did not close the connection")
 			}
 			return
 		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// CloseHandshake closes c as a well-behaved client does: a close frame
+// (1000), then it reads until the server's close frame answers, within
+// the given time, and closes the connection. It reports a connection
+// that ended without the server's close frame.
+func CloseHandshake(c *websocket.Conn, within time.Duration) error {
+	defer c.Close()
+	deadline := time.Now().Add(within)
+	if err := c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline); err != nil {
+		return err
+	}
+	c.SetReadDeadline(deadline)
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure { // 1006: no close frame
+			return nil
+		}
+		return fmt.Errorf("wstest: no close frame from the server: %w", err)
 	}
 }
 

@@ -235,8 +235,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() {
-		s.wg.Wait()
 		s.wsLive.Wait() // close frames written, or their linger over
+		s.wg.Wait()     // blocking writers, added while their connection was live
 		s.stopPoller()
 		close(done)
 	}()

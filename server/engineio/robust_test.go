@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 
 	"github.com/siobridge/siobridge/internal/testenv"
 	"github.com/siobridge/siobridge/internal/wstest"
@@ -202,6 +202,8 @@ func TestHelperClients(t *testing.T) {
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 	clients := make([]*websocket.Conn, n)
+	// small buffers, the write buffer pooled: thousands of idle clients
+	dialer := &websocket.Dialer{HandshakeTimeout: 60 * time.Second, ReadBufferSize: 1024, WriteBufferPool: &sync.Pool{}}
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -213,18 +215,21 @@ func TestHelperClients(t *testing.T) {
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			c, _, err := websocket.Dial(ctx, url, nil)
+			c, _, err := dialer.DialContext(ctx, url, nil)
 			if err != nil {
 				failed.Add(1)
 				return
 			}
 			clients[i] = c
-			c.Read(ctx) // open packet
+			deadline, _ := ctx.Deadline()
+			c.SetReadDeadline(deadline)
+			c.ReadMessage() // open packet
 			msg := fmt.Sprintf("4hello %d", i)
-			c.Write(ctx, websocket.MessageText, []byte(msg))
-			if _, d, err := c.Read(ctx); err != nil || string(d) != msg {
+			c.WriteMessage(websocket.TextMessage, []byte(msg))
+			if _, d, err := c.ReadMessage(); err != nil || string(d) != msg {
 				failed.Add(1)
 			}
+			c.SetReadDeadline(time.Time{})
 		}(i)
 	}
 	wg.Wait()
@@ -232,7 +237,7 @@ func TestHelperClients(t *testing.T) {
 	io.Copy(io.Discard, os.Stdin) // until the parent closes stdin
 	for _, c := range clients {
 		if c != nil {
-			c.Close(websocket.StatusNormalClosure, "")
+			wstest.CloseHandshake(c, 10*time.Second)
 		}
 	}
 }
@@ -284,17 +289,19 @@ func TestHTTPCompressionCookieAndPerMessageDeflate(t *testing.T) {
 	// permessage-deflate is negotiated with a client that offers it
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, hresp, err := websocket.Dial(ctx, wsURL(base)+"?EIO=4&transport=websocket", &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
+	dialer := &websocket.Dialer{HandshakeTimeout: 5 * time.Second, EnableCompression: true}
+	ws, hresp, err := dialer.DialContext(ctx, wsURL(base)+"?EIO=4&transport=websocket", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ws.CloseNow()
+	defer ws.Close()
 	if ext := hresp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
 		t.Fatalf("extensions %q", ext)
 	}
-	ws.Read(ctx)
-	ws.Write(ctx, websocket.MessageText, []byte("4"+big))
-	if _, d, err := ws.Read(ctx); err != nil || string(d) != "4"+big {
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ws.ReadMessage()
+	ws.WriteMessage(websocket.TextMessage, []byte("4"+big))
+	if _, d, err := ws.ReadMessage(); err != nil || string(d) != "4"+big {
 		t.Fatalf("compressed echo: %d bytes, %v", len(d), err)
 	}
 }

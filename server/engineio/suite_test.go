@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
 	"github.com/siobridge/siobridge/internal/wstest"
@@ -134,14 +134,14 @@ func TestEngineIOProtocolSuite(t *testing.T) {
 	})
 	t.Run("handshake/websocket/fails with an invalid EIO query parameter", func(t *testing.T) {
 		for _, q := range []string{"?transport=websocket", "?EIO=abc&transport=websocket"} {
-			if _, _, err := websocket.Dial(context.Background(), ws+q, nil); err == nil {
+			if _, _, err := wstest.Dialer.Dial(ws+q, nil); err == nil {
 				t.Fatalf("%s: the WebSocket opened", q)
 			}
 		}
 	})
 	t.Run("handshake/websocket/fails with an invalid transport query parameter", func(t *testing.T) {
 		for _, q := range []string{"?EIO=4", "?EIO=4&transport=abc"} {
-			if _, _, err := websocket.Dial(context.Background(), ws+q, nil); err == nil {
+			if _, _, err := wstest.Dialer.Dial(ws+q, nil); err == nil {
 				t.Fatalf("%s: the WebSocket opened", q)
 			}
 		}
@@ -215,7 +215,7 @@ func TestEngineIOProtocolSuite(t *testing.T) {
 		c := wstest.Dial(t, ws+"?EIO=4&transport=websocket")
 		c.Read()
 		c.SendBinary([]byte{1, 2, 3, 4})
-		if typ, d := c.Read(); typ != websocket.MessageBinary || d != "\x01\x02\x03\x04" {
+		if typ, d := c.Read(); typ != websocket.BinaryMessage || d != "\x01\x02\x03\x04" {
 			t.Fatalf("%v %q", typ, d)
 		}
 	})

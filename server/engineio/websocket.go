@@ -535,9 +535,14 @@ func (w *wsConn) flush(scratch [][]byte) [][]byte {
 		}
 		w.wmu.Lock()
 		w.dropWritten(n)
-		w.wmu.Unlock()
-		if errors.Is(err, netpoll.ErrWouldBlock) {
+		blocked := errors.Is(err, netpoll.ErrWouldBlock) && !w.dead
+		if blocked {
+			// added while the connection is live (dead is set before
+			// wsLive.Done): Shutdown waits for wsLive, then for wg
 			w.s.wg.Add(1)
+		}
+		w.wmu.Unlock()
+		if blocked {
 			go func() {
 				defer w.s.wg.Done()
 				w.blockingWrite()

@@ -14,9 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 
 	"github.com/siobridge/siobridge/internal/ws"
+	"github.com/siobridge/siobridge/internal/wstest"
 )
 
 // rawWS is a minimal WebSocket client over TCP that can send what a real
@@ -247,28 +248,76 @@ func TestWebSocketOverTLS(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "wss"+strings.TrimPrefix(hs.URL, "https")+"/?EIO=4&transport=websocket",
-		&websocket.DialOptions{HTTPClient: hs.Client()})
+	dialer := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: hs.Client().Transport.(*http.Transport).TLSClientConfig}
+	c, _, err := dialer.DialContext(ctx, "wss"+strings.TrimPrefix(hs.URL, "https")+"/?EIO=4&transport=websocket", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.SetReadLimit(1 << 20)
-	if _, p, err := c.Read(ctx); err != nil || p[0] != '0' {
+	deadline, _ := ctx.Deadline()
+	c.SetReadDeadline(deadline)
+	if _, p, err := c.ReadMessage(); err != nil || p[0] != '0' {
 		t.Fatalf("open: %q %v", p, err)
 	}
 	big := "4" + strings.Repeat("z", 300000)
 	for i, msg := range []string{"4hello", big, "4bye"} {
-		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
 			t.Fatal(err)
 		}
-		if _, p, err := c.Read(ctx); err != nil || string(p) != msg {
+		if _, p, err := c.ReadMessage(); err != nil || string(p) != msg {
 			t.Fatalf("echo %d: %d bytes, %v", i, len(p), err)
 		}
 	}
-	c.Close(websocket.StatusNormalClosure, "")
+	if err := wstest.CloseHandshake(c, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	for deadline := time.Now().Add(5 * time.Second); s.Count() > 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the session outlived its TLS connection")
 		}
+	}
+}
+
+// TestShutdownWithWebSocketsOverTLS: Shutdown while WebSocket clients are
+// connected over TLS (whose frames, the close packet included, go out
+// through a blocking writer) makes no data race: a blocking writer was
+// added to the WaitGroup that Shutdown was already waiting on (the race
+// detector reported it about once in eight runs of server.TestRunTLS).
+func TestShutdownWithWebSocketsOverTLS(t *testing.T) {
+	var readers sync.WaitGroup
+	for round := range 10 {
+		s := NewServer(Options{PingInterval: time.Minute})
+		s.OnConnection(func(c *Conn) {})
+		hs := httptest.NewTLSServer(s)
+		dialer := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: hs.Client().Transport.(*http.Transport).TLSClientConfig}
+		for range 4 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c, _, err := dialer.DialContext(ctx, "wss"+strings.TrimPrefix(hs.URL, "https")+"/?EIO=4&transport=websocket", nil)
+			cancel()
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, p, err := c.ReadMessage(); err != nil || p[0] != '0' {
+				t.Fatalf("round %d: open: %q %v", round, p, err)
+			}
+			readers.Add(1)
+			go func() { // reads until the server's close frame, which it answers
+				defer readers.Done()
+				defer c.Close()
+				for {
+					if _, _, err := c.ReadMessage(); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.Shutdown(ctx); err != nil {
+			t.Fatalf("round %d: Shutdown: %v", round, err)
+		}
+		cancel()
+		readers.Wait()
+		hs.Close()
 	}
 }
