@@ -13,9 +13,9 @@ import (
 )
 
 // ourServer is siobridge's server configured for the socket.io-client
-// tests.
-func ourServer() *server.Server {
-	srv := server.New(server.WithPing(time.Second, 2*time.Second))
+// tests, with opts.
+func ourServer(opts ...server.Option) *server.Server {
+	srv := server.New(append([]server.Option{server.WithPing(time.Second, 2*time.Second)}, opts...)...)
 	srv.OnConnect("/", func(s *server.Socket, auth json.RawMessage) error {
 		var a struct{ Token string }
 		json.Unmarshal(auth, &a)
@@ -86,73 +86,83 @@ func isType(typ string) func(map[string]any) bool {
 	return func(l map[string]any) bool { return l["type"] == typ }
 }
 
+// clientTransports are the transports the socket.io-client tests try.
+var clientTransports = []struct{ name, transports string }{
+	{"websocket only", "websocket"},
+	{"polling only", "polling"},
+	{"polling then upgrade", "polling,websocket"},
+}
+
 func TestSocketIOClientAgainstOurServer(t *testing.T) {
 	needNode(t)
-	for _, tr := range []struct{ name, transports, want string }{
-		{"websocket only", "websocket", "websocket"},
-		{"polling only", "polling", "polling"},
-		{"polling then upgrade", "polling,websocket", "websocket"},
-	} {
-		t.Run(tr.name, func(t *testing.T) {
-			ln := listen(t, "127.0.0.1:0")
-			serve(t, ourServer(), ln)
-			url := "http://" + ln.Addr().String()
-			a := startPeerWith(t, "client a", true, "node", "node/sio-client.js", url, tr.transports, `{"token":"t"}`)
-			b := startPeerWith(t, "client b", true, "node", "node/sio-client.js", url, tr.transports, `{"token":"t"}`)
-			a.waitFor("connect", 10*time.Second, isType("connect"))
-			b.waitFor("connect", 10*time.Second, isType("connect"))
-			if tr.transports == "polling,websocket" {
-				a.waitFor("upgrade", 10*time.Second, isType("upgrade"))
-			}
-			w := a.waitFor("welcome", 10*time.Second, isEvent("welcome"))
-			if !reflect.DeepEqual(w["args"], []any{map[string]any{"token": "t"}}) {
-				t.Fatalf("welcome %v", w)
-			}
+	for _, tr := range clientTransports {
+		t.Run(tr.name, func(t *testing.T) { socketIOClientScenario(t, ourServer(), tr.transports) })
+	}
+}
 
-			// client -> server event with binary, acknowledged with the same args
-			args := []any{"a", 1.0, map[string]any{"$binary": "AQID"}, map[string]any{"nested": []any{true, nil}}}
-			a.send(map[string]any{"emit": "echo", "args": args, "ack": true})
-			ack := a.waitFor("echo ack", 10*time.Second, isType("ack"))
-			if ack["error"] != nil || !reflect.DeepEqual(ack["args"], args) {
-				t.Fatalf("echo ack %v", ack)
-			}
+// socketIOClientScenario serves srv (an ourServer) to two socket.io-client
+// 4.8 peers (node/sio-client.js, with the environment variables env) on
+// transports, and checks events and acks both ways with binary data,
+// namespaces with a refusal carrying data, and rooms.
+func socketIOClientScenario(t *testing.T, srv *server.Server, transports string, env ...string) {
+	ln := listen(t, "127.0.0.1:0")
+	serve(t, srv, ln)
+	url := "http://" + ln.Addr().String()
+	argv := append(append([]string{"env"}, env...), "node", "node/sio-client.js", url, transports, `{"token":"t"}`)
+	a := startPeerWith(t, "client a", true, argv...)
+	b := startPeerWith(t, "client b", true, argv...)
+	a.waitFor("connect", 10*time.Second, isType("connect"))
+	b.waitFor("connect", 10*time.Second, isType("connect"))
+	if transports == "polling,websocket" {
+		a.waitFor("upgrade", 10*time.Second, isType("upgrade"))
+	}
+	w := a.waitFor("welcome", 10*time.Second, isEvent("welcome"))
+	if !reflect.DeepEqual(w["args"], []any{map[string]any{"token": "t"}}) {
+		t.Fatalf("welcome %v", w)
+	}
 
-			// server -> client event with binary, acknowledged by the client with binary
-			a.send(map[string]any{"emit": "ask-me"})
-			q := a.waitFor("question", 10*time.Second, isEvent("question"))
-			if !reflect.DeepEqual(q["args"], []any{"q?", map[string]any{"$binary": "AQ=="}}) {
-				t.Fatalf("question %v", q)
-			}
-			got := a.waitFor("got-answer", 10*time.Second, isEvent("got-answer"))
-			if !reflect.DeepEqual(got["args"], []any{"answer", map[string]any{"$binary": "CQ=="}}) {
-				t.Fatalf("got-answer %v", got)
-			}
+	// client -> server event with binary, acknowledged with the same args
+	args := []any{"a", 1.0, map[string]any{"$binary": "AQID"}, map[string]any{"nested": []any{true, nil}}}
+	a.send(map[string]any{"emit": "echo", "args": args, "ack": true})
+	ack := a.waitFor("echo ack", 10*time.Second, isType("ack"))
+	if ack["error"] != nil || !reflect.DeepEqual(ack["args"], args) {
+		t.Fatalf("echo ack %v", ack)
+	}
 
-			// namespaces with a middleware refusal carrying data
-			a.send(map[string]any{"connect": "/admin", "auth": map[string]any{"role": "guest"}})
-			ce := a.waitFor("connect_error", 10*time.Second, isType("connect_error"))
-			if ce["message"] != "forbidden" || !reflect.DeepEqual(ce["data"], map[string]any{"need": "admin"}) {
-				t.Fatalf("connect_error %v", ce)
-			}
+	// server -> client event with binary, acknowledged by the client with binary
+	a.send(map[string]any{"emit": "ask-me"})
+	q := a.waitFor("question", 10*time.Second, isEvent("question"))
+	if !reflect.DeepEqual(q["args"], []any{"q?", map[string]any{"$binary": "AQ=="}}) {
+		t.Fatalf("question %v", q)
+	}
+	got := a.waitFor("got-answer", 10*time.Second, isEvent("got-answer"))
+	if !reflect.DeepEqual(got["args"], []any{"answer", map[string]any{"$binary": "CQ=="}}) {
+		t.Fatalf("got-answer %v", got)
+	}
 
-			// rooms: b hears what a says in the room, a (the sender) does not
-			for _, c := range []*peer{a, b} {
-				c.send(map[string]any{"emit": "join", "args": []any{"r"}, "ack": true})
-				c.waitFor("join ack", 10*time.Second, func(l map[string]any) bool {
-					return l["type"] == "ack" && l["event"] == "join"
-				})
-			}
-			a.send(map[string]any{"emit": "room-say", "args": []any{"r", "hi room"}})
-			b.waitFor("said", 10*time.Second, isEventWith("said", "hi room"))
-			a.send(map[string]any{"emit": "echo", "args": []any{"marker"}, "ack": true})
-			a.waitFor("marker ack", 10*time.Second, func(l map[string]any) bool {
-				args, _ := l["args"].([]any)
-				return l["type"] == "ack" && len(args) == 1 && args[0] == "marker"
-			})
-			if len(a.events("said")) != 0 {
-				t.Fatal("the sender received its own room broadcast")
-			}
+	// namespaces with a middleware refusal carrying data
+	a.send(map[string]any{"connect": "/admin", "auth": map[string]any{"role": "guest"}})
+	ce := a.waitFor("connect_error", 10*time.Second, isType("connect_error"))
+	if ce["message"] != "forbidden" || !reflect.DeepEqual(ce["data"], map[string]any{"need": "admin"}) {
+		t.Fatalf("connect_error %v", ce)
+	}
+
+	// rooms: b hears what a says in the room, a (the sender) does not
+	for _, c := range []*peer{a, b} {
+		c.send(map[string]any{"emit": "join", "args": []any{"r"}, "ack": true})
+		c.waitFor("join ack", 10*time.Second, func(l map[string]any) bool {
+			return l["type"] == "ack" && l["event"] == "join"
 		})
+	}
+	a.send(map[string]any{"emit": "room-say", "args": []any{"r", "hi room"}})
+	b.waitFor("said", 10*time.Second, isEventWith("said", "hi room"))
+	a.send(map[string]any{"emit": "echo", "args": []any{"marker"}, "ack": true})
+	a.waitFor("marker ack", 10*time.Second, func(l map[string]any) bool {
+		args, _ := l["args"].([]any)
+		return l["type"] == "ack" && len(args) == 1 && args[0] == "marker"
+	})
+	if len(a.events("said")) != 0 {
+		t.Fatal("the sender received its own room broadcast")
 	}
 }
 

@@ -34,10 +34,11 @@ apt_install() { # packages...
 }
 
 # brokers (redis-tools brings redis-cli and redis-benchmark; rabbitmqctl comes with the server)
-# and the Python peers of compat_test (Debian's Flask-SocketIO 5.3.2 / python-socketio 5.7.2)
+# and the Python peers of compat_test (Debian's Flask-SocketIO 5.3.2 / python-socketio 5.7.2;
+# python3-msgpack and python3-websocket for the msgpack client of compat_test)
 # and Chromium for the browser test of examples/chat
 apt_install redis-server redis-tools rabbitmq-server nats-server \
-  python3-flask-socketio python3-socketio python3-kombu python3-redis python3-requests python3-wsproto \
+  python3-flask-socketio python3-socketio python3-kombu python3-redis python3-requests python3-wsproto python3-msgpack python3-websocket \
   chromium
 command -v node >/dev/null || apt_install nodejs npm
 

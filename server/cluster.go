@@ -605,6 +605,13 @@ func askLocal(targets []*Socket, event string, args []any, volatile bool) (answe
 		s  *Socket
 		id uint64
 	}
+	forget := func(regs []asking) {
+		for _, r := range regs {
+			r.s.mu.Lock()
+			delete(r.s.acks, r.id)
+			r.s.mu.Unlock()
+		}
+	}
 	regs := make([]asking, 0, len(targets))
 	for _, s := range targets {
 		if volatile && !s.c.conn.Writable() {
@@ -612,17 +619,16 @@ func askLocal(targets []*Socket, event string, args []any, volatile bool) (answe
 		}
 		id := s.newAck(ch)
 		s.n.s.hooks.eventSent(s, event, data, atts)
-		s.n.s.stats.sent(parser.Event)
-		s.sendEncoded(parser.Encode(&parser.Packet{Type: parser.Event, Namespace: s.n.name, ID: id, HasID: true, Data: data, Attachments: atts}), atts)
 		regs = append(regs, asking{s, id})
-	}
-	return ch, len(regs), func() {
-		for _, r := range regs {
-			r.s.mu.Lock()
-			delete(r.s.acks, r.id)
-			r.s.mu.Unlock()
+		msgs, err := s.n.s.encode(&parser.Packet{Type: parser.Event, Namespace: s.n.name, ID: id, HasID: true, Data: data, Attachments: atts})
+		if err != nil {
+			forget(regs)
+			return nil, 0, nil, err
 		}
-	}, nil
+		s.n.s.stats.sent(parser.Event)
+		s.sendMessages(msgs)
+	}
+	return ch, len(regs), func() { forget(regs) }, nil
 }
 
 // newAck allocates an acknowledgement id whose answer goes to ch.

@@ -335,21 +335,6 @@ func reportMessages(hs *hookSet, msgs []engineio.Message) {
 	reportBytes(hs, n, true)
 }
 
-// packetOutRaw reports a packet's text and attachments.
-func (hs *hookSet) packetOutRaw(text []byte, atts [][]byte) {
-	if hs.list.Load() != nil {
-		reportPacket(hs, text, atts)
-	}
-}
-
-func reportPacket(hs *hookSet, text []byte, atts [][]byte) {
-	n := len(text)
-	for _, a := range atts {
-		n += len(a)
-	}
-	reportBytes(hs, n, true)
-}
-
 func reportBytes(hs *hookSet, n int, out bool) {
 	l := hs.get()
 	for _, h := range l {

@@ -483,9 +483,11 @@ func (b *Broadcast) emitLocal(event string, args []any) error {
 	if err != nil {
 		return err
 	}
-	text := parser.Encode(&parser.Packet{Type: parser.Event, Namespace: b.n.name, Data: data, Attachments: atts})
-	msgs := engineMessages(text, atts) // encoded once, shared by every recipient
-	engineio.PrepareBroadcast(msgs)    // and framed once
+	msgs, err := b.n.s.encode(&parser.Packet{Type: parser.Event, Namespace: b.n.name, Data: data, Attachments: atts})
+	if err != nil { // encoded once, shared by every recipient
+		return err
+	}
+	engineio.PrepareBroadcast(msgs) // and framed once
 	delivered := 0
 	for _, s := range b.targets() {
 		if b.volatile && !s.c.conn.Writable() {

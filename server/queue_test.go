@@ -21,19 +21,10 @@ import (
 // A server consuming a real Redis receives what the Go emitter publishes,
 // in both dialects, and survives malformed messages.
 func TestConsumeQueueFromTheEmitter(t *testing.T) {
-	testenv.Need(t, "redis", "127.0.0.1:6379")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bus, err := queue.Open(ctx, "redis://127.0.0.1:6379/0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Close()
-	tenant := fmt.Sprintf("consume-%d", time.Now().UnixNano())
-	for _, pair := range [][2]dialect.Dialect{ // the server's, the worker's (each process has its own origin)
-		{python.New(python.Options{Channel: tenant}), python.New(python.Options{Channel: tenant})},
-		{node.New(node.Options{Key: tenant}), node.New(node.Options{Key: tenant})}, // both with the emitter's default uid
-	} {
+	bus := redisBus(ctx, t)
+	for _, pair := range workerDialects("consume") {
 		d := pair[0]
 		t.Run(d.Name(), func(t *testing.T) {
 			srv := newServer(t)
@@ -108,5 +99,29 @@ func TestConsumeQueueFromTheEmitter(t *testing.T) {
 				t.Fatal("a was not disconnected")
 			}
 		})
+	}
+}
+
+// redisBus opens the local Redis as a bus (needed: see testenv.Need),
+// closed when the test ends.
+func redisBus(ctx context.Context, t *testing.T) queue.Bus {
+	t.Helper()
+	testenv.Need(t, "redis", "127.0.0.1:6379")
+	bus, err := queue.Open(ctx, "redis://127.0.0.1:6379/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Close() })
+	return bus
+}
+
+// workerDialects returns pairs of dialects on a fresh channel named after
+// prefix: the server's and the worker's (each process has its own origin;
+// node's both with the emitter's default uid).
+func workerDialects(prefix string) [][2]dialect.Dialect {
+	tenant := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+	return [][2]dialect.Dialect{
+		{python.New(python.Options{Channel: tenant}), python.New(python.Options{Channel: tenant})},
+		{node.New(node.Options{Key: tenant}), node.New(node.Options{Key: tenant})},
 	}
 }

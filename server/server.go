@@ -48,6 +48,7 @@ type config struct {
 	maxNamespaces  int
 	adapter        *adapterConfig // WithAdapter
 	hooks          []*Hooks       // WithHooks
+	parser         parser.Parser  // WithParser
 }
 
 // WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
@@ -228,6 +229,7 @@ type Server struct {
 	member         *member       // WithAdapter; nil for a single process
 	serverEvents   sync.Map      // namespace + "\x00" + event -> OnServerSideEmit handler
 	hooks          hookSet       // WithHooks, AddHooks
+	parser         parser.Parser // WithParser
 
 	stats serverCounters // Stats
 
@@ -247,7 +249,7 @@ type dynamicNamespace struct {
 // New returns a server; namespace "/" always exists.
 func New(opts ...Option) *Server {
 	c := config{connectTimeout: 45 * time.Second, backlogEvents: DefaultBacklogEvents, backlogBytes: DefaultBacklogBytes,
-		maxNamespaces: DefaultMaxNamespaces, maxHandlers: DefaultMaxConcurrentHandlers}
+		maxNamespaces: DefaultMaxNamespaces, maxHandlers: DefaultMaxConcurrentHandlers, parser: parser.JSON}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -261,7 +263,7 @@ func New(opts ...Option) *Server {
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
 		sessions: c.sessions, sessionID: c.sessionID, sharedSession: c.sharedSession, alwaysConnect: c.alwaysConnect,
 		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, handlerLimit: c.maxHandlers, maxNamespaces: c.maxNamespaces,
-		pyReasons: c.pyReasons}
+		pyReasons: c.pyReasons, parser: c.parser}
 	if c.syncHandlers {
 		s.handlerLimit = 1
 	}
@@ -443,7 +445,7 @@ func (s *Server) Emit(event string, args ...any) error { return s.Of("/").Emit(e
 type client struct {
 	s    *Server
 	conn *engineio.Conn
-	dec  parser.Decoder
+	dec  parser.PacketDecoder
 
 	mu      sync.Mutex
 	sockets nsSockets
@@ -454,7 +456,7 @@ type client struct {
 }
 
 func (s *Server) onConnection(conn *engineio.Conn) {
-	c := &client{s: s, conn: conn}
+	c := &client{s: s, conn: conn, dec: s.parser.NewDecoder()}
 	c.timer = time.AfterFunc(s.connectTimeout, func() {
 		c.mu.Lock()
 		n := len(c.sockets)
@@ -468,22 +470,14 @@ func (s *Server) onConnection(conn *engineio.Conn) {
 	s.hooks.clientOpened(conn)
 }
 
-func (c *client) send(text []byte, atts [][]byte) error {
-	c.s.hooks.packetOutRaw(text, atts)
-	if len(atts) == 0 {
-		return c.conn.Send(text, false)
-	}
-	msgs := make([]engineio.Message, 0, 1+len(atts))
-	msgs = append(msgs, engineio.Message{Data: text})
-	for _, a := range atts {
-		msgs = append(msgs, engineio.Message{Data: a, Binary: true})
-	}
-	return c.conn.SendBatch(msgs)
-}
-
 func (c *client) sendPacket(p *parser.Packet) error {
 	c.s.stats.sent(p.Type)
-	return c.send(parser.Encode(p), p.Attachments)
+	msgs, err := c.s.encode(p)
+	if err != nil {
+		return err
+	}
+	c.s.hooks.packetOut(msgs)
+	return c.conn.SendBatch(msgs)
 }
 
 func (c *client) onMessage(data []byte, binary bool) {

@@ -196,10 +196,13 @@ func (s *Socket) packet(t parser.Type, id uint64, hasID bool, args []any) error 
 	if err != nil {
 		return err
 	}
-	text := parser.Encode(&parser.Packet{Type: t, Namespace: s.n.name, ID: id, HasID: hasID, Data: data, Attachments: atts})
+	msgs, err := s.n.s.encode(&parser.Packet{Type: t, Namespace: s.n.name, ID: id, HasID: hasID, Data: data, Attachments: atts})
+	if err != nil {
+		return err
+	}
 	s.n.s.hooks.packetSent(s, t, args, data, atts)
 	s.n.s.stats.sent(t)
-	s.sendEncoded(text, atts)
+	s.sendMessages(msgs)
 	return nil
 }
 

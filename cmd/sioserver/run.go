@@ -8,24 +8,25 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	natsbus "github.com/siobridge/siobridge/adapter/nats"
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/internal/brokerflags"
 	"github.com/siobridge/siobridge/internal/dialectname"
 	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server"
+	"github.com/siobridge/siobridge/server/admin"
 )
 
 const (
 	exitOK     = 0
 	exitFailed = 1 // cannot listen, reach the broker or join the cluster
-	exitUsage  = 2
+	exitUsage  = 2 // bad flags; the embedded address held by a program that is not NATS
 )
 
 // Time limits of the command.
@@ -33,42 +34,74 @@ const (
 	// brokerTimeout bounds connecting to the broker and establishing the
 	// cluster subscriptions at start.
 	brokerTimeout = 15 * time.Second
-	// shutdownTimeout bounds closing the clients and the listener on
-	// SIGINT/SIGTERM.
-	shutdownTimeout = 10 * time.Second
+	// DefaultShutdownTimeout is the default of --shutdown-timeout: how long
+	// a shutdown on SIGINT/SIGTERM may take to close the clients and drain
+	// the HTTP requests under way.
+	DefaultShutdownTimeout = 10 * time.Second
 )
 
 const usageText = `usage: sioserver [flags]
 
-Serves Socket.IO at /socket.io/ and, with --url, joins the cluster of the
-servers on that broker and channel (other sioserver processes, Flask-SocketIO,
-python-socketio or Node socket.io servers with the Redis adapter).
+Serves Socket.IO at /socket.io/, a page at / to watch the events of a room,
+and GET /healthz. Without --url it starts an embedded NATS server on
+127.0.0.1:4222 (or uses the NATS server already running there) as its
+broker, so that workers and sioemit reach its clients:
 
-flags:
+  sioemit --url nats://127.0.0.1:4222 --to news headline '"hello"'
+
+With --url it joins the cluster of the servers on that broker and channel
+(other sioserver processes, Flask-SocketIO, python-socketio or Node
+socket.io servers with the Redis adapter).
+
+flags (each also read from the environment variable SIOSERVER_<NAME>, e.g.
+SIOSERVER_ADDR, SIOSERVER_ALLOW_CLIENT_ROOMS=true; lists comma-separated;
+a flag wins over its variable):
   --addr HOST:PORT          listen address (default 127.0.0.1:5000)
-  --url URL                 broker (env SIOSERVER_URL): redis://, rediss://, redis+sentinel://,
-                            unix://, amqp://, amqps://, nats://, tls://; without it, one process
+  --url URL                 broker: redis://, rediss://, redis+sentinel://, unix://, amqp://,
+                            amqps://, nats://, tls://; without it, the embedded NATS server
+  --embedded-nats HOST:PORT address of the embedded NATS server (default 127.0.0.1:4222; port 0
+                            picks a free one); a NATS server already answering there is used
+  --no-broker               no broker at all: one process that workers cannot reach
   --dialect NAME            ` + brokerflags.DialectNames + ` (default python)
   --channel NAME            channel / key prefix (default flask-socketio, or socket.io for node)
   --namespace NS            repeatable: the namespaces served (default /)
   --cors ORIGIN             repeatable: accepted cross-origin origins ("*" for any)
-  --static DIR              serve the files of DIR at /
-  --allow-client-rooms      a client's event join ROOM / leave ROOM joins / leaves it (ack true)
+  --static DIR              serve the files of DIR at / instead of the page
+  --allow-client-rooms      a client's event join ROOM / leave ROOM joins / leaves it (ack true);
+                            default true with the embedded broker, false otherwise
   --allow-client-publish    a client's event publish ROOM EVENT ARGS... emits EVENT with ARGS to
                             every member of ROOM on every node, sender included (ack true);
                             only for members of ROOM
+  --shutdown-timeout DUR    on SIGINT/SIGTERM, the time to close the clients and drain (default 10s)
+  --log-level LEVEL         debug | info | warn | error (default info; debug shows nats-server's)
+  --parser NAME             json | msgpack: the Socket.IO parser of the clients (default json;
+                            msgpack = socket.io-msgpack-parser, python-socketio serializer='msgpack')
+  --admin USER:PASSWORD     serve the Socket.IO Admin UI at /admin/ and its namespace /admin,
+                            for this user name and password
+  --admin-mode MODE         development (every socket, room and event) | production (statistics
+                            only) (default development)
+  --version                 print the version and exit
   -h, --help                this help
 
 Refused client requests are acknowledged with {"error": "..."}.
-exit status: 0 after SIGINT/SIGTERM, 1 cannot listen or reach the broker, 2 bad flags
+exit status: 0 after SIGINT/SIGTERM, 1 cannot listen or reach the broker,
+2 bad flags or the embedded address held by a program that is not NATS
 `
 
-// options are the parsed flags.
+// options are the parsed flags (and SIOSERVER_* variables).
 type options struct {
 	addr, url, dialect, channel, static string
+	embeddedNATS                        string
+	parser, admin, adminMode            string
 	namespaces, cors                    []string
-	rooms, publish                      bool
+	rooms, publish, noBroker, version   bool
+	shutdownTimeout                     time.Duration
+	logLevel                            slog.Level
 }
+
+// embedded reports whether the options ask for the embedded broker (or
+// the NATS server running at its address).
+func (o *options) embedded() bool { return o.url == "" && !o.noBroker }
 
 // listFlag is a repeatable string flag.
 type listFlag struct{ v *[]string }
@@ -85,16 +118,44 @@ func (l listFlag) Set(s string) error {
 	return nil
 }
 
+// levelFlag is --log-level.
+type levelFlag struct{ v *slog.Level }
+
+func (l levelFlag) String() string {
+	if l.v == nil {
+		return ""
+	}
+	return strings.ToLower(l.v.String())
+}
+
+func (l levelFlag) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "debug", "info", "warn", "error":
+		return l.v.UnmarshalText([]byte(s))
+	}
+	return fmt.Errorf("want debug, info, warn or error")
+}
+
 var errHelp = errors.New("help")
 
-// parseFlags reads the flags; every error is one line.
-func parseFlags(args []string, getenv func(string) string) (*options, error) {
-	o := &options{}
+// noEnv are the flags that no environment variable sets.
+var noEnv = map[string]bool{"version": true}
+
+// envName is the environment variable of a flag: SIOSERVER_ and the
+// flag's name in capitals, dashes as underscores.
+func envName(flagName string) string {
+	return "SIOSERVER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// newFlagSet defines the flags of sioserver, writing into o.
+func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("sioserver", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:5000", "")
-	fs.StringVar(&o.url, "url", getenv("SIOSERVER_URL"), "")
+	fs.StringVar(&o.url, "url", "", "")
+	fs.StringVar(&o.embeddedNATS, "embedded-nats", DefaultEmbeddedNATS, "")
+	fs.BoolVar(&o.noBroker, "no-broker", false, "")
 	fs.StringVar(&o.dialect, "dialect", "python", "")
 	fs.StringVar(&o.channel, "channel", "", "")
 	fs.Var(listFlag{&o.namespaces}, "namespace", "")
@@ -102,6 +163,20 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	fs.StringVar(&o.static, "static", "", "")
 	fs.BoolVar(&o.rooms, "allow-client-rooms", false, "")
 	fs.BoolVar(&o.publish, "allow-client-publish", false, "")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "")
+	fs.Var(levelFlag{&o.logLevel}, "log-level", "")
+	fs.BoolVar(&o.version, "version", false, "")
+	fs.StringVar(&o.parser, "parser", "json", "")
+	fs.StringVar(&o.admin, "admin", "", "")
+	fs.StringVar(&o.adminMode, "admin-mode", string(admin.Development), "")
+	return fs
+}
+
+// parseFlags reads the flags, then the SIOSERVER_* variables of the flags
+// not given; every error is one line.
+func parseFlags(args []string, getenv func(string) string) (*options, error) {
+	o := &options{}
+	fs := newFlagSet(o)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
@@ -110,6 +185,33 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (sioserver takes only flags)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		v := getenv(name)
+		if envErr != nil || set[f.Name] || noEnv[f.Name] || v == "" {
+			return
+		}
+		set[f.Name] = true
+		values := []string{v}
+		if _, ok := f.Value.(listFlag); ok {
+			values = strings.Split(v, ",")
+		}
+		for _, x := range values {
+			if err := f.Value.Set(strings.TrimSpace(x)); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", name, v, err)
+				return
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if o.version {
+		return o, nil
 	}
 	if _, port, err := net.SplitHostPort(o.addr); err != nil || port == "" {
 		return nil, fmt.Errorf("--addr %q is not HOST:PORT", o.addr)
@@ -122,6 +224,23 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 		if err != nil || !slices.Contains(queue.Schemes(), u.Scheme) {
 			return nil, fmt.Errorf("--url %q is not a broker URL (schemes: %s)", queue.Redact(o.url), strings.Join(queue.Schemes(), ", "))
 		}
+	}
+	switch {
+	case o.url != "" && o.noBroker:
+		return nil, errors.New("--no-broker and --url exclude each other")
+	case o.url != "" && set["embedded-nats"]:
+		return nil, errors.New("--embedded-nats is for the mode without --url")
+	case o.noBroker && set["embedded-nats"]:
+		return nil, errors.New("--no-broker and --embedded-nats exclude each other")
+	}
+	if _, port, err := net.SplitHostPort(o.embeddedNATS); err != nil || port == "" {
+		return nil, fmt.Errorf("--embedded-nats %q is not HOST:PORT", o.embeddedNATS)
+	}
+	if !set["allow-client-rooms"] {
+		o.rooms = o.embedded()
+	}
+	if o.shutdownTimeout <= 0 {
+		return nil, fmt.Errorf("--shutdown-timeout %s is not positive", o.shutdownTimeout)
 	}
 	if len(o.namespaces) == 0 {
 		o.namespaces = []string{"/"}
@@ -141,6 +260,9 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 			return nil, fmt.Errorf("--static %q is not a directory", o.static)
 		}
 	}
+	if err := checkFeatures(o); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -156,24 +278,62 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "sioserver: %v\n", err)
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if o.version {
+		fmt.Fprintln(stdout, versionText())
+		return exitOK
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	started := time.Now()
 	d, _ := dialectname.New(o.dialect, o.channel) // checked by parseFlags
 
-	bus, err := clusterBus(ctx, o)
+	busURL := o.url
+	if o.embedded() {
+		b, err := startBroker(ctx, o.embeddedNATS, log)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			log.Info("sioserver: stopped while starting the embedded broker")
+			return exitOK
+		case errors.Is(err, errPortHeld):
+			fmt.Fprintf(stderr, "sioserver: --embedded-nats: %v\n", err)
+			return exitUsage
+		default:
+			log.Error("sioserver: cannot start the embedded NATS server", "err", err)
+			return exitFailed
+		}
+		defer b.stop() // after the bus is closed (defers run last first)
+		if b.embedded() {
+			log.Info("sioserver: embedded NATS server started (JetStream off)", "url", b.url)
+			if !isLoopback(o.embeddedNATS) {
+				log.Warn("sioserver: the embedded NATS server has no authentication and listens beyond loopback: anyone who reaches it can emit to the clients", "addr", o.embeddedNATS)
+			}
+		} else {
+			log.Info("sioserver: a NATS server already answers at the embedded address; using it", "url", b.url)
+		}
+		busURL = b.url
+	}
+
+	bus, err := clusterBus(ctx, o, busURL, log)
 	if err != nil {
 		if ctx.Err() != nil { // SIGINT/SIGTERM while starting: no client yet
 			log.Info("sioserver: stopped while connecting to the broker")
 			return exitOK
 		}
-		log.Error("sioserver: cannot reach the broker", "url", queue.Redact(o.url), "err", err)
+		log.Error("sioserver: cannot reach the broker", "url", queue.Redact(busURL), "err", err)
 		return exitFailed
 	}
 	if bus != nil {
 		defer bus.Close()
 	}
 	srv := newServer(o, bus, d, log)
+	stopAdmin, err := instrumentAdmin(o, srv, log)
+	if err != nil {
+		log.Error("sioserver: cannot start the admin instrumentation", "err", err)
+		return exitFailed
+	}
+	defer stopAdmin()
 	closeServer := func() {
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			log.Warn("sioserver: shutdown", "err", err)
@@ -189,7 +349,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				log.Info("sioserver: stopped while joining the cluster")
 				return exitOK
 			}
-			log.Error("sioserver: cannot join the cluster", "url", queue.Redact(o.url), "dialect", d.Name(), "err", err)
+			log.Error("sioserver: cannot join the cluster", "url", queue.Redact(busURL), "dialect", d.Name(), "err", err)
 			return exitFailed
 		}
 	}
@@ -200,47 +360,53 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("sioserver: cannot listen", "addr", o.addr, "err", err)
 		return exitFailed
 	}
-	hs := server.NewHTTPServer(o.addr, handler(srv, o))
+	g := &gateway{o: o, srv: srv, bus: bus != nil, started: started}
+	if bus != nil {
+		g.hint = emitHint(o, queue.Redact(busURL))
+	}
+	hs := server.NewHTTPServer(o.addr, g.handler())
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	attrs := []any{"addr", ln.Addr().String(), "namespaces", o.namespaces}
+	page := pageURL(ln.Addr())
+	attrs := []any{"addr", ln.Addr().String(), "page", page, "namespaces", o.namespaces,
+		"allow-client-rooms", o.rooms, "allow-client-publish", o.publish}
 	if bus != nil {
-		attrs = append(attrs, "url", queue.Redact(o.url), "dialect", d.Name(), "channel", channelOf(d))
+		attrs = append(attrs, "url", queue.Redact(busURL), "dialect", d.Name(), "channel", channelOf(d))
 	} else {
-		attrs = append(attrs, "cluster", "none (single process)")
+		attrs = append(attrs, "cluster", "none (single process, --no-broker)")
 	}
 	log.Info("sioserver: listening", attrs...)
+	banner := fmt.Sprintf("sioserver: open %s\n", page)
+	if bus != nil {
+		banner += fmt.Sprintf("sioserver: then try, from the repository: %s\n", g.hint)
+	}
+	io.WriteString(stdout, banner) // one write: a reader sees both lines at once
 
 	code := exitOK
 	select {
 	case <-ctx.Done():
-		log.Info("sioserver: shutting down")
 	case err := <-served:
 		log.Error("sioserver: serve", "err", err)
 		code = exitFailed
 	}
-	// Clients first (this also ends the polling requests that wait), then
-	// the listener and the remaining HTTP requests.
-	closeServer()
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Warn("sioserver: HTTP shutdown", "err", err)
-	}
+	g.shutdown(hs, log)
 	log.Info("sioserver: stopped")
 	return code
 }
 
-// clusterBus connects to the broker of --url; without it, nil: the server
-// is a single process. (The seam for an embedded broker: a later version
-// starts one here and returns a bus connected to it.)
-func clusterBus(ctx context.Context, o *options) (queue.Bus, error) {
-	if o.url == "" {
+// clusterBus connects to the broker at busURL (--url, or the embedded
+// broker's); without one (--no-broker), nil: the server is a single
+// process.
+func clusterBus(ctx context.Context, o *options, busURL string, log *slog.Logger) (queue.Bus, error) {
+	if busURL == "" {
 		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
 	defer cancel()
-	return brokerflags.Open(ctx, o.url)
+	if o.embedded() { // a NATS server: its outages logged
+		return natsbus.Open(ctx, busURL, natsbus.WithLogger(log))
+	}
+	return brokerflags.Open(ctx, busURL)
 }
 
 // newServer builds the Socket.IO server: namespaces, client operations,
@@ -249,7 +415,7 @@ func newServer(o *options, bus queue.Bus, d dialect.Dialect, log *slog.Logger) *
 	// a client's join, leave and publish run in the order it sent them
 	// (as a Node server runs them), so that a publish right after a join
 	// reaches the room, and the room bound of join holds
-	opts := []server.Option{server.WithLogger(log), server.WithAsyncHandlers(false)}
+	opts := append([]server.Option{server.WithLogger(log), server.WithAsyncHandlers(false)}, featureOptions(o)...)
 	if len(o.cors) > 0 {
 		opts = append(opts, server.WithCORS(false, o.cors...))
 	}
@@ -264,17 +430,6 @@ func newServer(o *options, bus queue.Bus, d dialect.Dialect, log *slog.Logger) *
 	return srv
 }
 
-// handler routes /socket.io/ to srv and, with --static, the rest to the
-// files of the directory.
-func handler(srv *server.Server, o *options) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", srv)
-	if o.static != "" {
-		mux.Handle("/", http.FileServer(http.Dir(o.static)))
-	}
-	return mux
-}
-
 // channelOf names the channel (python) or key prefix (node) of d, for the
 // log.
 func channelOf(d dialect.Dialect) string {
@@ -285,4 +440,18 @@ func channelOf(d dialect.Dialect) string {
 		return x.Key()
 	}
 	return ""
+}
+
+// isLoopback reports whether the host of a HOST:PORT address is a
+// loopback address or localhost.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -78,7 +78,8 @@ type instance struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan int
-	log    *testenv.LogBuffer
+	log    *testenv.LogBuffer // stderr
+	out    *testenv.LogBuffer // stdout
 }
 
 // start runs sioserver with args on a free port until the test ends.
@@ -86,9 +87,9 @@ func start(t *testing.T, args ...string) *instance {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{url: "http://" + addr, cancel: cancel, done: make(chan int, 1), log: &testenv.LogBuffer{}}
+	in := &instance{url: "http://" + addr, cancel: cancel, done: make(chan int, 1), log: &testenv.LogBuffer{}, out: &testenv.LogBuffer{}}
 	go func() {
-		in.done <- run(ctx, append([]string{"--addr", addr}, args...), func(string) string { return "" }, io.Discard, in.log)
+		in.done <- run(ctx, append([]string{"--addr", addr}, args...), func(string) string { return "" }, in.out, in.log)
 	}()
 	t.Cleanup(func() {
 		if code := in.stop(); code != exitOK && !t.Failed() {
@@ -100,6 +101,13 @@ func start(t *testing.T, args ...string) *instance {
 	})
 	if err := testenv.WaitPort(addr, 20*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, in.log.String())
+	}
+	// the banner is printed once the server serves
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(in.out.String(), "sioserver: open "); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner on stdout\n%s", in.log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	return in
 }
@@ -179,7 +187,7 @@ func count(t *testing.T, c *servertest.Client, ns, event, sentinel string) int {
 // Join, leave and publish on one server: acknowledgements, deliveries and
 // refusals (nothing emitted).
 func TestClientRoomsAndPublish(t *testing.T) {
-	in := start(t, "--namespace", "/", "--namespace", "/chat", "--allow-client-rooms", "--allow-client-publish")
+	in := start(t, "--no-broker", "--namespace", "/", "--namespace", "/chat", "--allow-client-rooms", "--allow-client-publish")
 	for _, ns := range []string{"/", "/chat"} {
 		a, b, outsider := dial(t, in, ns), dial(t, in, ns), dial(t, in, ns)
 		wantTrue(t, ack(t, a, ns, "join", "r"))
@@ -242,7 +250,7 @@ func TestClientRoomsAndPublish(t *testing.T) {
 
 // A client's rooms are bounded: MaxClientRooms, then refusals.
 func TestClientRoomsBound(t *testing.T) {
-	in := start(t, "--allow-client-rooms")
+	in := start(t, "--no-broker", "--allow-client-rooms")
 	c := dial(t, in, "/")
 	for i := range MaxClientRooms {
 		wantTrue(t, ack(t, c, "/", "join", fmt.Sprint("room-", i)))
@@ -256,7 +264,7 @@ func TestClientRoomsBound(t *testing.T) {
 // Without the flags, join, leave and publish are refused and nothing is
 // emitted.
 func TestClientOperationsNotAllowed(t *testing.T) {
-	in := start(t)
+	in := start(t, "--no-broker")
 	c := dial(t, in, "/")
 	wantRefusal(t, ack(t, c, "/", "join", "r"), "--allow-client-rooms")
 	wantRefusal(t, ack(t, c, "/", "leave", "r"), "--allow-client-rooms")
@@ -279,7 +287,7 @@ func TestClientOperationsNotAllowed(t *testing.T) {
 func TestStatic(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>hi</h1>"), 0o600)
-	in := start(t, "--static", dir)
+	in := start(t, "--no-broker", "--static", dir)
 	defer http.DefaultClient.CloseIdleConnections()
 	r, err := http.Get(in.url + "/index.html")
 	if err != nil {
@@ -295,7 +303,7 @@ func TestStatic(t *testing.T) {
 
 // --cors: the listed origin is accepted, another refused.
 func TestCORS(t *testing.T) {
-	in := start(t, "--cors", "https://app.example")
+	in := start(t, "--no-broker", "--cors", "https://app.example")
 	defer http.DefaultClient.CloseIdleConnections()
 	get := func(origin string) int {
 		req, _ := http.NewRequest("GET", in.url+"/socket.io/?EIO=4&transport=polling", nil)
@@ -389,7 +397,7 @@ func TestBrokerUnreachable(t *testing.T) {
 // Cancelling run's context (SIGINT/SIGTERM in main) closes the clients
 // and exits 0.
 func TestGracefulShutdown(t *testing.T) {
-	in := start(t)
+	in := start(t, "--no-broker")
 	c := dial(t, in, "/")
 	if code := in.stop(); code != exitOK {
 		t.Fatalf("exit %d", code)
@@ -425,7 +433,7 @@ func TestSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-			cmd := exec.Command(bin, "--addr", addr)
+			cmd := exec.Command(bin, "--addr", addr, "--no-broker")
 			var errb testenv.LogBuffer
 			cmd.Stderr = &errb
 			if err := cmd.Start(); err != nil {

@@ -5,7 +5,8 @@
 //   {"connect": NS, "auth": {...}}
 // Output: JSON lines {"type": "connect"|"connect_error"|"disconnect"|"upgrade"|"event"|"ack", ...}.
 // Binary values are {"$binary": base64} both ways. The server event "question"
-// is acknowledged with ("answer", <binary 09>).
+// is acknowledged with ("answer", <binary 09>). With SIO_PARSER=msgpack in the
+// environment it uses socket.io-msgpack-parser instead of the default parser.
 const readline = require("readline");
 const { io } = require("socket.io-client");
 const { plain, unplain } = require("./common");
@@ -20,6 +21,7 @@ function open(ns, auth) {
     reconnectionDelay: 100,
     reconnectionDelayMax: 300,
     forceNew: ns === "/",
+    ...(process.env.SIO_PARSER === "msgpack" ? { parser: require("socket.io-msgpack-parser") } : {}),
   });
   sockets[ns] = s;
   let upgraded = false;

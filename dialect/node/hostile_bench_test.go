@@ -34,8 +34,8 @@ func BenchmarkHostileMsgpack(b *testing.B) {
 			return out
 		}},
 		// the input: every level announces the whole rest
-		{Name: "nested-array32", Make: func(n int) []byte { return nestedHeaders(n, 0xdd) }, WantErr: true},
-		{Name: "nested-map32", Make: func(n int) []byte { return nestedHeaders(n, 0xdf) }, WantErr: true},
+		{Name: "nested-array32", Make: func(n int) []byte { return testenv.NestedMsgpackHeaders(n, 0xdd) }, WantErr: true},
+		{Name: "nested-map32", Make: func(n int) []byte { return testenv.NestedMsgpackHeaders(n, 0xdf) }, WantErr: true},
 		// the most memory per byte: a one-entry map ({"": nil}) every 3 bytes
 		{Name: "one-entry-maps", Make: func(n int) []byte {
 			return array32((n-5)/3, bytes.Repeat([]byte{0x81, 0xa0, 0xc0}, (n-5)/3))

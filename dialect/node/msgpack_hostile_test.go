@@ -1,29 +1,12 @@
 package node
 
 import (
-	"encoding/binary"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/siobridge/siobridge/internal/testenv"
 )
-
-// nestedHeaders returns size bytes of nested array32 (0xdd) or map32
-// (0xdf) headers, each announcing as many elements as the bytes left
-// after it allow.
-func nestedHeaders(size int, head byte) []byte {
-	size -= size % 5
-	b := make([]byte, 0, size)
-	for len(b) < size {
-		rest := uint32(size - len(b) - 5)
-		if head == 0xdf {
-			rest /= 2
-		}
-		b = binary.BigEndian.AppendUint32(append(b, head), rest)
-	}
-	return b
-}
 
 // TestMsgpackAllocationFollowsInput: announced lengths are claims, not
 // allocations. 32 KB of nested array32/map32 headers made every level
@@ -32,7 +15,7 @@ func nestedHeaders(size int, head byte) []byte {
 // input and fails.
 func TestMsgpackAllocationFollowsInput(t *testing.T) {
 	for _, head := range []byte{0xdd, 0xdf} {
-		in := nestedHeaders(32<<10, head)
+		in := testenv.NestedMsgpackHeaders(32<<10, head)
 		var err error
 		n := testenv.AllocatedBytes(func() { _, err = decodeMsgpack(in) })
 		if err == nil {
@@ -85,8 +68,8 @@ func FuzzDecodeMsgpack(f *testing.F) {
 	for _, s := range []string{"\x93\x01\xa1a\xc0", "\x82\xa1a\x01\xa1b\x92\xc3\xc2", "\xdd\x00\x00\x00\x02\x91", "\xd4\x00\x00"} {
 		f.Add([]byte(s))
 	}
-	f.Add(nestedHeaders(512, 0xdd))
-	f.Add(nestedHeaders(512, 0xdf))
+	f.Add(testenv.NestedMsgpackHeaders(512, 0xdd))
+	f.Add(testenv.NestedMsgpackHeaders(512, 0xdf))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var v any
 		var err error

@@ -39,9 +39,11 @@ type Packet struct {
 	ID    uint64
 	HasID bool
 	// Data is the JSON payload as sent (placeholders included); empty when
-	// the packet has none.
+	// the packet has none. Under the MsgPack parser it is the payload
+	// translated to JSON, its msgpack bin values as placeholders.
 	Data json.RawMessage
-	// Attachments are the binary attachments, in placeholder order.
+	// Attachments are the binary attachments, in placeholder order (the
+	// bin values of a msgpack payload).
 	Attachments [][]byte
 }
 

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/siobridge/siobridge/server"
+	"github.com/siobridge/siobridge/server/admin"
+	"github.com/siobridge/siobridge/server/parser"
+)
+
+// checkFeatures checks the flags of the optional features: the parser
+// and the Admin UI.
+func checkFeatures(o *options) error {
+	if parser.ByName(o.parser) == nil {
+		return fmt.Errorf("--parser %q: want json or msgpack", o.parser)
+	}
+	if o.admin != "" {
+		if u, p, ok := strings.Cut(o.admin, ":"); !ok || u == "" || p == "" {
+			return errors.New("--admin wants USER:PASSWORD (both non-empty)")
+		}
+	}
+	switch o.adminMode {
+	case string(admin.Development), string(admin.Production):
+	default:
+		return fmt.Errorf("--admin-mode %q: want development or production", o.adminMode)
+	}
+	return nil
+}
+
+// featureOptions are the server options of the optional features.
+func featureOptions(o *options) []server.Option {
+	return []server.Option{server.WithParser(parser.ByName(o.parser))}
+}
+
+// instrumentAdmin makes srv report to the Admin UI (--admin); the
+// returned stop ends the instrumentation (a no-op without --admin).
+func instrumentAdmin(o *options, srv *server.Server, log *slog.Logger) (stop func(), err error) {
+	if o.admin == "" {
+		return func() {}, nil
+	}
+	user, pass, _ := strings.Cut(o.admin, ":")
+	a, err := admin.Instrument(srv, admin.Options{Auth: admin.Basic(user, pass), Mode: admin.Mode(o.adminMode), Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("--admin: %w", err)
+	}
+	return a.Close, nil
+}
+
+// featureRoutes adds the endpoints of the optional features to mux: the
+// Admin UI at /admin/ with --admin.
+func featureRoutes(o *options, mux *http.ServeMux) {
+	if o.admin != "" {
+		mux.Handle("/admin/", http.StripPrefix("/admin", admin.UI()))
+		mux.Handle("GET /admin", http.RedirectHandler("/admin/", http.StatusMovedPermanently))
+	}
+}
