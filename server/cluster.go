@@ -403,6 +403,7 @@ func (s *Server) BusConnected() bool {
 
 // receive decodes one queue message and performs it.
 func (m *member) receive(msg queue.Message) {
+	received := m.s.stats.queueReceipt()
 	o, err := m.d.Decode(msg)
 	if err != nil {
 		if errors.Is(err, dialect.ErrUnsupported) {
@@ -413,7 +414,7 @@ func (m *member) receive(msg queue.Message) {
 		m.s.log.Warn("server: dropped a malformed queue message", "channel", msg.Channel, "bytes", len(msg.Data), "err", err)
 		return
 	}
-	switch m.handle(o) {
+	switch m.handle(o, received) {
 	case applied:
 		m.s.queue.applied.Add(1)
 	case own:
@@ -439,8 +440,9 @@ func (m *member) isOwn(o op.Op) bool {
 	return origin != "" && origin == m.self
 }
 
-// handle performs one decoded op.
-func (m *member) handle(o op.Op) outcome {
+// handle performs one decoded op, received at received (for Stats; zero
+// when not sampled).
+func (m *member) handle(o op.Op, received time.Time) outcome {
 	if m.isOwn(o) {
 		return own
 	}
@@ -454,6 +456,7 @@ func (m *member) handle(o op.Op) outcome {
 			if o.Volatile {
 				b = b.Volatile()
 			}
+			b.fromQueue, b.received = true, received
 			if err := b.emitLocal(o.Event, o.Args); err != nil {
 				m.s.log.Warn("server: queued emit failed", "event", o.Event, "err", err)
 			}
@@ -622,6 +625,7 @@ func askLocal(targets []*Socket, event string, args []any, volatile bool) (answe
 			forget(regs)
 			return nil, 0, nil, err
 		}
+		s.n.s.stats.sent(parser.Event)
 		s.sendMessages(msgs)
 	}
 	return ch, len(regs), func() { forget(regs) }, nil

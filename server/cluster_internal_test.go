@@ -42,7 +42,7 @@ func TestRemoteAckWaitsAreBounded(t *testing.T) {
 	const extra = 100
 	for i := range maxRemoteAckWaits + extra {
 		srv.member.handle(&op.Emit{Target: op.Target{Namespace: "/", Rooms: []string{sid}}, Event: "ask",
-			Ack: &op.AckRequest{ID: "1"}, Origin: "another-host"})
+			Ack: &op.AckRequest{ID: "1"}, Origin: "another-host"}, time.Now())
 		if n := srv.member.inFlight.Load(); n > maxRemoteAckWaits {
 			t.Fatalf("after %d requests, %d in flight", i+1, n)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/siobridge/siobridge/server/engineio"
 	"github.com/siobridge/siobridge/server/parser"
@@ -372,6 +373,9 @@ type Broadcast struct {
 	except   []string
 	volatile bool
 	local    bool // Local: this server's sockets only, nothing published
+
+	fromQueue bool      // performs a queue message (Stats)
+	received  time.Time // when that message arrived, when sampled (Stats)
 }
 
 func (b *Broadcast) clone() *Broadcast {
@@ -491,6 +495,7 @@ func (b *Broadcast) Emit(event string, args ...any) error {
 
 // emitLocal delivers to the selected sockets of this server.
 func (b *Broadcast) emitLocal(event string, args []any) error {
+	start := b.n.s.stats.startBroadcast(b.fromQueue, b.received)
 	data, atts, err := parser.EncodeData(append([]any{event}, args...))
 	if err != nil {
 		return err
@@ -500,13 +505,16 @@ func (b *Broadcast) emitLocal(event string, args []any) error {
 		return err
 	}
 	engineio.PrepareBroadcast(msgs) // and framed once
+	delivered := 0
 	for _, s := range b.targets() {
 		if b.volatile && !s.c.conn.Writable() {
 			continue
 		}
 		b.n.s.hooks.eventSent(s, event, data, atts)
 		s.sendMessages(msgs)
+		delivered++
 	}
+	b.n.s.stats.broadcast(delivered, start, b.fromQueue)
 	return nil
 }
 

@@ -231,6 +231,8 @@ type Server struct {
 	hooks          hookSet       // WithHooks, AddHooks
 	parser         parser.Parser // WithParser
 
+	stats serverCounters // Stats
+
 	mu             sync.RWMutex
 	onErrorDefault errorHandler
 	nsps           map[string]*Namespace
@@ -469,6 +471,7 @@ func (s *Server) onConnection(conn *engineio.Conn) {
 }
 
 func (c *client) sendPacket(p *parser.Packet) error {
+	c.s.stats.sent(p.Type)
 	msgs, err := c.s.encode(p)
 	if err != nil {
 		return err
@@ -496,6 +499,7 @@ func (c *client) onMessage(data []byte, binary bool) {
 			sock.remove("client namespace disconnect")
 		}
 	case parser.Event, parser.BinaryEvent:
+		c.s.stats.eventsIn.Add(1)
 		if sock := c.socket(p.Namespace); sock != nil {
 			sock.enqueue(p)
 		}

@@ -28,6 +28,7 @@ type Socket struct {
 	pending    [][]engineio.Message
 	acks       map[uint64]chan []any
 	ackSeq     uint64
+	data       any
 	gone       bool
 	event      string            // the event whose handler started last
 	eventArgs  []json.RawMessage // and its arguments
@@ -200,6 +201,7 @@ func (s *Socket) packet(t parser.Type, id uint64, hasID bool, args []any) error 
 		return err
 	}
 	s.n.s.hooks.packetSent(s, t, args, data, atts)
+	s.n.s.stats.sent(t)
 	s.sendMessages(msgs)
 	return nil
 }
