@@ -6,6 +6,7 @@ import (
 
 	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/server"
+	"github.com/siobridge/siobridge/server/jwtauth"
 )
 
 // Bounds of what one client may ask with --allow-client-rooms: a client's
@@ -21,8 +22,10 @@ const (
 
 // clientOps are the events clients may send to change their rooms (join,
 // leave) and to publish to a room (publish), as the flags allow. Refusals
-// are acknowledged with {"error": "..."}.
-type clientOps struct{ rooms, publish bool }
+// are acknowledged with {"error": "..."}. With auth (--auth-secret,
+// --auth-jwks), the allow patterns of a client's token decide join and
+// publish instead of the flags, and publishing needs no membership.
+type clientOps struct{ rooms, publish, auth bool }
 
 func refuse(format string, a ...any) any {
 	return map[string]any{"error": fmt.Sprintf(format, a...)}
@@ -34,6 +37,9 @@ func (c clientOps) register(n *server.Namespace) {
 		room, refusal := c.roomArg("join", args)
 		if refusal != nil {
 			return refusal
+		}
+		if c.auth && !jwtauth.Allowed(s, room) {
+			return refuse("join: the token does not allow room %q", room)
 		}
 		if rooms := s.Rooms(); !slices.Contains(rooms, room) && len(rooms)-1 >= MaxClientRooms {
 			return refuse("join: a client may be in %d rooms at most", MaxClientRooms)
@@ -50,7 +56,7 @@ func (c clientOps) register(n *server.Namespace) {
 		return true
 	})
 	n.On("publish", func(s *server.Socket, args ...any) any {
-		if !c.publish {
+		if !c.publish && !c.auth {
 			return refuse("publish: publishing is not allowed on this server (--allow-client-publish)")
 		}
 		if len(args) < 2 {
@@ -67,8 +73,13 @@ func (c clientOps) register(n *server.Namespace) {
 		if err := op.ValidateEvent(event); err != nil {
 			return refuse("publish: %v", err)
 		}
-		if !slices.Contains(s.Rooms(), room) {
+		switch {
+		case c.auth && !jwtauth.Allowed(s, room):
+			return refuse("publish: the token does not allow room %q", room)
+		case !c.auth && !slices.Contains(s.Rooms(), room):
 			return refuse("publish: not a member of room %q", room)
+		case len(room) > MaxRoomBytes:
+			return refuse("publish: room names are %d bytes at most", MaxRoomBytes)
 		}
 		if err := n.To(room).Emit(event, args[2:]...); err != nil {
 			return refuse("publish: %v", err)
@@ -79,7 +90,7 @@ func (c clientOps) register(n *server.Namespace) {
 
 // roomArg checks the room argument of join and leave.
 func (c clientOps) roomArg(event string, args []any) (string, any) {
-	if !c.rooms {
+	if !c.rooms && !c.auth {
 		return "", refuse("%s: clients may not change their rooms on this server (--allow-client-rooms)", event)
 	}
 	if len(args) == 0 {

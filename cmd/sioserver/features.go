@@ -7,13 +7,16 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server"
 	"github.com/siobridge/siobridge/server/admin"
+	"github.com/siobridge/siobridge/server/jwtauth"
+	"github.com/siobridge/siobridge/server/metrics"
 	"github.com/siobridge/siobridge/server/parser"
 )
 
-// checkFeatures checks the flags of the optional features: the parser
-// and the Admin UI.
+// checkFeatures checks the flags of the optional features: the parser,
+// the token check and the Admin UI.
 func checkFeatures(o *options) error {
 	if parser.ByName(o.parser) == nil {
 		return fmt.Errorf("--parser %q: want json or msgpack", o.parser)
@@ -23,12 +26,51 @@ func checkFeatures(o *options) error {
 			return errors.New("--admin wants USER:PASSWORD (both non-empty)")
 		}
 	}
+	if o.authSecret != "" && o.authJWKS != "" {
+		return errors.New("--auth-secret and --auth-jwks exclude each other")
+	}
+	if _, err := verifier(o); err != nil {
+		return err
+	}
 	switch o.adminMode {
 	case string(admin.Development), string(admin.Production):
 	default:
 		return fmt.Errorf("--admin-mode %q: want development or production", o.adminMode)
 	}
 	return nil
+}
+
+// verifier returns the token verifier of --auth-secret / --auth-jwks, or
+// nil without them.
+func verifier(o *options) (*jwtauth.Verifier, error) {
+	switch {
+	case o.authSecret != "":
+		v, err := jwtauth.NewHS256([]byte(o.authSecret))
+		if err != nil {
+			return nil, fmt.Errorf("--auth-secret: %w", err)
+		}
+		return v, nil
+	case o.authJWKS != "":
+		v, err := jwtauth.LoadJWKS(o.authJWKS)
+		if err != nil {
+			return nil, fmt.Errorf("--auth-jwks: %w", err)
+		}
+		return v, nil
+	}
+	return nil, nil
+}
+
+// requireTokens makes every namespace served refuse clients without a
+// valid token (--auth-secret, --auth-jwks) and join those with one to the
+// rooms of their token.
+func requireTokens(o *options, srv *server.Server) {
+	v, _ := verifier(o) // checked by parseFlags
+	if v == nil {
+		return
+	}
+	for _, ns := range o.namespaces {
+		srv.Of(ns).OnConnect(v.OnConnect(nil))
+	}
 }
 
 // featureOptions are the server options of the optional features.
@@ -51,8 +93,9 @@ func instrumentAdmin(o *options, srv *server.Server, log *slog.Logger) (stop fun
 }
 
 // featureRoutes adds the endpoints of the optional features to mux: the
-// Admin UI at /admin/ with --admin.
-func featureRoutes(o *options, mux *http.ServeMux) {
+// Prometheus metrics at /metrics, and the Admin UI at /admin/ with --admin.
+func featureRoutes(o *options, mux *http.ServeMux, srv *server.Server, bus queue.Bus) {
+	mux.Handle("GET /metrics", metrics.Handler(srv, metrics.Options{Bus: bus}))
 	if o.admin != "" {
 		mux.Handle("/admin/", http.StripPrefix("/admin", admin.UI()))
 		mux.Handle("GET /admin", http.RedirectHandler("/admin/", http.StatusMovedPermanently))

@@ -2,10 +2,18 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
 	"github.com/siobridge/siobridge/server/parser"
@@ -134,6 +142,9 @@ func TestFeatureFlagErrors(t *testing.T) {
 		{[]string{"--admin", "nopassword"}, "--admin wants USER:PASSWORD"},
 		{[]string{"--admin", ":p"}, "--admin wants USER:PASSWORD"},
 		{[]string{"--admin-mode", "debug"}, "--admin-mode"},
+		{[]string{"--auth-secret", "short"}, "--auth-secret"},
+		{[]string{"--auth-secret", "0123456789abcdef0123456789abcdef", "--auth-jwks", "f.json"}, "exclude each other"},
+		{[]string{"--auth-jwks", "no-such-file.json"}, "--auth-jwks"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(t.Context(), c.args, func(string) string { return "" }, &out, &errb)
@@ -141,4 +152,101 @@ func TestFeatureFlagErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q", c.args, code, errb.String())
 		}
 	}
+}
+
+// token signs claims with secret (HS256).
+func token(t *testing.T, secret string, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestAuthSecret: with --auth-secret, a client needs a valid token; it is
+// refused with a message saying what is wrong, joins the rooms of its
+// token at connect, and may join and publish to the rooms its allow
+// patterns match only (without --allow-client-rooms / -publish).
+func TestAuthSecret(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef-test"
+	in := start(t, "--no-broker", "--auth-secret", secret)
+	exp := time.Now().Add(time.Hour).Unix()
+	connect := func(auth any) (*servertest.Client, error) {
+		c, err := servertest.Dial(in.url, servertest.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c, c.Connect("/", auth)
+	}
+	for _, bad := range []struct {
+		auth any
+		want string
+	}{
+		{nil, "missing token"},
+		{map[string]string{"token": token(t, secret, jwt.MapClaims{"sub": "u", "exp": time.Now().Add(-time.Hour).Unix()})}, "expired token"},
+		{map[string]string{"token": token(t, "another-secret-another-secret-xx", jwt.MapClaims{"sub": "u", "exp": exp})}, "invalid token"},
+	} {
+		_, err := connect(bad.auth)
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("auth %v: %v, want a refusal with %q", bad.auth, err, bad.want)
+		}
+	}
+	reader, err := connect(map[string]string{"token": token(t, secret, jwt.MapClaims{"sub": "reader", "rooms": []string{"chat-1"}, "exp": exp})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer, err := connect(map[string]string{"token": token(t, secret, jwt.MapClaims{"sub": "writer", "allow": []string{"chat-*"}, "exp": exp})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTrue(t, ack(t, writer, "/", "join", "chat-2"))
+	wantRefusal(t, ack(t, writer, "/", "join", "news"), "does not allow")
+	wantRefusal(t, ack(t, reader, "/", "join", "chat-1b"), "does not allow") // no allow claim
+	wantRefusal(t, ack(t, writer, "/", "publish", "news", "ev", 1), "does not allow")
+	wantTrue(t, ack(t, writer, "/", "publish", "chat-1", "ev", "hello")) // not a member: allow decides
+	got, err := reader.WaitFor("/", "ev", 10*time.Second)
+	if err != nil {
+		t.Fatalf("the member of chat-1 (joined from its token) got nothing: %v", err)
+	}
+	if a := got[len(got)-1].Args; len(a) != 1 || a[0] != "hello" {
+		t.Fatalf("ev %v", a)
+	}
+}
+
+// TestMetricsEndpoint: GET /metrics is Prometheus text with the server's
+// clients, sockets and events.
+func TestMetricsEndpoint(t *testing.T) {
+	in := start(t, "--no-broker")
+	c := dial(t, in, "/")
+	ack(t, c, "/", "join", "news") // refused without --allow-client-rooms, but an event in
+	resp, body := get(t, in.url+"/metrics")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %d", resp.StatusCode)
+	}
+	for _, want := range []string{`siobridge_clients{transport="websocket"} 1`, "siobridge_sockets 1", "siobridge_events_received_total 1"} {
+		if !bytes.Contains(body, []byte(want+"\n")) {
+			t.Errorf("no %q in\n%s", want, body)
+		}
+	}
+}
+
+// jwksFile writes a JWKS file with one ES256 public key and returns its
+// path.
+func jwksFile(t *testing.T) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+	pad := func(b []byte) []byte { return append(make([]byte, 32-len(b)), b...) }
+	doc := fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","kid":"k1","x":%q,"y":%q}]}`,
+		b64(pad(k.X.Bytes())), b64(pad(k.Y.Bytes())))
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

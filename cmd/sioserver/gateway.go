@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server"
 )
 
@@ -18,7 +19,8 @@ import (
 type gateway struct {
 	o       *options
 	srv     *server.Server
-	bus     bool // the server has a cluster bus (not --no-broker)
+	bus     bool      // the server has a cluster bus (not --no-broker)
+	queue   queue.Bus // that bus, or nil
 	started time.Time
 	hint    string // the sioemit command to try, for the page ("" without a bus)
 
@@ -36,7 +38,7 @@ func (g *gateway) handler() http.Handler {
 	mux.Handle("/socket.io/", g.srv)
 	mux.HandleFunc("GET /socket.io/socket.io.min.js", serveClient)
 	mux.HandleFunc("GET /healthz", g.healthz)
-	featureRoutes(g.o, mux)
+	featureRoutes(g.o, mux, g.srv, g.queue)
 	if g.o.static != "" {
 		mux.Handle("/", http.FileServer(http.Dir(g.o.static)))
 	} else {

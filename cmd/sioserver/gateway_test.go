@@ -241,6 +241,11 @@ func TestEnvironment(t *testing.T) {
 		"allow-client-publish": {"1", func(o *options) any { return o.publish }, true},
 		"shutdown-timeout":     {"3s", func(o *options) any { return o.shutdownTimeout }, 3 * time.Second},
 		"log-level":            {"debug", func(o *options) any { return o.logLevel.String() }, "DEBUG"},
+		"parser":               {"msgpack", func(o *options) any { return o.parser }, "msgpack"},
+		"admin":                {"root:pw", func(o *options) any { return o.admin }, "root:pw"},
+		"admin-mode":           {"production", func(o *options) any { return o.adminMode }, "production"},
+		"auth-secret":          {"0123456789abcdef0123456789abcdef", func(o *options) any { return o.authSecret }, "0123456789abcdef0123456789abcdef"},
+		"auth-jwks":            {jwksFile(t), func(o *options) any { return o.authJWKS != "" }, true},
 	}
 	newFlagSet(&options{}).VisitAll(func(f *flag.Flag) {
 		if _, ok := cases[f.Name]; !ok && !noEnv[f.Name] {

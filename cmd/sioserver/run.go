@@ -76,6 +76,13 @@ a flag wins over its variable):
   --log-level LEVEL         debug | info | warn | error (default info; debug shows nats-server's)
   --parser NAME             json | msgpack: the Socket.IO parser of the clients (default json;
                             msgpack = socket.io-msgpack-parser, python-socketio serializer='msgpack')
+  --auth-secret SECRET      clients must send a JWT signed with SECRET (HS256, at least 32 bytes)
+                            in their auth payload {"token": "..."} (or Authorization: Bearer):
+                            claims sub (the user), rooms (joined at connect), allow (path.Match
+                            patterns of the rooms the client may join and publish to), exp
+                            (required); a missing, invalid or expired token is refused with
+                            CONNECT_ERROR saying which; join and publish then follow allow
+  --auth-jwks FILE          the same with the RS256 / ES256 public keys of a JWKS file
   --admin USER:PASSWORD     serve the Socket.IO Admin UI at /admin/ and its namespace /admin,
                             for this user name and password
   --admin-mode MODE         development (every socket, room and event) | production (statistics
@@ -93,6 +100,7 @@ type options struct {
 	addr, url, dialect, channel, static string
 	embeddedNATS                        string
 	parser, admin, adminMode            string
+	authSecret, authJWKS                string
 	namespaces, cors                    []string
 	rooms, publish, noBroker, version   bool
 	shutdownTimeout                     time.Duration
@@ -167,6 +175,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(levelFlag{&o.logLevel}, "log-level", "")
 	fs.BoolVar(&o.version, "version", false, "")
 	fs.StringVar(&o.parser, "parser", "json", "")
+	fs.StringVar(&o.authSecret, "auth-secret", "", "")
+	fs.StringVar(&o.authJWKS, "auth-jwks", "", "")
 	fs.StringVar(&o.admin, "admin", "", "")
 	fs.StringVar(&o.adminMode, "admin-mode", string(admin.Development), "")
 	return fs
@@ -360,7 +370,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("sioserver: cannot listen", "addr", o.addr, "err", err)
 		return exitFailed
 	}
-	g := &gateway{o: o, srv: srv, bus: bus != nil, started: started}
+	g := &gateway{o: o, srv: srv, bus: bus != nil, queue: bus, started: started}
 	if bus != nil {
 		g.hint = emitHint(o, queue.Redact(busURL))
 	}
@@ -423,7 +433,8 @@ func newServer(o *options, bus queue.Bus, d dialect.Dialect, log *slog.Logger) *
 		opts = append(opts, server.WithAdapter(bus, d))
 	}
 	srv := server.New(opts...)
-	ops := clientOps{rooms: o.rooms, publish: o.publish}
+	requireTokens(o, srv)
+	ops := clientOps{rooms: o.rooms, publish: o.publish, auth: o.authSecret != "" || o.authJWKS != ""}
 	for _, ns := range o.namespaces {
 		ops.register(srv.Of(ns))
 	}

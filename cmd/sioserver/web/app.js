@@ -1,7 +1,8 @@
 // The page of sioserver: connects to the server it came from, joins rooms
 // (those of ?rooms=a,b, else the server's default), and lists every event
 // it receives with its arguments and arrival time. ?ns=/chat picks the
-// namespace. The state is mirrored in <body data-status data-joined
+// namespace; ?token=JWT is sent in the auth payload (servers started with
+// --auth-secret / --auth-jwks). The state is mirrored in <body data-status data-joined
 // data-reason data-reconnecting data-events> for scripts and tests.
 (() => {
   "use strict";
@@ -18,7 +19,8 @@
   $("server").textContent = location.host;
   $("namespace").textContent = ns;
 
-  const socket = io(ns === "/" ? undefined : ns);
+  const token = params.get("token");
+  const socket = io(ns === "/" ? undefined : ns, token ? { auth: { token } } : {});
 
   function setStatus(status, text) {
     body.dataset.status = status;
