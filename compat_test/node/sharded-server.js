@@ -12,7 +12,7 @@ const readline = require("readline");
 const { createCluster } = require("redis");
 const { Server } = require("socket.io");
 const { createShardedAdapter } = require("@socket.io/redis-adapter");
-const { plain, unplain } = require("./common");
+const { unplain, answerPing } = require("./common");
 
 const [port, nodes] = [Number(process.argv[2]), process.argv[3].split(",")];
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
@@ -28,12 +28,7 @@ async function main() {
     const room = socket.handshake.query.room;
     if (room) socket.join(room);
   });
-  io.on("ping", (...args) => {
-    let cb;
-    if (args.length && typeof args[args.length - 1] === "function") cb = args.pop();
-    out({ type: "server-side", event: "ping", args: plain(args) });
-    if (cb) cb("node pong " + JSON.stringify(plain(args)));
-  });
+  answerPing(io);
   readline.createInterface({ input: process.stdin }).on("line", (line) => {
     const c = JSON.parse(line);
     const args = unplain(c.args || []);
