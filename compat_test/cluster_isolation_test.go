@@ -204,7 +204,7 @@ func TestChannelIsolation(t *testing.T) {
 					t.Fatal(err)
 				}
 				if msgs := tp.waitEvent(t, quiet.d, sentinel); len(msgs) != 1 {
-					t.Fatalf("the quiet cluster's channels carried %d messages, want its sentinel only: %q", len(msgs), msgs)
+					t.Fatalf("the quiet cluster's channels carried %d messages, want its sentinel only: %+v", len(msgs), msgs)
 				}
 				for i, cl := range quiet.clients {
 					got, err := cl.WaitFor("/", sentinel, 10*time.Second)
@@ -293,7 +293,7 @@ func TestRedisACLTenancy(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got := tp.waitEvent(t, tc.dialect(other), "admin-sentinel"); len(got) != 1 {
-				t.Fatalf("the other tenant's channels carried %d messages, want the sentinel only: %q", len(got), got)
+				t.Fatalf("the other tenant's channels carried %d messages, want the sentinel only: %+v", len(got), got)
 			}
 
 			// a server joining another tenant's cluster: exit 1, NOPERM logged
@@ -369,7 +369,7 @@ func TestRabbitMQVhostTenancy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if msgs := tp.waitEvent(t, d, "quiet-sentinel"); len(msgs) != 1 {
-		t.Fatalf("tenant B's channel carried %d messages, want its sentinel only: %q", len(msgs), msgs)
+		t.Fatalf("tenant B's channel carried %d messages, want its sentinel only: %+v", len(msgs), msgs)
 	}
 	for _, cl := range b.clients {
 		if got, err := cl.WaitFor("/", "quiet-sentinel", 10*time.Second); err != nil || len(got) != 1 {
@@ -416,7 +416,7 @@ func TestNATSUserTenancy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := tp.waitEvent(t, d(other), "admin-sentinel"); len(got) != 1 {
-		t.Fatalf("the other tenant's channel carried %d messages, want the sentinel only: %q", len(got), got)
+		t.Fatalf("the other tenant's channel carried %d messages, want the sentinel only: %+v", len(got), got)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -34,6 +34,12 @@ type Message struct {
 	// Pattern is the subscription pattern that matched, on delivery of a
 	// pattern subscription; empty otherwise.
 	Pattern string
+	// Sharded publishes the message on Redis sharded Pub/Sub (SPUBLISH,
+	// Redis >= 7): only the subscribers of a Sharded subscription to the
+	// channel receive it. Buses of other brokers have one kind of channel
+	// and deliver it like any message (see each bus); on delivery it tells
+	// the message came through a Sharded subscription.
+	Sharded bool
 }
 
 // Subscription lists what to receive.
@@ -43,6 +49,11 @@ type Subscription struct {
 	// Patterns are Redis-style glob patterns ("socket.io#/#*"). Buses that
 	// cannot match patterns return ErrPatternsUnsupported.
 	Patterns []string
+	// Sharded subscribes to the channels on Redis sharded Pub/Sub
+	// (SSUBSCRIBE, Redis >= 7), to receive the messages published Sharded.
+	// Sharded Pub/Sub has no patterns: a Sharded subscription with
+	// Patterns is refused (ErrPatternsUnsupported).
+	Sharded bool
 }
 
 // Handler receives the messages of a subscription. The bus calls it from one

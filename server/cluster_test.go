@@ -396,7 +396,7 @@ func TestClusterAnswersNodePeers(t *testing.T) {
 		}
 	}
 	if counts != 3 || acks != 3 {
-		t.Errorf("%d client counts and %d acks, want 3 and 3: %q", counts, acks, got)
+		t.Errorf("%d client counts and %d acks, want 3 and 3: %+v", counts, acks, got)
 	}
 	// REMOTE_JOIN by opts, then a broadcast to the new room, from the peer
 	publish([]byte(`{"uid":"BLEWZ2","type":2,"opts":{"rooms":["r"],"except":[]},"rooms":["joined"]}`))

@@ -10,6 +10,13 @@
 // delivery mode 2 and the Message's content type and encoding (Kombu turns
 // the body into a str, bytes or dict by these).
 //
+// RabbitMQ has one kind of channel: queue.Message.Sharded and
+// queue.Subscription.Sharded (Redis sharded Pub/Sub) are ignored for
+// routing — a sharded message goes to its channel's exchange like any
+// other, and a Sharded subscription receives every message of its
+// channels, delivered with Sharded set. A dialect that publishes sharded
+// (node-sharded) therefore works between siobridge processes on RabbitMQ.
+//
 // URLs: amqp://user:password@host:port/vhost and amqps://. Importing the
 // package registers both schemes with queue.Open.
 //
@@ -317,7 +324,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 	if err != nil {
 		return nil, err
 	}
-	s := &subscriber{bus: b, channels: append([]string(nil), sub.Channels...), h: h, queue: "siobridge." + uuid4()}
+	s := &subscriber{bus: b, channels: append([]string(nil), sub.Channels...), h: h, queue: "siobridge." + uuid4(), sharded: sub.Sharded}
 	if err := s.start(conn); err != nil {
 		return nil, fmt.Errorf("amqp: subscribe to %q on %s: %w", sub.Channels, b.safe, err)
 	}
@@ -337,6 +344,7 @@ type subscriber struct {
 	channels []string
 	h        queue.Handler
 	queue    string
+	sharded  bool // queue.Subscription.Sharded, echoed on delivery
 
 	mu     sync.Mutex
 	ch     *amqp.Channel
@@ -384,7 +392,7 @@ func (s *subscriber) start(conn *amqp.Connection) error {
 		defer s.wg.Done()
 		for d := range deliveries {
 			s.bus.ctr.Delivered.Add(1)
-			s.h(queue.Message{Channel: d.Exchange, Data: d.Body, ContentType: d.ContentType, ContentEncoding: d.ContentEncoding})
+			s.h(queue.Message{Channel: d.Exchange, Data: d.Body, ContentType: d.ContentType, ContentEncoding: d.ContentEncoding, Sharded: s.sharded})
 			d.Ack(false)
 		}
 	}()

@@ -277,3 +277,9 @@ func BenchmarkPublish(b *testing.B) {
 		}
 	})
 }
+
+// TestShardedIgnored: RabbitMQ has one kind of channel (see
+// testenv.CheckShardedIgnored).
+func TestShardedIgnored(t *testing.T) {
+	testenv.CheckShardedIgnored(t, open(t), uniq(t))
+}

@@ -6,6 +6,13 @@
 // gives '.', '*', '>' and white space special meaning, so any channel name,
 // room names included, maps to one literal subject token and back.
 //
+// NATS has one kind of subject: queue.Message.Sharded and
+// queue.Subscription.Sharded (Redis sharded Pub/Sub) are ignored for
+// routing — a sharded message goes to its channel's subject like any
+// other, and a Sharded subscription receives every message of its
+// channels, delivered with Sharded set. A dialect that publishes sharded
+// (node-sharded) therefore works between siobridge processes on NATS.
+//
 // URLs: nats://[user:password@]host:port (several comma-separated servers
 // allowed) and tls://. Importing the package registers both schemes with
 // queue.Open.
@@ -268,7 +275,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 	if closed || b.nc.IsClosed() {
 		return nil, queue.ErrClosed
 	}
-	s := &subscriber{bus: b, h: h}
+	s := &subscriber{bus: b, h: h, sharded: sub.Sharded}
 	// one delivery goroutine for all channels of the subscription: nats.go
 	// runs one per nats.Subscription, so messages go through a channel.
 	s.msgs = make(chan *nats.Msg, 4096)
@@ -304,13 +311,14 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 }
 
 type subscriber struct {
-	bus  *Bus
-	h    queue.Handler
-	subs []*nats.Subscription
-	msgs chan *nats.Msg
-	done chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	bus     *Bus
+	h       queue.Handler
+	sharded bool // queue.Subscription.Sharded, echoed on delivery
+	subs    []*nats.Subscription
+	msgs    chan *nats.Msg
+	done    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 func (s *subscriber) run() {
@@ -324,7 +332,7 @@ func (s *subscriber) run() {
 				continue
 			}
 			s.bus.ctr.Delivered.Add(1)
-			s.h(queue.Message{Channel: ch, Data: m.Data})
+			s.h(queue.Message{Channel: ch, Data: m.Data, Sharded: s.sharded})
 		case <-s.done:
 			return
 		}

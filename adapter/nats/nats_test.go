@@ -240,3 +240,10 @@ func TestPermissionViolations(t *testing.T) {
 		t.Fatalf("delivered %q", got)
 	}
 }
+
+// TestShardedIgnored: NATS has one kind of subject (see
+// testenv.CheckShardedIgnored).
+func TestShardedIgnored(t *testing.T) {
+	testenv.Need(t, "nats", testenv.NATSAddr)
+	testenv.CheckShardedIgnored(t, open(t, "nats://"+testenv.NATSAddr), fmt.Sprintf("siobridge-sharded-%d", time.Now().UnixNano()))
+}

@@ -17,7 +17,7 @@ import (
 	"github.com/siobridge/siobridge/queue"
 )
 
-// publisher is the fast PUBLISH path: group commit over a few dedicated
+// publisher is the fast PUBLISH (and SPUBLISH) path: group commit over a few dedicated
 // connections. Callers append their commands (already in RESP form) to the
 // open batch under a mutex and wait for that batch's completion; one of the
 // connection goroutines takes the whole batch, writes it with one write
@@ -72,9 +72,14 @@ func putBuf(b []byte) {
 	bufPool.Put(&b)
 }
 
-// appendPublish writes PUBLISH channel data in RESP.
-func appendPublish(b []byte, channel string, data []byte) []byte {
-	b = append(b, "*3\r\n$7\r\nPUBLISH\r\n$"...)
+// appendPublish writes PUBLISH channel data in RESP, or SPUBLISH (sharded
+// Pub/Sub) when sharded.
+func appendPublish(b []byte, channel string, data []byte, sharded bool) []byte {
+	if sharded {
+		b = append(b, "*3\r\n$8\r\nSPUBLISH\r\n$"...)
+	} else {
+		b = append(b, "*3\r\n$7\r\nPUBLISH\r\n$"...)
+	}
 	b = strconv.AppendInt(b, int64(len(channel)), 10)
 	b = append(b, '\r', '\n')
 	b = append(b, channel...)
@@ -98,7 +103,7 @@ func (p *publisher) publish(ctx context.Context, msgs []queue.Message) error {
 		return errors.New("redis: more than 64 MiB of publishes waiting for the server")
 	}
 	for _, m := range msgs {
-		bt.buf = appendPublish(bt.buf, m.Channel, m.Data)
+		bt.buf = appendPublish(bt.buf, m.Channel, m.Data, m.Sharded)
 	}
 	bt.n += len(msgs)
 	p.mu.Unlock()

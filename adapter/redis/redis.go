@@ -3,7 +3,10 @@
 // Channels are Redis Pub/Sub channels, as python-socketio's RedisManager and
 // Node's @socket.io/redis-adapter use them: PUBLISH to send, SUBSCRIBE for
 // channels and PSUBSCRIBE for patterns. Note that Pub/Sub ignores the
-// database number: only channel names separate clusters.
+// database number: only channel names separate clusters. Messages and
+// subscriptions marked Sharded use sharded Pub/Sub instead (Redis >= 7:
+// SPUBLISH, SSUBSCRIBE, counted by NumShardSub), as the sharded adapter of
+// @socket.io/redis-adapter does; it is a separate set of channels.
 //
 // URLs: redis://[user:password@]host:port/db, rediss:// (TLS),
 // unix:///path/to/socket?db=N, and
@@ -34,9 +37,11 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -379,7 +384,7 @@ func (b *Bus) flush(batch []*pubReq) {
 		pipe := b.client.Pipeline()
 		for _, r := range live {
 			for _, m := range r.msgs {
-				cmds = append(cmds, pipe.Publish(ctx, m.Channel, m.Data))
+				cmds = append(cmds, publishCmd(ctx, pipe, m))
 			}
 		}
 		_, err = pipe.Exec(ctx)
@@ -403,13 +408,26 @@ func (b *Bus) flush(batch []*pubReq) {
 	}
 }
 
+// publishCmd queues m on p: SPUBLISH when it is sharded, PUBLISH
+// otherwise.
+func publishCmd(ctx context.Context, p goredis.Pipeliner, m queue.Message) *goredis.IntCmd {
+	if m.Sharded {
+		return p.SPublish(ctx, m.Channel, m.Data)
+	}
+	return p.Publish(ctx, m.Channel, m.Data)
+}
+
 // publishCluster sends each message to the master that serves its
 // channel's slot, one pipeline per master. Any node would forward a
 // PUBLISH to the whole cluster, but through different nodes two
 // messages of one channel can overtake each other on the cluster bus;
 // through one node they keep their order, and a subscriber of the
 // channel (go-redis subscribes on the slot's master too) gets them
-// directly. Failed lookups fail their messages.
+// directly. A sharded message (SPUBLISH) must go to its slot's shard:
+// when the slot map is stale (after a failover) and a node answers
+// MOVED, the slot map is read again and the refused messages are sent
+// again through the cluster client, which follows the redirection.
+// Failed lookups fail their messages.
 func publishCluster(ctx context.Context, cc *goredis.ClusterClient, live []*pubReq, cmds *[]*goredis.IntCmd) error {
 	pipes := map[string]goredis.Pipeliner{}
 	var order []goredis.Pipeliner
@@ -429,16 +447,42 @@ func publishCluster(ctx context.Context, cc *goredis.ClusterClient, live []*pubR
 				pipes[addr] = p
 				order = append(order, p)
 			}
-			*cmds = append(*cmds, p.Publish(ctx, m.Channel, m.Data))
+			*cmds = append(*cmds, publishCmd(ctx, p, m))
 		}
 	}
-	var first error
 	for _, p := range order {
-		if _, err := p.Exec(ctx); err != nil && first == nil {
-			first = err
+		p.Exec(ctx) // errors are the commands' own, read below
+	}
+	var moved []int
+	for i, c := range *cmds {
+		if c.Name() == "spublish" && redirected(c.Err()) {
+			moved = append(moved, i)
 		}
 	}
-	return first
+	if len(moved) > 0 {
+		cc.ReloadState(ctx)
+		p := cc.Pipeline()
+		for _, i := range moved {
+			args := (*cmds)[i].Args() // spublish channel data
+			(*cmds)[i] = p.SPublish(ctx, args[1].(string), args[2])
+		}
+		p.Exec(ctx)
+	}
+	for _, c := range *cmds {
+		if err := c.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// redirected reports a Redis Cluster redirection (MOVED, ASK).
+func redirected(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
 }
 
 // Subscribe subscribes to sub's channels (SUBSCRIBE) and patterns
@@ -446,6 +490,14 @@ func publishCluster(ctx context.Context, cc *goredis.ClusterClient, live []*pubR
 // every one. go-redis reconnects and resubscribes after a connection loss;
 // on a Sentinel failover the bus moves the subscription to the new master
 // itself (the old one, now a replica, would keep it alive but deaf).
+//
+// A Sharded subscription uses SSUBSCRIBE (Redis >= 7; patterns are
+// refused). On Redis Cluster one SSUBSCRIBE may only name channels of one
+// hash slot, so the channels are grouped by slot, one connection per slot,
+// each to the shard that serves it; the handler is still called from one
+// goroutine at a time. When a node stops serving a slot (SUNSUBSCRIBE
+// from the server, after a resharding or a failover) that slot's
+// connection is opened again on the new owner.
 func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Handler) (queue.Subscriber, error) {
 	b.mu.Lock()
 	closed := b.closed
@@ -455,6 +507,9 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 	}
 	if len(sub.Channels)+len(sub.Patterns) == 0 {
 		return nil, errors.New("redis: subscribe: no channel and no pattern")
+	}
+	if sub.Sharded && len(sub.Patterns) > 0 {
+		return nil, fmt.Errorf("redis: subscribe to %s: sharded Pub/Sub has no patterns: %w", describe(sub), queue.ErrPatternsUnsupported)
 	}
 	s := &subscriber{bus: b, sub: sub, h: h}
 	if err := s.start(ctx); err != nil {
@@ -471,26 +526,87 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 	return s, nil
 }
 
-// start opens a PubSub for s.sub, waits for Redis to confirm every
-// channel and pattern, and starts its delivery goroutine.
+// start opens the PubSubs of s.sub (one, or one per hash slot for a
+// sharded subscription on a cluster), waits for Redis to confirm every
+// channel and pattern, and starts their delivery goroutines.
 func (s *subscriber) start(ctx context.Context) error {
+	groups := s.groups()
+	pss := make([]*goredis.PubSub, 0, len(groups))
+	for _, g := range groups {
+		ps, err := s.open(ctx, g)
+		if err != nil {
+			for _, p := range pss {
+				p.Close()
+			}
+			return err
+		}
+		pss = append(pss, ps)
+	}
+	s.mu.Lock()
+	s.pss = pss
+	s.mu.Unlock()
+	for i, ps := range pss {
+		s.wg.Add(1)
+		go s.deliver(ps, groups[i])
+	}
+	return nil
+}
+
+// groups splits the channels of a sharded subscription on a cluster by
+// hash slot; any other subscription is one group (nil: all of s.sub).
+func (s *subscriber) groups() [][]string {
+	if _, ok := s.bus.client.(*goredis.ClusterClient); !ok || !s.sub.Sharded {
+		return [][]string{nil}
+	}
+	bySlot := map[uint16]int{}
+	var out [][]string
+	for _, c := range s.sub.Channels {
+		k := slot(c)
+		i, ok := bySlot[k]
+		if !ok {
+			i = len(out)
+			bySlot[k] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], c)
+	}
+	return out
+}
+
+// open subscribes to channels (nil: all of s.sub's channels and
+// patterns) on a new PubSub and waits for Redis to confirm each.
+func (s *subscriber) open(ctx context.Context, channels []string) (*goredis.PubSub, error) {
 	b, sub := s.bus, s.sub
-	ps := b.client.Subscribe(ctx)
-	fail := func(err error) error {
+	patterns := sub.Patterns
+	if channels == nil {
+		channels = sub.Channels
+	} else {
+		patterns = nil
+	}
+	var ps *goredis.PubSub
+	fail := func(err error) (*goredis.PubSub, error) {
 		ps.Close()
-		return fmt.Errorf("redis: subscribe to %s on %s: %w", describe(sub), b.url, forbidden(err))
+		return nil, fmt.Errorf("redis: subscribe to %s on %s: %w", describe(queue.Subscription{Channels: channels, Patterns: patterns, Sharded: sub.Sharded}), b.url, forbidden(err))
 	}
-	if len(sub.Channels) > 0 {
-		if err := ps.Subscribe(ctx, sub.Channels...); err != nil {
+	if sub.Sharded {
+		ps = b.client.SSubscribe(ctx)
+		if err := ps.SSubscribe(ctx, channels...); err != nil {
 			return fail(err)
 		}
-	}
-	if len(sub.Patterns) > 0 {
-		if err := ps.PSubscribe(ctx, sub.Patterns...); err != nil {
-			return fail(err)
+	} else {
+		ps = b.client.Subscribe(ctx)
+		if len(channels) > 0 {
+			if err := ps.Subscribe(ctx, channels...); err != nil {
+				return fail(err)
+			}
+		}
+		if len(patterns) > 0 {
+			if err := ps.PSubscribe(ctx, patterns...); err != nil {
+				return fail(err)
+			}
 		}
 	}
-	for i := 0; i < len(sub.Channels)+len(sub.Patterns); i++ {
+	for i := 0; i < len(channels)+len(patterns); i++ {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
 			return fail(err)
@@ -499,19 +615,95 @@ func (s *subscriber) start(ctx context.Context) error {
 			return fail(fmt.Errorf("unexpected %T while waiting for the subscription", msg))
 		}
 	}
-	ch := ps.Channel(goredis.WithChannelSize(1024), goredis.WithChannelHealthCheckInterval(5*time.Second))
-	s.mu.Lock()
-	s.ps = ps
-	s.mu.Unlock()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for m := range ch {
-			b.ctr.Delivered.Add(1)
-			s.h(queue.Message{Channel: m.Channel, Data: []byte(m.Payload), Pattern: m.Pattern})
+	return ps, nil
+}
+
+// deliver passes the messages of ps to the handler, one call at a time
+// across all the PubSubs of s, until ps closes. A sharded PubSub whose
+// node drops a channel (SUNSUBSCRIBE: the node no longer serves the slot)
+// is replaced by one on the slot's new owner.
+func (s *subscriber) deliver(ps *goredis.PubSub, channels []string) {
+	defer s.wg.Done()
+	var ch <-chan any
+	if s.sub.Sharded {
+		ch = ps.ChannelWithSubscriptions(goredis.WithChannelSize(1024), goredis.WithChannelHealthCheckInterval(5*time.Second))
+	} else {
+		mc := ps.Channel(goredis.WithChannelSize(1024), goredis.WithChannelHealthCheckInterval(5*time.Second))
+		s.deliverMessages(mc)
+		return
+	}
+	for v := range ch {
+		switch m := v.(type) {
+		case *goredis.Message:
+			s.handle(m)
+		case *goredis.Subscription:
+			if m.Kind == "sunsubscribe" && s.moved(ps, channels) {
+				return
+			}
 		}
-	}()
-	return nil
+	}
+}
+
+func (s *subscriber) deliverMessages(ch <-chan *goredis.Message) {
+	for m := range ch {
+		s.handle(m)
+	}
+}
+
+func (s *subscriber) handle(m *goredis.Message) {
+	s.bus.ctr.Delivered.Add(1)
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	s.h(queue.Message{Channel: m.Channel, Data: []byte(m.Payload), Pattern: m.Pattern, Sharded: s.sub.Sharded})
+}
+
+// moved replaces ps, whose node dropped a sharded channel it did not ask
+// to leave, by a new PubSub for the same channels, opened after the slot
+// map is read again; it retries until it succeeds or s closes. It reports
+// whether ps was replaced (false: s is closing).
+func (s *subscriber) moved(ps *goredis.PubSub, channels []string) bool {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return false
+	}
+	b := s.bus
+	b.log.Warn("redis: a node dropped a sharded subscription (slot moved): subscribing again", "url", b.url, "channels", channels)
+	ps.Close()
+	for {
+		if cc, ok := b.client.(*goredis.ClusterClient); ok {
+			cc.ReloadState(b.ctx)
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		np, err := s.open(ctx, channels)
+		cancel()
+		s.mu.Lock()
+		if err == nil {
+			// ps is gone from s.pss when s closed or restarted meanwhile
+			if i := slices.Index(s.pss, ps); i >= 0 && !s.closed {
+				s.pss[i] = np
+				s.wg.Add(1) // while this goroutine still counts: no race with Wait
+				s.mu.Unlock()
+				go s.deliver(np, channels)
+				return true
+			}
+			s.mu.Unlock()
+			np.Close()
+			return true
+		}
+		closed := s.closed
+		s.mu.Unlock()
+		if closed || b.ctx.Err() != nil {
+			return true
+		}
+		b.log.Warn("redis: sharded resubscribe failed (tried again)", "url", b.url, "channels", channels, "err", err)
+		select {
+		case <-b.ctx.Done():
+			return true
+		case <-time.After(HealthInterval):
+		}
+	}
 }
 
 // restart closes the subscription's connection and subscribes again
@@ -523,16 +715,16 @@ func (s *subscriber) restart(ctx context.Context) error {
 	s.restartMu.Lock()
 	defer s.restartMu.Unlock()
 	s.mu.Lock()
-	ps, closed := s.ps, s.closed
-	s.ps = nil
+	pss, closed := s.pss, s.closed
+	s.pss = nil
 	s.mu.Unlock()
 	if closed {
 		return nil
 	}
-	if ps != nil {
+	for _, ps := range pss {
 		ps.Close()
-		s.wg.Wait()
 	}
+	s.wg.Wait()
 	return s.start(ctx)
 }
 
@@ -544,6 +736,9 @@ func describe(sub queue.Subscription) string {
 	for _, p := range sub.Patterns {
 		parts = append(parts, "pattern "+strconv.Quote(p))
 	}
+	if sub.Sharded {
+		return "sharded " + strings.Join(parts, ", ")
+	}
 	return strings.Join(parts, ", ")
 }
 
@@ -551,12 +746,13 @@ type subscriber struct {
 	bus       *Bus
 	sub       queue.Subscription
 	h         queue.Handler
+	hmu       sync.Mutex // one handler call at a time across the PubSubs
 	restartMu sync.Mutex // one restart at a time, and Close waits for it
 	mu        sync.Mutex
-	ps        *goredis.PubSub
+	pss       []*goredis.PubSub // one, or one per hash slot (sharded on a cluster)
 	closed    bool
 	once      sync.Once
-	wg        sync.WaitGroup // the delivery goroutine
+	wg        sync.WaitGroup // the delivery goroutines
 	err       error
 }
 
@@ -572,11 +768,15 @@ func (s *subscriber) Close() error {
 		s.mu.Unlock()
 		s.restartMu.Lock() // a restart in progress has finished
 		s.mu.Lock()
-		ps := s.ps
+		pss := s.pss // nil after a failed restart
 		s.mu.Unlock()
-		if ps != nil { // nil after a failed restart
-			s.err = ps.Close()
+		var errs []error
+		for _, ps := range pss {
+			if err := ps.Close(); !errors.Is(err, goredis.ErrClosed) { // closed by moved already
+				errs = append(errs, err)
+			}
 		}
+		s.err = errors.Join(errs...)
 		s.restartMu.Unlock()
 		s.wg.Wait()
 	})
@@ -590,6 +790,29 @@ func (b *Bus) NumSub(ctx context.Context, channel string) (int, error) {
 		return 0, fmt.Errorf("redis: PUBSUB NUMSUB %q: %w", channel, err)
 	}
 	return int(m[channel]), nil
+}
+
+// NumShardSub returns the number of sharded subscribers of channel
+// (PUBSUB SHARDNUMSUB), summed over the masters of a cluster, as
+// @socket.io/redis-adapter's sharded adapter counts its servers.
+func (b *Bus) NumShardSub(ctx context.Context, channel string) (int, error) {
+	var n atomic.Int64
+	var err error
+	if cc, ok := b.client.(*goredis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			m, err := c.PubSubShardNumSub(ctx, channel).Result()
+			n.Add(m[channel])
+			return err
+		})
+	} else {
+		var m map[string]int64
+		m, err = b.client.PubSubShardNumSub(ctx, channel).Result()
+		n.Store(m[channel])
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redis: PUBSUB SHARDNUMSUB %q: %w", channel, err)
+	}
+	return int(n.Load()), nil
 }
 
 // Stats returns the bus counters.

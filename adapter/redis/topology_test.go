@@ -80,11 +80,12 @@ type traffic struct {
 }
 
 // startTraffic opens two buses on url, subscribes one to ch and publishes
-// through the other until finish; it returns once 50 messages arrived.
-func startTraffic(t *testing.T, url, ch string) *traffic {
+// through the other until finish (on sharded Pub/Sub when sharded); it
+// returns once 50 messages arrived.
+func startTraffic(t *testing.T, url, ch string, sharded bool) *traffic {
 	pub, sub := open(t, url), open(t, url)
 	tr := &traffic{t: t, stop: make(chan struct{}), done: make(chan struct{})}
-	s, err := sub.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, tr.got.handle)
+	s, err := sub.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}, Sharded: sharded}, tr.got.handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func startTraffic(t *testing.T, url, ch string) *traffic {
 			case <-time.After(5 * time.Millisecond):
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-			err := pub.Publish(ctx, queue.Message{Channel: ch, Data: []byte(strconv.Itoa(i))})
+			err := pub.Publish(ctx, queue.Message{Channel: ch, Data: []byte(strconv.Itoa(i)), Sharded: sharded})
 			cancel()
 			tr.mu.Lock()
 			tr.n = i
@@ -198,20 +199,25 @@ func TestRedisClusterBus(t *testing.T) {
 	}
 }
 
-// TestRedisClusterMasterKilled: under steady traffic, the master that
-// serves the subscription is killed; its replica takes over and the
-// subscriber receives again, with no message twice or out of order. The
-// messages lost during the switch are reported.
+// TestRedisClusterMasterKilled: under steady traffic (classic, then
+// sharded Pub/Sub), the master that serves the subscription is killed;
+// its replica takes over, the publisher and the subscriber follow it, and
+// nothing comes twice or out of order. The messages lost during the
+// switch are reported.
 func TestRedisClusterMasterKilled(t *testing.T) {
-	c := testenv.StartRedisCluster(t, 3, 1)
-	const ch = "flask-socketio"
-	tr := startTraffic(t, c.URL(), ch)
-	victim := c.Master(ch) // the subscription's connection goes to the channel's slot master
-	victim.Stop()
-	killedAt := tr.published()
-	t.Logf("killed master %s after message %d", victim.Addr, killedAt)
-	tr.resumed(killedAt, 60*time.Second)
-	tr.finish("Redis Cluster master killed")
+	for _, sharded := range []bool{false, true} {
+		t.Run(map[bool]string{false: "classic", true: "sharded"}[sharded], func(t *testing.T) {
+			c := testenv.StartRedisCluster(t, 3, 1)
+			const ch = "socket.io#/#"
+			tr := startTraffic(t, c.URL(), ch, sharded)
+			victim := c.Master(ch) // the subscription's connection goes to the channel's slot master
+			victim.Stop()
+			killedAt := tr.published()
+			t.Logf("killed master %s after message %d", victim.Addr, killedAt)
+			tr.resumed(killedAt, 60*time.Second)
+			tr.finish("Redis Cluster master killed")
+		})
+	}
 }
 
 // TestSentinelFailover: a bus on redis+sentinel:// under steady traffic
@@ -220,7 +226,7 @@ func TestRedisClusterMasterKilled(t *testing.T) {
 func TestSentinelFailover(t *testing.T) {
 	st := testenv.StartRedisSentinel(t)
 	const ch = "flask-socketio"
-	tr := startTraffic(t, st.URL(), ch)
+	tr := startTraffic(t, st.URL(), ch, false)
 	before, err := st.CurrentMaster()
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@
 // Results: {"type":"result","id":..,"result":..} or {"type":"result","id":..,"error":".."}.
 // Binary values are {"$binary": base64} both ways. Prints {"type":"ready","port":N}.
 const readline = require("readline");
-const { plain, unplain, redisPair } = require("./common");
+const { plain, unplain, redisPair, answerPing } = require("./common");
 const { Server } = require("socket.io");
 const { createAdapter } = require("@socket.io/redis-adapter");
 
@@ -31,12 +31,7 @@ async function main() {
     const room = socket.handshake.query.room;
     if (room) socket.join(room);
   });
-  io.on("ping", (...args) => {
-    let cb;
-    if (args.length && typeof args[args.length - 1] === "function") cb = args.pop();
-    out({ type: "server-side", event: "ping", args: plain(args) });
-    if (cb) cb("node pong " + JSON.stringify(plain(args)));
-  });
+  answerPing(io);
   const sel = (c) => {
     let s = io.of(c.ns || "/");
     if (c.rooms && c.rooms.length) s = s.in(c.rooms);

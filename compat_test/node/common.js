@@ -33,4 +33,17 @@ async function redisPair() {
   return { pub, sub };
 }
 
-module.exports = { plain, unplain, redisPair };
+// answerPing prints the "ping" events other servers send with
+// serverSideEmit as {"type":"server-side","event":"ping","args":[..]}
+// lines; when the sender waits for acknowledgements it answers
+// "node pong " + JSON of the args.
+function answerPing(io) {
+  io.on("ping", (...args) => {
+    let cb;
+    if (args.length && typeof args[args.length - 1] === "function") cb = args.pop();
+    process.stdout.write(JSON.stringify({ type: "server-side", event: "ping", args: plain(args) }) + "\n");
+    if (cb) cb("node pong " + JSON.stringify(plain(args)));
+  });
+}
+
+module.exports = { plain, unplain, redisPair, answerPing };

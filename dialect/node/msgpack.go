@@ -12,13 +12,11 @@ import (
 	"unicode/utf8"
 )
 
-// omap is a msgpack map with a fixed key order.
-type omap []kv
-
-type kv struct {
-	k string
-	v any
-}
+// omap and kv are the package's short names of Map and Field.
+type (
+	omap = Map
+	kv   = Field
+)
 
 // appendMsgpack encodes v the way notepack.io 3 does: smallest integer
 // forms, floats as float64, strings as str, []byte as bin, maps with
@@ -111,8 +109,8 @@ func appendMsgpack(b []byte, v any, depth int) ([]byte, error) {
 		b = appendLen(b, len(x), 0x80, 0xde, 0xdf)
 		var err error
 		for _, e := range x {
-			b = appendStr(b, e.k)
-			if b, err = appendMsgpack(b, e.v, depth+1); err != nil {
+			b = appendStr(b, e.Key)
+			if b, err = appendMsgpack(b, e.Value, depth+1); err != nil {
 				return nil, err
 			}
 		}

@@ -494,19 +494,11 @@ func (d *Dialect) decodeRequest(m queue.Message) (op.Op, error) {
 		return nil, malformed("request without a type")
 	}
 	target := func() (op.Target, error) {
-		t := op.Target{Namespace: ns}
 		o, ok := r["opts"].(map[string]any)
 		if !ok {
-			return t, malformed("request type %d without opts (the legacy sid form is not supported)", typ)
+			return op.Target{Namespace: ns}, malformed("request type %d without opts (the legacy sid form is not supported)", typ)
 		}
-		var err error
-		if t.Rooms, err = strs(o["rooms"]); err != nil {
-			return t, malformed("opts.rooms: %v", err)
-		}
-		if t.Except, err = strs(o["except"]); err != nil {
-			return t, malformed("opts.except: %v", err)
-		}
-		return t, nil
+		return DecodeTarget(o, ns)
 	}
 	switch typ {
 	case reqRemoteJoin, reqRemoteLeave:
@@ -617,11 +609,11 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 				b = append(b, ',')
 			}
 			var err error
-			if b, err = appendJSON(b, e.k, depth+1); err != nil {
+			if b, err = appendJSON(b, e.Key, depth+1); err != nil {
 				return nil, err
 			}
 			b = append(b, ':')
-			if b, err = appendJSON(b, e.v, depth+1); err != nil {
+			if b, err = appendJSON(b, e.Value, depth+1); err != nil {
 				return nil, err
 			}
 		}

@@ -111,13 +111,11 @@ func decodeExchangeResponse(r map[string]any, ns, reqID string) (o op.Op, ok boo
 			rep.IDsOnly = true
 			rep.Sockets = append(rep.Sockets, op.SocketInfo{ID: s})
 		case map[string]any:
-			id, _ := s["id"].(string)
-			rooms, err := strs(s["rooms"])
-			if id == "" || err != nil {
-				return nil, true, malformed("socket without id or with bad rooms")
+			info, err := DecodeSocket(s)
+			if err != nil {
+				return nil, true, err
 			}
-			hs, _ := s["handshake"].(map[string]any)
-			rep.Sockets = append(rep.Sockets, op.SocketInfo{ID: id, Rooms: rooms, Data: s["data"], Handshake: hs})
+			rep.Sockets = append(rep.Sockets, info)
 		default:
 			return nil, true, malformed("a %T in sockets", e)
 		}

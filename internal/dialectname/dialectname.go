@@ -1,5 +1,5 @@
 // Package dialectname maps the dialect names of the commands' flags
-// (python, python-pickle, node) to dialects.
+// (python, python-pickle, node, node-sharded) to dialects.
 package dialectname
 
 import (
@@ -7,11 +7,13 @@ import (
 
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/dialect/node"
+	"github.com/siobridge/siobridge/dialect/nodesharded"
 	"github.com/siobridge/siobridge/dialect/python"
 )
 
 // New returns the dialect called name on channel (the python channel or
-// the node key prefix; "" = the dialect's default).
+// the node key prefix; "" = the dialect's default). node-sharded uses the
+// sharded adapter's default subscription mode, dynamic.
 func New(name, channel string) (dialect.Dialect, error) {
 	switch name {
 	case "python":
@@ -20,6 +22,24 @@ func New(name, channel string) (dialect.Dialect, error) {
 		return python.NewPickle(python.Options{Channel: channel}), nil
 	case "node":
 		return node.New(node.Options{Key: channel}), nil
+	case "node-sharded":
+		d, err := nodesharded.New(nodesharded.Options{Key: channel})
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
 	}
-	return nil, fmt.Errorf("unknown dialect %q (want python, python-pickle or node)", name)
+	return nil, fmt.Errorf("unknown dialect %q (want python, python-pickle, node or node-sharded)", name)
+}
+
+// ServerCapable reports whether a server node or a relay can speak the
+// dialect called name, beyond emitting to one: node-sharded is for
+// emitters only so far (a server would need to subscribe to room channels
+// as rooms come and go), so sioserver and siobridge refuse it.
+func ServerCapable(name string) bool {
+	switch name {
+	case "python", "python-pickle", "node":
+		return true
+	}
+	return false
 }

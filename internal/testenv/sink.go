@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -45,4 +46,33 @@ func (s *Sink) Wait(t testing.TB, n int, within time.Duration) []queue.Message {
 	}
 	t.Fatalf("got %d messages, want %d", s.Count(), n)
 	return nil
+}
+
+// CheckShardedIgnored checks a bus whose broker has one kind of channel
+// (not Redis): a sharded message on ch reaches a Sharded and a classic
+// subscription alike, and only the Sharded subscription's delivery has
+// Sharded set.
+func CheckShardedIgnored(t testing.TB, b queue.Bus, ch string) {
+	t.Helper()
+	var sh, cl Sink
+	ctx := context.Background()
+	for _, s := range []struct {
+		sink    *Sink
+		sharded bool
+	}{{&sh, true}, {&cl, false}} {
+		sub, err := b.Subscribe(ctx, queue.Subscription{Channels: []string{ch}, Sharded: s.sharded}, s.sink.Handle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+	}
+	if err := b.Publish(ctx, queue.Message{Channel: ch, Data: []byte("x"), Sharded: true}); err != nil {
+		t.Fatal(err)
+	}
+	if g := sh.Wait(t, 1, 10*time.Second); string(g[0].Data) != "x" || !g[0].Sharded {
+		t.Fatalf("sharded subscription got %+v", g)
+	}
+	if g := cl.Wait(t, 1, 10*time.Second); string(g[0].Data) != "x" || g[0].Sharded {
+		t.Fatalf("classic subscription got %+v", g)
+	}
 }
