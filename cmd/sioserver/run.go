@@ -229,6 +229,9 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	if _, err := dialectname.New(o.dialect, o.channel); err != nil {
 		return nil, fmt.Errorf("--dialect: %w", err)
 	}
+	if !dialectname.ServerCapable(o.dialect) {
+		return nil, fmt.Errorf("--dialect %s: emitters only for now (a server in a sharded cluster needs per-room subscriptions, not implemented yet); servers: python, python-pickle, node", o.dialect)
+	}
 	if o.url != "" {
 		u, err := url.Parse(o.url)
 		if err != nil || !slices.Contains(queue.Schemes(), u.Scheme) {

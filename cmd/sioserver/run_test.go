@@ -38,6 +38,7 @@ func TestFlagErrors(t *testing.T) {
 		{"--addr"},
 		{"--addr", "nocolon"},
 		{"--dialect", "cobol"},
+		{"--dialect", "node-sharded"},
 		{"--url", "ftp://x"},
 		{"--url", "::"},
 		{"--namespace", "chat"},
