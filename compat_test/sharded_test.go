@@ -68,26 +68,6 @@ func TestNodeShardedAdapter(t *testing.T) {
 	waitShardSubs(t, bus, room("r1"), 1) // dynamic mode: one channel per public room
 	waitShardSubs(t, bus, room("r2"), 1)
 
-	// what the Node server publishes, read back through the dialect
-	var mu sync.Mutex
-	var fromNode []op.Op
-	sub, err := bus.Subscribe(ctx, queue.Subscription{Channels: []string{main, room("r2")}, Sharded: true}, func(m queue.Message) {
-		o, err := d.Decode(m)
-		if err != nil {
-			t.Errorf("decode %s %q: %v", m.Channel, m.Data, err)
-			return
-		}
-		if reflect.ValueOf(o).Elem().FieldByName("Origin").String() == nodesharded.EmitterUID {
-			return // ours
-		}
-		mu.Lock()
-		fromNode = append(fromNode, o)
-		mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
 
 	want := map[*peer]map[string]int{a: {}, b: {}, cc: {}}
 	expect := func(event string, ps ...*peer) {
@@ -161,6 +141,18 @@ func TestNodeShardedAdapter(t *testing.T) {
 			t.Fatalf("replies %#v", replies)
 		}
 	})
+	t.Run("EmitWithAck to a room", func(t *testing.T) {
+		// the server counts by SHARDNUMSUB: the wait ends with the
+		// server's client count and both answers, not at the first
+		replies, err := em.To("r1").Timeout(10*time.Second).EmitWithAck(ctx, "ask", "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect("ask", a, cc)
+		if len(replies) != 2 {
+			t.Fatalf("%d replies from the two members of r1: %#v", len(replies), replies)
+		}
+	})
 	t.Run("sioemit", func(t *testing.T) {
 		cli := []string{"--dialect", "node-sharded", "--url", c.URL()}
 		mustSioemit(t, append(cli, "--to", "r1", "cli", `"x"`)...)
@@ -180,6 +172,28 @@ func TestNodeShardedAdapter(t *testing.T) {
 			t.Fatalf("server got %#v", l["args"])
 		}
 	})
+	// what the Node server publishes, read back through the dialect (this
+	// subscriber of the main channel counts as a server for SHARDNUMSUB:
+	// it comes after the acknowledgement tests)
+	var mu sync.Mutex
+	var fromNode []op.Op
+	sub, err := bus.Subscribe(ctx, queue.Subscription{Channels: []string{main, room("r2")}, Sharded: true}, func(m queue.Message) {
+		o, err := d.Decode(m)
+		if err != nil {
+			t.Errorf("decode %s %q: %v", m.Channel, m.Data, err)
+			return
+		}
+		if reflect.ValueOf(o).Elem().FieldByName("Origin").String() == nodesharded.EmitterUID {
+			return // ours
+		}
+		mu.Lock()
+		fromNode = append(fromNode, o)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
 	t.Run("what Node publishes decodes", func(t *testing.T) {
 		srv.send(map[string]any{"op": "emit", "rooms": []string{"r2"}, "event": "fromnode", "args": []any{1, map[string]any{"$binary": "CQ=="}}})
 		expect("fromnode", b)

@@ -337,7 +337,38 @@ func (w *ackWait) result() (replies []Reply, complete bool) {
 }
 
 // serverCounter is implemented by dialects whose servers report how many
-// clients they asked for an acknowledgement (node).
+// clients they asked for an acknowledgement (node): each server subscribes
+// to ServerCountChannel (counted with PUBSUB NUMSUB).
 type serverCounter interface {
 	ServerCountChannel(ns string) string
+}
+
+// shardedServerCounter is the same for dialects on sharded Pub/Sub
+// (node-sharded: counted with PUBSUB SHARDNUMSUB over the masters).
+type shardedServerCounter interface {
+	ShardedServerCountChannel(ns string) string
+}
+
+// shardSubscriberCounter is a bus that counts sharded subscribers (Redis).
+type shardSubscriberCounter interface {
+	NumShardSub(ctx context.Context, channel string) (int, error)
+}
+
+// serverCount returns the channel every server of ns subscribes to, and
+// the bus's way of counting its subscribers (nil when the bus cannot);
+// "" when the dialect's servers do not report client counts.
+func (e *Emitter) serverCount(ns string) (string, func(context.Context, string) (int, error)) {
+	if sc, ok := e.d.(shardedServerCounter); ok {
+		if c, ok := e.bus.(shardSubscriberCounter); ok {
+			return sc.ShardedServerCountChannel(ns), c.NumShardSub
+		}
+		return sc.ShardedServerCountChannel(ns), nil
+	}
+	if sc, ok := e.d.(serverCounter); ok {
+		if c, ok := e.bus.(queue.SubscriberCounter); ok {
+			return sc.ServerCountChannel(ns), c.NumSub
+		}
+		return sc.ServerCountChannel(ns), nil
+	}
+	return "", nil
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/siobridge/siobridge/op"
-	"github.com/siobridge/siobridge/queue"
 )
 
 // Operator selects a namespace and sockets, and carries emit flags. Every
@@ -192,15 +191,15 @@ func (o *Operator) emitWithAck(ctx context.Context, event string, args []any) ([
 		return nil, err
 	}
 	w := &ackWait{servers: -1, done: make(chan struct{})}
-	if sc, ok := e.d.(serverCounter); ok {
+	if ch, count := e.serverCount(o.ns); ch != "" {
 		w.servers = 0 // unknown: wait for the timeout
-		if counter, ok := e.bus.(queue.SubscriberCounter); ok {
-			n, err := counter.NumSub(ctx, sc.ServerCountChannel(o.ns))
+		if count != nil {
+			n, err := count(ctx, ch)
 			if err != nil {
 				return nil, fmt.Errorf("count servers: %w", err)
 			}
 			if n == 0 {
-				return nil, fmt.Errorf("no server is listening on %s: %w", sc.ServerCountChannel(o.ns), ErrAckTimeout)
+				return nil, fmt.Errorf("no server is listening on %s: %w", ch, ErrAckTimeout)
 			}
 			w.servers = n
 		}
