@@ -121,3 +121,54 @@ func TestCORSCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestPingOption: WithPing (ping_interval, ping_timeout) is announced in
+// the handshake, and a client that does not answer a ping is closed after
+// interval + timeout.
+func TestPingOption(t *testing.T) {
+	hs := originServer(t, server.WithPing(100*time.Millisecond, 150*time.Millisecond))
+	code, body := pollReq(t, hs, http.MethodGet, "", "", "")
+	var open struct {
+		Sid                       string
+		PingInterval, PingTimeout int
+	}
+	if code != 200 || json.Unmarshal([]byte(body[1:]), &open) != nil {
+		t.Fatalf("handshake %d %q", code, body)
+	}
+	if open.PingInterval != 100 || open.PingTimeout != 150 {
+		t.Fatalf("handshake pingInterval %d, pingTimeout %d, want 100 and 150", open.PingInterval, open.PingTimeout)
+	}
+	// the pending GET gets the ping; no pong is sent: the session closes
+	if code, body := pollReq(t, hs, http.MethodGet, open.Sid, "", ""); code != 200 || body != "2" {
+		t.Fatalf("poll: %d %q, want the ping", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if code, _ := pollReq(t, hs, http.MethodGet, open.Sid, "", ""); code == 400 {
+			return // unknown session: closed
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the session outlived its unanswered ping")
+		}
+	}
+}
+
+// TestMaxPayloadOption: WithMaxPayload (max_http_buffer_size) is announced
+// in the handshake and bounds a polling POST.
+func TestMaxPayloadOption(t *testing.T) {
+	hs := originServer(t, server.WithMaxPayload(1000))
+	code, body := pollReq(t, hs, http.MethodGet, "", "", "")
+	var open struct {
+		Sid        string
+		MaxPayload int
+	}
+	if code != 200 || json.Unmarshal([]byte(body[1:]), &open) != nil || open.MaxPayload != 1000 {
+		t.Fatalf("handshake %d %q, want maxPayload 1000", code, body)
+	}
+	if code, _ := pollReq(t, hs, http.MethodPost, open.Sid, "", "4"+strings.Repeat("x", 999)); code != 200 {
+		t.Fatalf("a 1,000-byte POST: %d", code)
+	}
+	if code, _ := pollReq(t, hs, http.MethodPost, open.Sid, "", "4"+strings.Repeat("x", 1000)); code == 200 {
+		t.Fatal("a 1,001-byte POST was accepted")
+	}
+}
