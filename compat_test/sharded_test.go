@@ -68,7 +68,6 @@ func TestNodeShardedAdapter(t *testing.T) {
 	waitShardSubs(t, bus, room("r1"), 1) // dynamic mode: one channel per public room
 	waitShardSubs(t, bus, room("r2"), 1)
 
-
 	want := map[*peer]map[string]int{a: {}, b: {}, cc: {}}
 	expect := func(event string, ps ...*peer) {
 		for _, p := range ps {
