@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Message is one queue message.
@@ -98,21 +99,39 @@ type Stats struct {
 	Delivered   uint64 // messages passed to handlers
 	Reconnects  uint64 // successful reconnections after a failure
 	PublishErrs uint64 // Publish calls that returned an error
+	// Disconnected is the time the bus has spent without its broker,
+	// the outage under way included.
+	Disconnected time.Duration
 }
 
 // Counters are the atomic counters behind Stats, for buses to keep.
 type Counters struct {
 	Published, Delivered, Reconnects, PublishErrs atomic.Uint64
+	// DownNanos is the length of the outages that ended; DownSince the
+	// start of the one under way (Unix nanoseconds), 0 when connected.
+	DownNanos, DownSince atomic.Int64
 }
 
 // Snapshot returns the counters as Stats.
 func (c *Counters) Snapshot() Stats {
 	return Stats{
-		Published:   c.Published.Load(),
-		Delivered:   c.Delivered.Load(),
-		Reconnects:  c.Reconnects.Load(),
-		PublishErrs: c.PublishErrs.Load(),
+		Published:    c.Published.Load(),
+		Delivered:    c.Delivered.Load(),
+		Reconnects:   c.Reconnects.Load(),
+		PublishErrs:  c.PublishErrs.Load(),
+		Disconnected: c.disconnected(),
 	}
+}
+
+// disconnected is DownNanos plus the outage under way.
+func (c *Counters) disconnected() time.Duration {
+	d := c.DownNanos.Load()
+	if since := c.DownSince.Load(); since != 0 {
+		if now := time.Now().UnixNano(); now > since {
+			d += now - since
+		}
+	}
+	return time.Duration(d)
 }
 
 // StatsReporter is implemented by buses that keep Stats.

@@ -34,6 +34,7 @@ func (t *Tracker) Lost(err error) bool {
 		return false
 	}
 	t.down, t.since = true, time.Now()
+	t.Counters.DownSince.Store(t.since.UnixNano())
 	t.mu.Unlock()
 	t.Log.Warn(t.Bus+": lost the broker; reconnecting", "url", t.URL, "err", err)
 	return true
@@ -50,6 +51,8 @@ func (t *Tracker) Back() {
 	}
 	t.down = false
 	away := time.Since(t.since)
+	t.Counters.DownNanos.Add(int64(away))
+	t.Counters.DownSince.Store(0)
 	t.mu.Unlock()
 	t.Counters.Reconnects.Add(1)
 	t.Log.Info(t.Bus+": broker connection back", "url", t.URL, "away", away.Round(time.Millisecond))

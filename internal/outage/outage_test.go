@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/siobridge/siobridge/internal/testenv"
 	"github.com/siobridge/siobridge/queue"
@@ -23,8 +24,15 @@ func TestOneOutageOneReconnect(t *testing.T) {
 	if !tr.Lost(errors.New("EOF")) || tr.Lost(errors.New("refused")) || !tr.Down() {
 		t.Fatal("the first Lost of an outage must start it, and only the first")
 	}
+	time.Sleep(20 * time.Millisecond)
+	if d := ctr.Snapshot().Disconnected; d < 20*time.Millisecond {
+		t.Fatalf("Disconnected %v during a 20 ms outage", d)
+	}
 	tr.Back()
 	tr.Back()
+	if d := ctr.Snapshot().Disconnected; d < 20*time.Millisecond || ctr.DownSince.Load() != 0 {
+		t.Fatalf("Disconnected %v after a 20 ms outage (DownSince %d)", d, ctr.DownSince.Load())
+	}
 	out := logs.String()
 	if tr.Down() || ctr.Reconnects.Load() != 1 || strings.Count(out, "test: lost the broker") != 1 ||
 		strings.Count(out, "test: broker connection back") != 1 || !strings.Contains(out, "away=") || strings.Contains(out, "refused") {

@@ -77,6 +77,7 @@ type Collector struct {
 	broadcasts, deliveries, latency                                  *prometheus.Desc
 	queueReceived, queueMessages, queuePublishErrs                   *prometheus.Desc
 	busUp, busReconnects, busPublished, busDelivered, busPublishErrs *prometheus.Desc
+	busDisconnected                                                  *prometheus.Desc
 }
 
 // NewCollector returns a collector of srv's metrics.
@@ -101,6 +102,7 @@ func NewCollector(srv *server.Server, o Options) *Collector {
 		queuePublishErrs: d("queue_publish_errors_total", "Failed publishes of the server's own operations to the queue."),
 		busUp:            d("bus_up", "1 while the bus is connected to its broker, else 0."),
 		busReconnects:    d("bus_reconnects_total", "Reconnections of the bus to its broker after an outage."),
+		busDisconnected:  d("bus_disconnected_seconds_total", "Time the bus has spent without its broker, the outage under way included."),
 		busPublished:     d("bus_published_total", "Messages the bus handed to the broker."),
 		busDelivered:     d("bus_delivered_total", "Messages the bus delivered to its subscribers."),
 		busPublishErrs:   d("bus_publish_errors_total", "Publish calls of the bus that failed."),
@@ -117,7 +119,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- c.busUp
 	}
 	if _, ok := c.bus.(queue.StatsReporter); ok {
-		for _, d := range []*prometheus.Desc{c.busReconnects, c.busPublished, c.busDelivered, c.busPublishErrs} {
+		for _, d := range []*prometheus.Desc{c.busReconnects, c.busDisconnected, c.busPublished, c.busDelivered, c.busPublishErrs} {
 			ch <- d
 		}
 	}
@@ -163,6 +165,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if r, ok := c.bus.(queue.StatsReporter); ok {
 		bs := r.Stats()
 		count(c.busReconnects, bs.Reconnects)
+		ch <- prometheus.MustNewConstMetric(c.busDisconnected, prometheus.CounterValue, bs.Disconnected.Seconds())
 		count(c.busPublished, bs.Published)
 		count(c.busDelivered, bs.Delivered)
 		count(c.busPublishErrs, bs.PublishErrs)

@@ -252,10 +252,17 @@ func TestBusOutage(t *testing.T) {
 	}
 	waitFor(t, hs.URL, "bus up", up(1))
 	redis.Stop()
-	waitFor(t, hs.URL, "bus down after the broker stopped", up(0))
+	down := waitFor(t, hs.URL, "bus down after the broker stopped", up(0))
+	during := value(t, down, "siobridge_bus_disconnected_seconds_total")
+	time.Sleep(300 * time.Millisecond)
 	redis.Start()
 	fams := waitFor(t, hs.URL, "bus up after the broker restarted", up(1))
 	if got := value(t, fams, "siobridge_bus_reconnects_total"); got != 1 {
 		t.Errorf("siobridge_bus_reconnects_total = %v, want 1", got)
+	}
+	// the time without the broker counts while the outage lasts, and stays
+	after := value(t, fams, "siobridge_bus_disconnected_seconds_total")
+	if after < 0.3 || after <= during {
+		t.Errorf("siobridge_bus_disconnected_seconds_total: %v during the outage, %v after it (the broker was away over 0.3 s)", during, after)
 	}
 }
