@@ -43,7 +43,7 @@ const (
 const usageText = `usage: sioserver [flags]
 
 Serves Socket.IO at /socket.io/, a page at / to watch the events of a room,
-and GET /healthz. Without --url it starts an embedded NATS server on
+GET /healthz and GET /metrics (Prometheus). Without --url it starts an embedded NATS server on
 127.0.0.1:4222 (or uses the NATS server already running there) as its
 broker, so that workers and sioemit reach its clients:
 
