@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/dialect/node"
 	"github.com/siobridge/siobridge/internal/testenv"
+	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server"
 )
 
@@ -55,7 +57,13 @@ func (n *nodeClusterNode) do(t *testing.T, cmd map[string]any) any {
 // node; "ping" from other servers is answered with "go pong" + its args.
 func startGoClusterNode(t *testing.T, key string) (*server.Server, string, *atomic.Int64) {
 	t.Helper()
-	srv := server.New(server.WithAdapter(openBus(t, redisURL), node.New(node.Options{Key: key})))
+	return startGoMember(t, openBus(t, redisURL), node.New(node.Options{Key: key}))
+}
+
+// startGoMember is startGoClusterNode on bus in dialect d.
+func startGoMember(t *testing.T, bus queue.Bus, d dialect.Dialect) (*server.Server, string, *atomic.Int64) {
+	t.Helper()
+	srv := server.New(server.WithAdapter(bus, d))
 	srv.OnConnect("/", func(s *server.Socket, _ json.RawMessage) error {
 		if r := s.Request().URL.Query().Get("room"); r != "" {
 			s.Join(r)

@@ -81,6 +81,9 @@ type ClientCount struct {
 	ID        string
 	Count     int
 	Origin    string
+	// Host is the requester the count is addressed to (node-sharded
+	// response channels); empty when the dialect addresses it by ID only.
+	Host string
 }
 
 // Join makes the sockets selected by Target join Rooms. (Target is a named

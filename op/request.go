@@ -40,6 +40,9 @@ type SocketsReply struct {
 	IDsOnly bool
 	Sockets []SocketInfo
 	Origin  string
+	// Host is the requester the answer is addressed to (node-sharded
+	// response channels); empty when the dialect addresses it by ID only.
+	Host string
 }
 
 // RoomsReply answers an AllRooms with one server's rooms.
@@ -57,6 +60,9 @@ type ServerSideEmitReply struct {
 	RequestID string
 	Args      []any
 	Origin    string
+	// Host is the requester the answer is addressed to (node-sharded
+	// response channels); empty when the dialect addresses it by ID only.
+	Host string
 }
 
 func (*FetchSockets) Kind() string        { return "fetch-sockets" }

@@ -105,8 +105,8 @@ type member struct {
 
 	mu      sync.Mutex
 	closed  bool
-	want    map[string]queue.Subscription // by subKey
-	refs    map[string]int                // namespaces per wanted subscription
+	wanted  map[string]queue.Subscription // by subKey
+	refs    map[string]int                // namespaces (or rooms) per wanted subscription
 	subs    map[string]queue.Subscriber
 	failed  map[string]error // subscriptions that cannot work (patterns unsupported)
 	lastErr error
@@ -125,7 +125,7 @@ func newMember(s *Server, c adapterConfig, publishing bool) *member {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &member{s: s, bus: c.bus, d: d, self: d.Origin(), publishing: publishing, ctx: ctx, cancel: cancel,
-		want: map[string]queue.Subscription{}, refs: map[string]int{}, subs: map[string]queue.Subscriber{}, failed: map[string]error{},
+		wanted: map[string]queue.Subscription{}, refs: map[string]int{}, subs: map[string]queue.Subscriber{}, failed: map[string]error{},
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), waits: map[string]*ackWait{}}
 	if publishing {
 		m.pub = newPublisher(m)
@@ -201,18 +201,7 @@ func (m *member) addNamespace(ns string) {
 	if m == nil || !m.publishing {
 		return
 	}
-	sub := QueueSubscription(m.d, ns)
-	key := subKey(sub)
-	m.mu.Lock()
-	if _, ok := m.want[key]; !ok {
-		m.want[key] = sub
-	}
-	m.refs[key]++
-	m.mu.Unlock()
-	select {
-	case m.wake <- struct{}{}:
-	default:
-	}
+	m.want(QueueSubscription(m.d, ns))
 }
 
 // removeNamespace drops the subscription of namespace ns (a dynamic
@@ -223,14 +212,72 @@ func (m *member) removeNamespace(ns string) {
 	if m == nil || !m.publishing {
 		return
 	}
-	key := subKey(QueueSubscription(m.d, ns))
+	m.unwant(QueueSubscription(m.d, ns))
+}
+
+// roomSubscriber is implemented by dialects whose servers subscribe to a
+// channel per room they hold (node-sharded in its dynamic modes).
+type roomSubscriber interface {
+	RoomSubscription(ns, room string, private bool) (queue.Subscription, bool)
+}
+
+// roomCreated subscribes to the channel of room in namespace ns, when the
+// dialect has room channels: the room now has a member on this server
+// (private: the room is the id of a socket of this server). It never
+// blocks: it is called under the namespace's lock. There is one
+// subscription per room held, so rooms cost what the bus charges for a
+// subscription (on the Redis bus, a Pub/Sub connection each); they are
+// bounded by the sockets and the rooms per socket the server accepts.
+func (m *member) roomCreated(ns, room string, private bool) {
+	if m == nil || !m.publishing {
+		return
+	}
+	if rs, ok := m.d.(roomSubscriber); ok {
+		if sub, ok := rs.RoomSubscription(ns, room, private); ok {
+			m.want(sub)
+		}
+	}
+}
+
+// roomDeleted drops what roomCreated subscribed: the last member of room
+// on this server left it. It never blocks.
+func (m *member) roomDeleted(ns, room string, private bool) {
+	if m == nil || !m.publishing {
+		return
+	}
+	if rs, ok := m.d.(roomSubscriber); ok {
+		if sub, ok := rs.RoomSubscription(ns, room, private); ok {
+			m.unwant(sub)
+		}
+	}
+}
+
+// want adds a reference to sub, which run subscribes in the background.
+func (m *member) want(sub queue.Subscription) {
+	key := subKey(sub)
+	m.mu.Lock()
+	if _, ok := m.wanted[key]; !ok {
+		m.wanted[key] = sub
+	}
+	m.refs[key]++
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// unwant drops a reference to sub, and the subscription with the last one
+// (closed on its own goroutine).
+func (m *member) unwant(sub queue.Subscription) {
+	key := subKey(sub)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.refs[key]--; m.refs[key] > 0 {
 		return
 	}
 	delete(m.refs, key)
-	delete(m.want, key)
+	delete(m.wanted, key)
 	delete(m.failed, key)
 	if sub, ok := m.subs[key]; ok {
 		delete(m.subs, key)
@@ -262,7 +309,7 @@ func (m *member) missing() map[string]queue.Subscription {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[string]queue.Subscription{}
-	for k, s := range m.want {
+	for k, s := range m.wanted {
 		if _, ok := m.subs[k]; !ok && m.failed[k] == nil {
 			out[k] = s
 		}
@@ -286,14 +333,14 @@ func (m *member) run() {
 			s, err := m.bus.Subscribe(ctx, sub, m.receive)
 			cancel()
 			m.mu.Lock()
-			_, wanted := m.want[key]
+			_, wanted := m.wanted[key]
 			switch {
 			case err == nil && m.ctx.Err() != nil:
 				m.mu.Unlock()
 				s.Close()
 				return
 			case err == nil && !wanted:
-				// its namespace was removed while subscribing
+				// its namespace (or room) was removed while subscribing
 				m.wg.Add(1)
 				go func() {
 					defer m.wg.Done()
@@ -351,7 +398,7 @@ func (s *Server) AdapterReady(ctx context.Context) error {
 		ch := m.changed
 		var failed error
 		ready := true
-		for k := range m.want {
+		for k := range m.wanted {
 			if err := m.failed[k]; err != nil {
 				failed = err
 			} else if _, ok := m.subs[k]; !ok {
@@ -386,7 +433,7 @@ func (s *Server) BusConnected() bool {
 		return false
 	}
 	m.mu.Lock()
-	for k := range m.want {
+	for k := range m.wanted {
 		if _, ok := m.subs[k]; !ok {
 			m.mu.Unlock()
 			return false
@@ -564,7 +611,7 @@ func (m *member) answer(o *op.Emit) {
 	}
 	if !m.spawn(func() {
 		defer done()
-		if msgs, err := m.d.Encode(&op.ClientCount{Namespace: ns, ID: o.Ack.ID, Count: asked, Origin: m.self}); err == nil {
+		if msgs, err := m.d.Encode(&op.ClientCount{Namespace: ns, ID: o.Ack.ID, Count: asked, Origin: m.self, Host: originOf(o)}); err == nil {
 			m.publish(msgs) // node: sent even when 0, the requester waits for every server
 		}
 		timer := time.NewTimer(timeout)
@@ -888,19 +935,58 @@ type serverCounter interface {
 	ServerCountChannel(ns string) string
 }
 
+// shardedServerCounter is implemented by dialects whose servers are
+// counted by their sharded subscriptions (node-sharded: PUBSUB
+// SHARDNUMSUB on the main channel).
+type shardedServerCounter interface {
+	ShardedServerCountChannel(ns string) string
+}
+
+// shardSubCounter is implemented by buses that count the sharded
+// subscribers of a channel (the Redis bus, over the masters of a cluster).
+type shardSubCounter interface {
+	NumShardSub(ctx context.Context, channel string) (int, error)
+}
+
+// countServers counts the servers of namespace ns, this one included, as
+// the dialect's peers do; ok is false when the dialect or the bus cannot.
+func (m *member) countServers(ctx context.Context, ns string) (n int, ok bool, err error) {
+	if sc, isSharded := m.d.(shardedServerCounter); isSharded {
+		counter, can := m.bus.(shardSubCounter)
+		if !can {
+			return 0, false, nil
+		}
+		n, err = counter.NumShardSub(ctx, sc.ShardedServerCountChannel(ns))
+		return n, true, err
+	}
+	sc, isCounted := m.d.(serverCounter)
+	counter, can := m.bus.(queue.SubscriberCounter)
+	if !isCounted || !can {
+		return 0, false, nil
+	}
+	n, err = counter.NumSub(ctx, sc.ServerCountChannel(ns))
+	return n, true, err
+}
+
+// counted reports whether the dialect's servers are counted (each
+// answers a request, so the requester knows how many answers to await).
+func (m *member) counted() bool {
+	_, a := m.d.(serverCounter)
+	_, b := m.d.(shardedServerCounter)
+	return a || b
+}
+
 // remoteServers is how many other servers answer an acknowledgement
 // request in namespace ns: -1 when the dialect has no counts (the first
 // answer completes), -2 when they cannot be counted.
 func (m *member) remoteServers(ctx context.Context, ns string) int {
-	sc, ok := m.d.(serverCounter)
-	if !ok {
+	if !m.counted() {
 		return -1
 	}
-	counter, ok := m.bus.(queue.SubscriberCounter)
+	n, ok, err := m.countServers(ctx, ns)
 	if !ok {
 		return -2
 	}
-	n, err := counter.NumSub(ctx, sc.ServerCountChannel(ns))
 	if err != nil {
 		m.s.log.Warn("server: cannot count the servers", "err", err)
 		return -2

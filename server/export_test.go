@@ -23,5 +23,5 @@ func MemberSubscriptions(srv *Server) (want, live int) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.want), len(m.subs)
+	return len(m.wanted), len(m.subs)
 }

@@ -259,6 +259,7 @@ func (n *Namespace) removeSocket(s *Socket) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.sockets, s.id)
+	held := s.rooms
 	for r := range s.rooms {
 		n.s.hooks.leaving(s, r)
 		if m := n.rooms[r]; m != nil {
@@ -269,6 +270,13 @@ func (n *Namespace) removeSocket(s *Socket) {
 		}
 	}
 	s.rooms = map[string]struct{}{}
+	if n.s.member != nil {
+		for r := range held {
+			if !n.heldLocked(r) {
+				n.s.member.roomDeleted(n.name, r, r == s.id || n.sockets[r] != nil)
+			}
+		}
+	}
 }
 
 // joinLocked adds s to room. A socket's own room (its id) is not stored:
@@ -276,16 +284,36 @@ func (n *Namespace) removeSocket(s *Socket) {
 // connection.
 func (n *Namespace) joinLocked(s *Socket, room string) {
 	n.s.hooks.joining(s, room)
-	s.rooms[room] = struct{}{}
-	if room == s.id {
+	if _, in := s.rooms[room]; in {
 		return
 	}
-	m := n.rooms[room]
-	if m == nil {
-		m = map[*Socket]struct{}{}
-		n.rooms[room] = m
+	created := n.s.member != nil && !n.heldLocked(room)
+	s.rooms[room] = struct{}{}
+	if room != s.id {
+		m := n.rooms[room]
+		if m == nil {
+			m = map[*Socket]struct{}{}
+			n.rooms[room] = m
+		}
+		m[s] = struct{}{}
 	}
-	m[s] = struct{}{}
+	if created {
+		n.s.member.roomCreated(n.name, room, n.sockets[room] != nil)
+	}
+}
+
+// heldLocked reports whether a socket of this server is in room (the
+// adapter's create-room / delete-room: the cluster member subscribes to
+// the rooms held). Callers hold n.mu.
+func (n *Namespace) heldLocked(room string) bool {
+	if len(n.rooms[room]) > 0 {
+		return true
+	}
+	if o := n.sockets[room]; o != nil {
+		_, in := o.rooms[room]
+		return in
+	}
+	return false
 }
 
 // forEachMember calls fn for every socket in room: those that joined it,
@@ -303,6 +331,7 @@ func (n *Namespace) forEachMember(room string, fn func(*Socket)) {
 
 func (n *Namespace) leaveLocked(s *Socket, room string) {
 	n.s.hooks.leaving(s, room)
+	_, was := s.rooms[room]
 	if m := n.rooms[room]; m != nil {
 		delete(m, s)
 		if len(m) == 0 {
@@ -310,6 +339,9 @@ func (n *Namespace) leaveLocked(s *Socket, room string) {
 		}
 	}
 	delete(s.rooms, room)
+	if was && n.s.member != nil && !n.heldLocked(room) {
+		n.s.member.roomDeleted(n.name, room, n.sockets[room] != nil)
+	}
 }
 
 // Sockets returns the ids of the namespace's sockets.

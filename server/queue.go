@@ -31,6 +31,7 @@ func QueueSubscription(d dialect.Dialect, nss ...string) queue.Subscription {
 		} else {
 			s = d.ReplySubscription(ns)
 		}
+		sub.Sharded = sub.Sharded || s.Sharded // node-sharded: every channel is
 		for _, c := range s.Channels {
 			if !seen["c"+c] {
 				seen["c"+c] = true

@@ -12,7 +12,6 @@ import (
 
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/op"
-	"github.com/siobridge/siobridge/queue"
 )
 
 // Answers to the requests of other servers (node dialect: SOCKETS,
@@ -44,7 +43,11 @@ func (m *member) respond(o op.Op) bool {
 	var answer func() op.Op
 	switch x := o.(type) {
 	case *op.FetchSockets:
-		answer = func() op.Op { return m.s.socketsReply(x) }
+		answer = func() op.Op {
+			r := m.s.socketsReply(x)
+			r.Host = x.Origin
+			return r
+		}
 	case *op.AllRooms:
 		answer = func() op.Op {
 			return &op.RoomsReply{Namespace: x.Namespace, RequestID: x.RequestID, Rooms: m.s.allRooms(x.Namespace), Origin: m.self}
@@ -59,7 +62,7 @@ func (m *member) respond(o op.Op) bool {
 			if x.RequestID == "" {
 				return nil
 			}
-			return &op.ServerSideEmitReply{Namespace: x.Namespace, RequestID: x.RequestID, Args: []any{r}, Origin: m.self}
+			return &op.ServerSideEmitReply{Namespace: x.Namespace, RequestID: x.RequestID, Args: []any{r}, Origin: m.self, Host: x.Origin}
 		}
 	default:
 		return false
@@ -337,19 +340,19 @@ func (n *Namespace) ServerSideEmitWithAck(ctx context.Context, event string, arg
 
 // ServerCount returns how many servers the cluster has (socket.io's
 // serverCount): 1 without adapter; with the node dialect, the subscribers
-// of the request channel (Redis PUBSUB NUMSUB). Other dialects and buses
-// cannot count: an error wrapping dialect.ErrUnsupported.
+// of the request channel (Redis PUBSUB NUMSUB); with node-sharded, the
+// sharded subscribers of the main channel (PUBSUB SHARDNUMSUB, summed
+// over the masters of a cluster). Other dialects and buses cannot count:
+// an error wrapping dialect.ErrUnsupported.
 func (s *Server) ServerCount(ctx context.Context) (int, error) {
 	m := s.member
 	if m == nil {
 		return 1, nil
 	}
-	sc, ok := m.d.(serverCounter)
-	counter, ok2 := m.bus.(queue.SubscriberCounter)
-	if !ok || !ok2 {
+	n, ok, err := m.countServers(ctx, "/")
+	if !ok {
 		return 0, fmt.Errorf("server: server count with the %s dialect on this bus: %w", m.d.Name(), dialect.ErrUnsupported)
 	}
-	n, err := counter.NumSub(ctx, sc.ServerCountChannel("/"))
 	if err != nil {
 		return 0, fmt.Errorf("server: server count: %w", err)
 	}

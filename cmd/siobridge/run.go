@@ -153,7 +153,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	if !dialectname.ServerCapable(o.from.dialect) {
+	if !dialectname.RelaySource(o.from.dialect) {
 		fmt.Fprintf(stderr, "siobridge: --from dialect %s: cannot be relayed from yet (its room broadcasts travel on per-room channels); it can be relayed to\n", o.from.dialect)
 		return exitUsage
 	}

@@ -230,7 +230,7 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 		return nil, fmt.Errorf("--dialect: %w", err)
 	}
 	if !dialectname.ServerCapable(o.dialect) {
-		return nil, fmt.Errorf("--dialect %s: emitters only for now (a server in a sharded cluster needs per-room subscriptions, not implemented yet); servers: python, python-pickle, node", o.dialect)
+		return nil, fmt.Errorf("--dialect %s: emitters only (servers: python, python-pickle, node, node-sharded)", o.dialect)
 	}
 	if o.url != "" {
 		u, err := url.Parse(o.url)

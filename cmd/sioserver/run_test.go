@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/siobridge/siobridge/internal/testenv"
+	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server/servertest"
 )
 
@@ -38,7 +39,6 @@ func TestFlagErrors(t *testing.T) {
 		{"--addr"},
 		{"--addr", "nocolon"},
 		{"--dialect", "cobol"},
-		{"--dialect", "node-sharded"},
 		{"--url", "ftp://x"},
 		{"--url", "::"},
 		{"--namespace", "chat"},
@@ -333,6 +333,36 @@ func TestTwoInstancesOnRedis(t *testing.T) {
 	}
 }
 
+// Two sioserver --dialect node-sharded processes on a 3-master Redis
+// Cluster (redis+cluster://): each subscribes to room r's channel when its
+// client joins, and a publish from one reaches both exactly once.
+func TestTwoInstancesOnRedisCluster(t *testing.T) {
+	c := testenv.StartRedisCluster(t, 3, 0)
+	twoInstancesThen(t, c.URL(), "node-sharded", func(channel string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		bus, err := queue.Open(ctx, c.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bus.Close()
+		counter := bus.(interface {
+			NumShardSub(ctx context.Context, channel string) (int, error)
+		})
+		for {
+			n, err := counter.NumShardSub(ctx, channel+"#/#r#")
+			if err == nil && n == 2 {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("SHARDNUMSUB of room r: %d, %v; want 2", n, err)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	})
+}
+
 // The same on RabbitMQ and NATS (python dialect; the node dialect needs
 // Redis).
 func TestTwoInstancesOnRabbitMQAndNATS(t *testing.T) {
@@ -346,12 +376,19 @@ func TestTwoInstancesOnRabbitMQAndNATS(t *testing.T) {
 	})
 }
 
-func twoInstances(t *testing.T, url, dialect string) {
+func twoInstances(t *testing.T, url, dialect string) { twoInstancesThen(t, url, dialect, nil) }
+
+// twoInstancesThen is twoInstances, calling joined(channel) once both
+// clients joined room r (to wait for what a dialect subscribes per room).
+func twoInstancesThen(t *testing.T, url, dialect string, joined func(channel string)) {
 	channel := fmt.Sprintf("sioserver-test-%d", time.Now().UnixNano())
 	flags := []string{"--url", url, "--dialect", dialect, "--channel", channel, "--allow-client-rooms", "--allow-client-publish"}
 	a, b := dial(t, start(t, flags...), "/"), dial(t, start(t, flags...), "/")
 	wantTrue(t, ack(t, a, "/", "join", "r"))
 	wantTrue(t, ack(t, b, "/", "join", "r"))
+	if joined != nil {
+		joined(channel)
+	}
 	wantTrue(t, ack(t, a, "/", "publish", "r", "hello", "from a"))
 	wantTrue(t, ack(t, b, "/", "publish", "r", "hello", "from b"))
 	// Each client waits for a sentinel of the other node: it comes through

@@ -1,6 +1,8 @@
 // A socket.io 4.8 server with @socket.io/redis-adapter 8, one node of a
 // mixed cluster, driven through stdin.   node cluster-node.js PORT KEY
 // (PORT 0: a free port, reported in the ready line.)
+// node cluster-node.js PORT KEY HOST:PORT[,HOST:PORT...]: the sharded adapter
+// (createShardedAdapter, dynamic mode, channelPrefix KEY) on that Redis Cluster.
 // Clients join the room named by their `room` query parameter on connect.
 // Events that other servers emit with serverSideEmit print
 // {"type":"server-side","event":..,"args":[..]}; when the sender waits for
@@ -19,14 +21,26 @@
 const readline = require("readline");
 const { plain, unplain, redisPair, answerPing } = require("./common");
 const { Server } = require("socket.io");
-const { createAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+const { createCluster } = require("redis");
 
-const [port, key] = [Number(process.argv[2]), process.argv[3] || "socket.io"];
+const [port, key, clusterNodes] = [Number(process.argv[2]), process.argv[3] || "socket.io", process.argv[4]];
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
 async function main() {
-  const { pub, sub } = await redisPair();
-  const io = new Server({ adapter: createAdapter(pub, sub, { key, requestsTimeout: 5000 }) });
+  let io, pub;
+  if (clusterNodes) {
+    pub = createCluster({ rootNodes: clusterNodes.split(",").map((a) => ({ url: "redis://" + a })) });
+    const sub = pub.duplicate();
+    pub.on("error", (e) => console.error("redis pub", e.message));
+    sub.on("error", (e) => console.error("redis sub", e.message));
+    await Promise.all([pub.connect(), sub.connect()]);
+    io = new Server({ adapter: createShardedAdapter(pub, sub, { channelPrefix: key, subscriptionMode: "dynamic" }) });
+  } else {
+    const pair = await redisPair();
+    pub = pair.pub;
+    io = new Server({ adapter: createAdapter(pair.pub, pair.sub, { key, requestsTimeout: 5000 }) });
+  }
   io.on("connection", (socket) => {
     const room = socket.handshake.query.room;
     if (room) socket.join(room);
@@ -63,7 +77,8 @@ async function main() {
     httpServer.listen(port, "127.0.0.1", resolve);
   });
   // the adapter subscribes asynchronously: wait until this node is counted
-  for (;;) {
+  // (the sharded one: the test waits for PUBSUB SHARDNUMSUB)
+  for (; !clusterNodes;) {
     const n = await pub.sendCommand(["PUBSUB", "NUMSUB", key + "-request#/#"]);
     if (Number(n[1]) > 0) break;
     await new Promise((r) => setTimeout(r, 20));

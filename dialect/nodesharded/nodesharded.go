@@ -22,10 +22,14 @@
 //
 // The ClusterAdapter protocol has no request for socket ids only nor for
 // the rooms of a namespace: those ops are refused (dialect.ErrUnsupported).
-// Answers that do not say whom they answer (ClientCount, SocketsReply,
-// ServerSideEmitReply, AckReply without Host) go to the main channel, where
-// Node peers pass them to the waiting request as well; an AckReply with
-// Host goes to that node's response channel.
+// Answers (ClientCount, SocketsReply, ServerSideEmitReply, AckReply) go to
+// the response channel of their Host, the requester, as the adapter's
+// publishResponse does; those that do not say whom they answer go to the
+// main channel, where Node peers pass them to the waiting request as well.
+//
+// A server node (NewMember, for server.WithAdapter) subscribes to the main
+// channel and its response channel (ServerSubscription), and in the
+// dynamic modes to the channel of each room it holds (RoomSubscription).
 package nodesharded
 
 import (
@@ -160,6 +164,33 @@ func (d *Dialect) ResponseChannel(ns, uid string) string { return d.MainChannel(
 // number of servers.
 func (d *Dialect) ShardedServerCountChannel(ns string) string { return d.MainChannel(ns) }
 
+// NewMember returns a dialect with the same key and mode and a fresh
+// random uid (16 hex characters, as the adapter's), for a server node
+// (dialect.Member).
+func (d *Dialect) NewMember() dialect.Dialect {
+	return &Dialect{key: d.key, uid: randomID(), mode: d.mode}
+}
+
+// ServerSubscription is what a server node of namespace ns always
+// subscribes to (sharded): the main channel, which counts it as a server,
+// and its own response channel. In the dynamic modes it also subscribes
+// to the channel of each room it holds (RoomSubscription).
+func (d *Dialect) ServerSubscription(ns string) queue.Subscription {
+	return queue.Subscription{Channels: []string{d.MainChannel(ns), d.ResponseChannel(ns, d.uid)}, Sharded: true}
+}
+
+// RoomSubscription returns the channel a server node holding room in ns
+// subscribes to (sharded), and false when it needs none: in Static mode,
+// and in Dynamic mode for a room that is the id of one of the node's own
+// sockets (private, as the adapter's sids.has(room) test). Node peers
+// subscribe on create-room and unsubscribe on delete-room.
+func (d *Dialect) RoomSubscription(ns, room string, private bool) (queue.Subscription, bool) {
+	if d.mode == Static || d.mode == Dynamic && private {
+		return queue.Subscription{}, false
+	}
+	return queue.Subscription{Channels: []string{d.MainChannel(ns) + room + "#"}, Sharded: true}, true
+}
+
 // ReplySubscription returns this process's response channel in ns
 // (sharded).
 func (d *Dialect) ReplySubscription(ns string) queue.Subscription {
@@ -244,17 +275,13 @@ func (d *Dialect) Encode(o op.Op) ([]queue.Message, error) {
 		data = append(data, node.Field{Key: "packet", Value: append([]any{x.Event}, x.Args...)})
 		return d.message(d.MainChannel(x.Namespace), typeServerSideEmit, x.Namespace, x.Origin, data)
 	case *op.ClientCount:
-		return d.message(d.MainChannel(x.Namespace), typeBroadcastClientCount, x.Namespace, x.Origin,
+		return d.message(d.replyChannel(x.Namespace, x.Host), typeBroadcastClientCount, x.Namespace, x.Origin,
 			node.Map{{Key: "requestId", Value: x.ID}, {Key: "clientCount", Value: x.Count}})
 	case *op.AckReply:
-		ch := d.MainChannel(x.Namespace)
-		if x.Host != "" {
-			ch = d.ResponseChannel(x.Namespace, x.Host)
-		}
-		return d.message(ch, typeBroadcastAck, x.Namespace, "",
+		return d.message(d.replyChannel(x.Namespace, x.Host), typeBroadcastAck, x.Namespace, "",
 			node.Map{{Key: "requestId", Value: x.ID}, {Key: "packet", Value: first(x.Args)}})
 	case *op.ServerSideEmitReply:
-		return d.message(d.MainChannel(x.Namespace), typeServerSideEmitResponse, x.Namespace, x.Origin,
+		return d.message(d.replyChannel(x.Namespace, x.Host), typeServerSideEmitResponse, x.Namespace, x.Origin,
 			node.Map{{Key: "requestId", Value: x.RequestID}, {Key: "packet", Value: first(x.Args)}})
 	case *op.SocketsReply:
 		if x.IDsOnly {
@@ -272,10 +299,19 @@ func (d *Dialect) Encode(o op.Op) ([]queue.Message, error) {
 			}
 			list[i] = node.Map{{Key: "id", Value: s.ID}, {Key: "handshake", Value: hs}, {Key: "rooms", Value: node.RoomList(s.Rooms)}, {Key: "data", Value: data}}
 		}
-		return d.message(d.MainChannel(x.Namespace), typeFetchSocketsResponse, x.Namespace, x.Origin,
+		return d.message(d.replyChannel(x.Namespace, x.Host), typeFetchSocketsResponse, x.Namespace, x.Origin,
 			node.Map{{Key: "requestId", Value: x.RequestID}, {Key: "sockets", Value: list}})
 	}
 	return nil, unsupported("%s ops have no ClusterAdapter equivalent", o.Kind())
+}
+
+// replyChannel is the response channel of the requester host, or the
+// main channel when the answer does not say whom it answers.
+func (d *Dialect) replyChannel(ns, host string) string {
+	if host == "" {
+		return d.MainChannel(ns)
+	}
+	return d.ResponseChannel(ns, host)
 }
 
 // first is the one acknowledgement value the adapter forwards.

@@ -314,3 +314,49 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A server node's dialect: a fresh 16-hex uid, the main and own response
+// channels, a room channel per held room as the mode says, and answers
+// addressed to the requester's response channel (publishResponse).
+func TestMemberSide(t *testing.T) {
+	d := mustNew(t, Options{Key: "k", Mode: Dynamic})
+	m := d.NewMember().(*Dialect)
+	if len(m.Origin()) != 16 || m.Origin() == d.NewMember().Origin() || m.Key() != "k" || m.Mode() != Dynamic {
+		t.Fatalf("NewMember: %+v", m)
+	}
+	if _, err := hex.DecodeString(m.Origin()); err != nil {
+		t.Fatalf("uid %q is not hex", m.Origin())
+	}
+	sub := m.ServerSubscription("/chat")
+	if want := []string{"k#/chat#", "k#/chat#" + m.Origin() + "#"}; !reflect.DeepEqual(sub.Channels, want) || !sub.Sharded {
+		t.Fatalf("ServerSubscription: %+v", sub)
+	}
+	for _, c := range []struct {
+		mode    Mode
+		private bool
+		want    bool
+	}{{Dynamic, false, true}, {Dynamic, true, false}, {DynamicPrivate, true, true}, {DynamicPrivate, false, true}, {Static, false, false}} {
+		s, ok := mustNew(t, Options{Key: "k", Mode: c.mode}).RoomSubscription("/", "room", c.private)
+		if ok != c.want || ok && (!reflect.DeepEqual(s.Channels, []string{"k#/#room#"}) || !s.Sharded) {
+			t.Errorf("RoomSubscription in %s, private %v: %+v %v", c.mode, c.private, s, ok)
+		}
+	}
+	for _, o := range []op.Op{
+		&op.ClientCount{Namespace: "/", ID: "r1", Count: 2, Host: "abc"},
+		&op.AckReply{Namespace: "/", ID: "r1", Host: "abc"},
+		&op.SocketsReply{Namespace: "/", RequestID: "r1", Host: "abc"},
+		&op.ServerSideEmitReply{Namespace: "/", RequestID: "r1", Args: []any{1}, Host: "abc"},
+	} {
+		msgs, err := m.Encode(o)
+		if err != nil || len(msgs) != 1 || msgs[0].Channel != "k#/#abc#" || !msgs[0].Sharded {
+			t.Errorf("%s: %+v %v", o.Kind(), msgs, err)
+		}
+		o2, err := m.Decode(msgs[0])
+		if err != nil || o2.Kind() != o.Kind() {
+			t.Errorf("%s decoded: %+v %v", o.Kind(), o2, err)
+		}
+	}
+	if msgs, _ := m.Encode(&op.ClientCount{Namespace: "/", ID: "r1"}); msgs[0].Channel != "k#/#" {
+		t.Errorf("an answer without Host: %s", msgs[0].Channel)
+	}
+}

@@ -32,14 +32,20 @@ func New(name, channel string) (dialect.Dialect, error) {
 	return nil, fmt.Errorf("unknown dialect %q (want python, python-pickle, node or node-sharded)", name)
 }
 
-// ServerCapable reports whether a server node or a relay can speak the
-// dialect called name, beyond emitting to one: node-sharded is for
-// emitters only so far (a server would need to subscribe to room channels
-// as rooms come and go), so sioserver and siobridge refuse it.
+// ServerCapable reports whether a server node can speak the dialect
+// called name, beyond emitting to one: all of them (a node-sharded server
+// subscribes to the channel of each room it holds).
 func ServerCapable(name string) bool {
 	switch name {
-	case "python", "python-pickle", "node":
+	case "python", "python-pickle", "node", "node-sharded":
 		return true
 	}
 	return false
+}
+
+// RelaySource reports whether a relay (siobridge) can read the dialect
+// called name: not node-sharded, whose room broadcasts travel on a channel
+// per room that a relay, holding no rooms, does not know to subscribe to.
+func RelaySource(name string) bool {
+	return ServerCapable(name) && name != "node-sharded"
 }

@@ -4,9 +4,9 @@ import "testing"
 
 func TestNames(t *testing.T) {
 	for _, c := range []struct {
-		name   string
-		server bool
-	}{{"python", true}, {"python-pickle", true}, {"node", true}, {"node-sharded", false}} {
+		name          string
+		server, relay bool
+	}{{"python", true, true}, {"python-pickle", true, true}, {"node", true, true}, {"node-sharded", true, false}} {
 		d, err := New(c.name, "")
 		if err != nil || d.Name() != c.name {
 			t.Errorf("New(%q): %v %v", c.name, d, err)
@@ -14,11 +14,14 @@ func TestNames(t *testing.T) {
 		if ServerCapable(c.name) != c.server {
 			t.Errorf("ServerCapable(%q) = %v", c.name, !c.server)
 		}
+		if RelaySource(c.name) != c.relay {
+			t.Errorf("RelaySource(%q) = %v", c.name, !c.relay)
+		}
 	}
 	if _, err := New("nodes", ""); err == nil {
 		t.Error("unknown name accepted")
 	}
-	if ServerCapable("nodes") {
+	if ServerCapable("nodes") || RelaySource("nodes") {
 		t.Error("unknown name server-capable")
 	}
 	if d, _ := New("node-sharded", "k"); d.ReplySubscription("/").Channels[0] != "k#/#emitter#" {

@@ -1,0 +1,161 @@
+package compat_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/siobridge/siobridge/dialect/nodesharded"
+	"github.com/siobridge/siobridge/internal/testenv"
+)
+
+// TestShardedMixedCluster (issue #11, compat test 1): a Node socket.io 4.8
+// server with createShardedAdapter (dynamic mode) and our server
+// (WithAdapter, node-sharded dialect) on one 3-master Redis Cluster act as
+// one cluster: room broadcasts both ways reach each matching client
+// exactly once, the Go node subscribes to a room's channel when the room
+// appears on it and drops it when it goes (PUBSUB SHARDNUMSUB), each
+// node's fetchSockets / serverSideEmitWithAck / emitWithAck / serverCount
+// covers the other, and sioemit --dialect node-sharded reaches the clients
+// of both.
+func TestShardedMixedCluster(t *testing.T) {
+	needNode(t)
+	rc := testenv.StartRedisCluster(t, 3, 0)
+	key := uniq("shm")
+	nl := startPeerWith(t, "node sharded cluster node", true, "node", "node/cluster-node.js", "0", key, strings.Join(rc.Addrs(), ","))
+	l := nl.waitFor("ready", 30*time.Second, func(l map[string]any) bool { return l["type"] == "ready" })
+	nn := &nodeClusterNode{p: nl, url: fmt.Sprintf("http://127.0.0.1:%v", l["port"])}
+	bus := openBus(t, rc.URL())
+	d, err := nodesharded.New(nodesharded.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, goURL, pings := startGoMember(t, openBus(t, rc.URL()), d)
+	root := srv.Of("/")
+	main := key + "#/#"
+	room := func(r string) string { return main + r + "#" }
+	waitShardSubs(t, bus, main, 2)
+
+	nR, sidNR := nodeClient(t, nn.url, "r", "/")
+	gR, sidGR := nodeClient(t, goURL, "r", "/")
+	gX, sidGX := nodeClient(t, goURL, "x", "/")
+	if len(sidGR) != 20 {
+		t.Fatalf("Go socket id %q is not 20 characters", sidGR)
+	}
+	all := map[string]*peer{"node-r": nR, "go-r": gR, "go-x": gX}
+	waitShardSubs(t, bus, room("r"), 2) // both nodes hold r
+	waitShardSubs(t, bus, room("x"), 1)
+	waitShardSubs(t, bus, room(sidGR), 0) // dynamic: socket ids are private
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	round := 0
+	expect := func(what, event string, want map[string]int) {
+		t.Helper()
+		round++
+		fromGo, fromNode := fmt.Sprintf("go-end%d", round), fmt.Sprintf("node-end%d", round)
+		if err := root.Emit(fromGo, fromGo); err != nil {
+			t.Fatal(err)
+		}
+		nn.do(t, map[string]any{"op": "emit", "event": fromNode, "args": []any{fromNode}})
+		// a room's channel and the main channel are on different shards,
+		// with no order between them: the sentinels (main channel) show
+		// the bus has carried what came before them on the main channel;
+		// a room broadcast may come after them, so wait for the counts
+		for name, c := range all {
+			c.waitFor(fromGo, 10*time.Second, isEventWith(fromGo, fromGo))
+			c.waitFor(fromNode, 10*time.Second, isEventWith(fromNode, fromNode))
+			eventually(t, fmt.Sprintf("%s: client %s receives %q %d times", what, name, event, want[name]), 10*time.Second, 10*time.Millisecond, func() bool {
+				got := len(c.events(event))
+				if got > want[name] {
+					t.Fatalf("%s: client %s received %q %d times, want %d", what, name, event, got, want[name])
+				}
+				return got == want[name]
+			})
+		}
+	}
+
+	t.Run("serverCount", func(t *testing.T) {
+		if n := nn.do(t, map[string]any{"op": "serverCount"}); n != 2.0 {
+			t.Fatalf("Node serverCount() = %v, want 2", n)
+		}
+		if n, err := srv.ServerCount(ctx); err != nil || n != 2 {
+			t.Fatalf("Go ServerCount = %d, %v; want 2", n, err)
+		}
+	})
+	t.Run("broadcasts both ways", func(t *testing.T) {
+		nn.do(t, map[string]any{"op": "emit", "rooms": []string{"r"}, "event": "n2r", "args": []any{"hi", map[string]any{"$binary": "AQI="}}})
+		expect("Node room emit", "n2r", map[string]int{"node-r": 1, "go-r": 1})
+		if l := gR.events("n2r")[0]; !reflect.DeepEqual(l["args"], []any{"hi", map[string]any{"$binary": "AQI="}}) {
+			t.Fatalf("Go-node client received %#v", l["args"])
+		}
+		nn.do(t, map[string]any{"op": "emit", "rooms": []string{sidGX}, "event": "n-sid"})
+		expect("Node emit to a Go sid", "n-sid", map[string]int{"go-x": 1})
+		if err := root.To("r").Emit("g2r", "hi", []byte{3}); err != nil {
+			t.Fatal(err)
+		}
+		expect("Go room emit", "g2r", map[string]int{"node-r": 1, "go-r": 1})
+		if err := root.To(sidNR).Emit("g-sid"); err != nil {
+			t.Fatal(err)
+		}
+		expect("Go emit to a Node sid", "g-sid", map[string]int{"node-r": 1})
+		if err := root.Emit("g-all"); err != nil {
+			t.Fatal(err)
+		}
+		expect("Go emit to all", "g-all", map[string]int{"node-r": 1, "go-r": 1, "go-x": 1})
+	})
+	t.Run("rooms come and go on the Go node", func(t *testing.T) {
+		nn.do(t, map[string]any{"op": "socketsJoin", "rooms": []string{sidGX}, "to": []string{"r5"}})
+		waitShardSubs(t, bus, room("r5"), 1)
+		nn.do(t, map[string]any{"op": "emit", "rooms": []string{"r5"}, "event": "in-r5"})
+		expect("Node emit to a room made on Go", "in-r5", map[string]int{"go-x": 1})
+		nn.do(t, map[string]any{"op": "socketsLeave", "rooms": []string{sidGX}, "to": []string{"r5"}})
+		waitShardSubs(t, bus, room("r5"), 0)
+	})
+	t.Run("requests both ways", func(t *testing.T) {
+		fetched := asMaps(t, nn.do(t, map[string]any{"op": "fetchSockets", "rooms": []string{"r"}}))
+		if got := sortedIDs(fetched); !reflect.DeepEqual(got, sorted(sidNR, sidGR)) {
+			t.Fatalf("Node fetchSockets(r) = %v, want %v", got, sorted(sidNR, sidGR))
+		}
+		ours, err := root.To("r").FetchSockets(ctx)
+		if err != nil || len(ours) != 2 {
+			t.Fatalf("Go FetchSockets(r): %v, %v", ours, err)
+		}
+		if got := nn.do(t, map[string]any{"op": "serverSideEmitWithAck", "event": "ping", "args": []any{1}}); !reflect.DeepEqual(got, []any{"go pong [1]"}) {
+			t.Fatalf("Node serverSideEmitWithAck = %#v", got)
+		}
+		if pings.Load() != 1 {
+			t.Fatalf("Go node received %d pings", pings.Load())
+		}
+		answers, err := root.ServerSideEmitWithAck(ctx, "ping", 2)
+		if err != nil || !reflect.DeepEqual(answers, []any{"node pong [2]"}) {
+			t.Fatalf("Go ServerSideEmitWithAck = %#v, %v", answers, err)
+		}
+		if got, ok := nn.do(t, map[string]any{"op": "emitWithAck", "rooms": []string{"r"}, "event": "ask", "args": []any{"n"}}).([]any); !ok || len(got) != 2 {
+			t.Fatalf("Node emitWithAck(r) = %#v", got)
+		}
+		replies, err := root.To("r").EmitWithAck(ctx, "ask", "g")
+		if err != nil || len(replies) != 2 {
+			t.Fatalf("Go EmitWithAck(r) = %#v, %v", replies, err)
+		}
+		expect("asks", "ask", map[string]int{"node-r": 2, "go-r": 2})
+	})
+	t.Run("sioemit", func(t *testing.T) {
+		mustSioemit(t, "--dialect", "node-sharded", "--channel", key, "--url", rc.URL(), "--to", "r", "cli", `"x"`)
+		expect("sioemit", "cli", map[string]int{"node-r": 1, "go-r": 1})
+	})
+	t.Run("exactly once", func(t *testing.T) {
+		// everything above, once more after a last round of sentinels
+		expect("no late duplicates", "g2r", map[string]int{"node-r": 1, "go-r": 1})
+		expect("no late duplicates", "n2r", map[string]int{"node-r": 1, "go-r": 1})
+	})
+	t.Run("the Go node's last socket in r leaves", func(t *testing.T) {
+		nn.do(t, map[string]any{"op": "disconnectSockets", "rooms": []string{sidGR}, "close": true})
+		gR.waitFor("disconnect", 10*time.Second, func(l map[string]any) bool { return l["type"] == "disconnected" })
+		delete(all, "go-r")
+		waitShardSubs(t, bus, room("r"), 1)
+	})
+}
