@@ -52,31 +52,7 @@ func TestShardedMixedCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	round := 0
-	expect := func(what, event string, want map[string]int) {
-		t.Helper()
-		round++
-		fromGo, fromNode := fmt.Sprintf("go-end%d", round), fmt.Sprintf("node-end%d", round)
-		if err := root.Emit(fromGo, fromGo); err != nil {
-			t.Fatal(err)
-		}
-		nn.do(t, map[string]any{"op": "emit", "event": fromNode, "args": []any{fromNode}})
-		// a room's channel and the main channel are on different shards,
-		// with no order between them: the sentinels (main channel) show
-		// the bus has carried what came before them on the main channel;
-		// a room broadcast may come after them, so wait for the counts
-		for name, c := range all {
-			c.waitFor(fromGo, 10*time.Second, isEventWith(fromGo, fromGo))
-			c.waitFor(fromNode, 10*time.Second, isEventWith(fromNode, fromNode))
-			eventually(t, fmt.Sprintf("%s: client %s receives %q %d times", what, name, event, want[name]), 10*time.Second, 10*time.Millisecond, func() bool {
-				got := len(c.events(event))
-				if got > want[name] {
-					t.Fatalf("%s: client %s received %q %d times, want %d", what, name, event, got, want[name])
-				}
-				return got == want[name]
-			})
-		}
-	}
+	expect := sentinelExpect(t, root, nn, all, true)
 
 	t.Run("serverCount", func(t *testing.T) {
 		if n := nn.do(t, map[string]any{"op": "serverCount"}); n != 2.0 {
