@@ -129,12 +129,7 @@ func TestClusterOfThreeNodes(t *testing.T) {
 			a, b, c := nodes[0], nodes[1], nodes[2]
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			sentinel := func(from *clusterNode, name string) {
-				t.Helper()
-				if err := from.root().To("r").Emit(name); err != nil {
-					t.Fatal(err)
-				}
-			}
+			sentinel := func(from *clusterNode, name string) { t.Helper(); emitSentinel(t, from, name) }
 
 			// a room broadcast from A reaches A, B and C once each
 			if err := a.root().To("r").Emit("hello", 1, []byte{2}); err != nil {
@@ -408,5 +403,14 @@ func TestClusterAnswersNodePeers(t *testing.T) {
 		if _, err := n.c.WaitFor("/", "in-joined", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// emitSentinel broadcasts the event name to room r from node from: after
+// it, counts(nodes, event, name) sees what came before on that way.
+func emitSentinel(t *testing.T, from *clusterNode, name string) {
+	t.Helper()
+	if err := from.root().To("r").Emit(name); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -100,12 +100,7 @@ func TestShardedClusterOfThreeNodes(t *testing.T) {
 		t.Fatalf("ServerCount: %d, %v", n, err)
 	}
 
-	sentinel := func(from *clusterNode, name string) {
-		t.Helper()
-		if err := from.root().To("r").Emit(name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sentinel := func(from *clusterNode, name string) { t.Helper(); emitSentinel(t, from, name) }
 	// a room broadcast (on the room's channel) reaches every node once
 	if err := a.root().To("r").Emit("hello", 1, []byte{2}); err != nil {
 		t.Fatal(err)
