@@ -29,10 +29,12 @@ type Namespace struct {
 	rooms        map[string]map[*Socket]struct{}
 	dynamic      bool // made by a dynamic namespace pattern: removed when empty
 	removed      bool // removed from the server (guarded by mu)
+
+	plog *packetLog // WithConnectionStateRecovery; nil when off
 }
 
 func newNamespace(s *Server, name string) *Namespace {
-	return &Namespace{s: s, name: name, handlers: map[string]*handler{}, sockets: map[string]*Socket{}, rooms: map[string]map[*Socket]struct{}{}}
+	return &Namespace{s: s, name: name, handlers: map[string]*handler{}, sockets: map[string]*Socket{}, rooms: map[string]map[*Socket]struct{}{}, plog: s.recovery.newLog()}
 }
 
 // Name returns the namespace's name.
@@ -528,7 +530,9 @@ func (b *Broadcast) Emit(event string, args ...any) error {
 // emitLocal delivers to the selected sockets of this server.
 func (b *Broadcast) emitLocal(event string, args []any) error {
 	start := b.n.s.stats.startBroadcast(b.fromQueue, b.received)
-	data, atts, err := parser.EncodeData(append([]any{event}, args...))
+	rec := b.record() // with recovery: an offset, the log, the order
+	defer rec.done()
+	data, atts, err := parser.EncodeData(rec.args(event, args))
 	if err != nil {
 		return err
 	}
@@ -537,13 +541,14 @@ func (b *Broadcast) emitLocal(event string, args []any) error {
 		return err
 	}
 	engineio.PrepareBroadcast(msgs) // and framed once
+	rec.keep(msgs)
 	delivered := 0
 	for _, s := range b.targets() {
 		if b.volatile && !s.c.conn.Writable() {
 			continue
 		}
 		b.n.s.hooks.eventSent(s, event, data, atts)
-		s.sendMessages(msgs)
+		rec.send(s, msgs)
 		delivered++
 	}
 	b.n.s.stats.broadcast(delivered, start, b.fromQueue)

@@ -49,6 +49,8 @@ type config struct {
 	adapter        *adapterConfig // WithAdapter
 	hooks          []*Hooks       // WithHooks
 	parser         parser.Parser  // WithParser
+
+	recovery *recoveryConfig // WithConnectionStateRecovery
 }
 
 // WithPing sets the heartbeat (defaults 25 s interval, 20 s timeout).
@@ -230,6 +232,7 @@ type Server struct {
 	serverEvents   sync.Map      // namespace + "\x00" + event -> OnServerSideEmit handler
 	hooks          hookSet       // WithHooks, AddHooks
 	parser         parser.Parser // WithParser
+	recovery       *recovery     // WithConnectionStateRecovery; nil when off
 
 	stats serverCounters // Stats
 
@@ -263,7 +266,7 @@ func New(opts ...Option) *Server {
 	s := &Server{eio: engineio.NewServer(c.eio), connectTimeout: c.connectTimeout, log: c.log, nsps: map[string]*Namespace{},
 		sessions: c.sessions, sessionID: c.sessionID, sharedSession: c.sharedSession, alwaysConnect: c.alwaysConnect,
 		backlogEvents: c.backlogEvents, backlogBytes: c.backlogBytes, handlerLimit: c.maxHandlers, maxNamespaces: c.maxNamespaces,
-		pyReasons: c.pyReasons, parser: c.parser}
+		pyReasons: c.pyReasons, parser: c.parser, recovery: newRecovery(c.recovery)}
 	if c.syncHandlers {
 		s.handlerLimit = 1
 	}
@@ -602,7 +605,7 @@ func (c *client) connect(p *parser.Packet) {
 	c.mu.Unlock()
 	c.session.open(c.s, c.conn.Request())
 	sock := newSocket(c, n, auth)
-	for _, mw := range n.middlewares() {
+	for _, mw := range c.s.recovery.middlewares(n, sock, auth) {
 		if err := mw(sock, auth); err != nil {
 			c.s.dropIfEmpty(n) // before the client hears of the refusal
 			c.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: n.name, Data: connectErrorPayload(err)})
@@ -616,7 +619,7 @@ func (c *client) connect(p *parser.Packet) {
 		c.timer = nil
 	}
 	c.mu.Unlock()
-	if !n.add(sock) { // a dynamic namespace removed since lookup: join the next one
+	if !c.s.recovery.add(n, sock) { // a dynamic namespace removed since lookup, or a recovery pruned meanwhile: connect afresh
 		c.mu.Lock()
 		c.sockets.remove(sock)
 		c.mu.Unlock()
@@ -624,7 +627,7 @@ func (c *client) connect(p *parser.Packet) {
 		return
 	}
 	if c.s.alwaysConnect {
-		ack := sidPayload(sock.id)
+		ack := sock.connectPayload()
 		c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
 		sock.flushPending()
 		c.s.hooks.connected(sock)
@@ -647,7 +650,7 @@ func (c *client) connect(p *parser.Packet) {
 			return
 		}
 	}
-	ack := sidPayload(sock.id)
+	ack := sock.connectPayload()
 	c.sendPacket(&parser.Packet{Type: parser.Connect, Namespace: n.name, Data: ack})
 	sock.flushPending()
 	c.s.hooks.connected(sock)

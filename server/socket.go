@@ -36,6 +36,7 @@ type Socket struct {
 	inbox      []*parser.Packet  // events waiting for their handler
 	inboxBytes int               // their backlogCost
 	running    int               // goroutines running handlers (drain)
+	csr        socketCSR         // WithConnectionStateRecovery
 }
 
 // Bounds of a socket's event backlog (WithEventBacklog).
@@ -163,6 +164,10 @@ func engineMessages(text []byte, atts [][]byte) []engineio.Message {
 // are only read).
 func (s *Socket) sendMessages(msgs []engineio.Message) {
 	s.n.s.hooks.packetOut(msgs)
+	if s.n.s.recovery != nil {
+		s.sendOrdered(msgs)
+		return
+	}
 	s.mu.Lock()
 	if s.connecting {
 		s.pending = append(s.pending, msgs)
@@ -174,6 +179,10 @@ func (s *Socket) sendMessages(msgs []engineio.Message) {
 }
 
 func (s *Socket) flushPending() {
+	if s.n.s.recovery != nil {
+		s.startOrdered()
+		return
+	}
 	s.mu.Lock()
 	p := s.pending
 	s.pending = nil
@@ -186,7 +195,7 @@ func (s *Socket) flushPending() {
 
 func (s *Socket) dropPending() {
 	s.mu.Lock()
-	s.pending = nil
+	s.pending, s.csr.out = nil, nil
 	s.gone = true
 	s.mu.Unlock()
 }
@@ -209,6 +218,9 @@ func (s *Socket) packet(t parser.Type, id uint64, hasID bool, args []any) error 
 // Emit sends event with args to this client. []byte arguments (also inside
 // []any and map[string]any) travel as binary attachments.
 func (s *Socket) Emit(event string, args ...any) error {
+	if s.n.s.recovery != nil { // through the broadcast path, for an offset (as Node)
+		return s.n.To(s.id).Local().Emit(event, args...)
+	}
 	return s.packet(parser.Event, 0, false, append([]any{event}, args...))
 }
 
@@ -363,6 +375,7 @@ func (s *Socket) remove(reason string) {
 	s.c.mu.Lock()
 	s.c.sockets.remove(s) // the client may connect to the namespace again at once
 	s.c.mu.Unlock()
+	s.n.s.recovery.persist(s, reason) // before the handlers, and their reason's renaming
 	s.n.mu.RLock()
 	discing, h := s.n.onDiscing, s.n.onDisconnect
 	s.n.mu.RUnlock()

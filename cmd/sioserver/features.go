@@ -32,6 +32,9 @@ func checkFeatures(o *options) error {
 	if _, err := verifier(o); err != nil {
 		return err
 	}
+	if o.recovery < 0 {
+		return fmt.Errorf("--recovery %s is negative", o.recovery)
+	}
 	switch o.adminMode {
 	case string(admin.Development), string(admin.Production):
 	default:
@@ -75,7 +78,8 @@ func requireTokens(o *options, srv *server.Server) {
 
 // featureOptions are the server options of the optional features.
 func featureOptions(o *options) []server.Option {
-	return []server.Option{server.WithParser(parser.ByName(o.parser))}
+	return []server.Option{server.WithParser(parser.ByName(o.parser)),
+		server.WithConnectionStateRecovery(o.recovery, true)} // 0: off
 }
 
 // instrumentAdmin makes srv report to the Admin UI (--admin); the

@@ -250,3 +250,71 @@ func jwksFile(t *testing.T) string {
 	}
 	return path
 }
+
+// TestRecoveryFlag: with --recovery a client cut off comes back with its
+// id and the events published to its room meanwhile; without it, the
+// CONNECT reply has no pid (recovery off).
+func TestRecoveryFlag(t *testing.T) {
+	in := start(t, "--no-broker", "--allow-client-rooms", "--allow-client-publish", "--recovery", "1m")
+	c, err := servertest.Dial(in.url, servertest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Connect("/", nil); err != nil {
+		t.Fatal(err)
+	}
+	sid, pid := c.SID("/"), c.PID("/")
+	if pid == "" {
+		t.Fatalf("CONNECT reply %s: no pid with --recovery", c.ConnectReply("/"))
+	}
+	for _, ev := range [][]any{{"join", "r"}, {"publish", "r", "ev", "before"}} {
+		if r, err := c.EmitWithAck("/", 5*time.Second, ev[0].(string), ev[1:]...); err != nil || len(r) != 1 || r[0] != true {
+			t.Fatalf("%v: %v %v", ev, r, err)
+		}
+	}
+	evs, err := c.WaitFor("/", "ev", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Drop()
+	// a second client publishes to r while the first is away
+	other, err := servertest.Dial(in.url, servertest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Connect("/", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range [][]any{{"join", "r"}, {"publish", "r", "ev", "missed"}} {
+		if r, err := other.EmitWithAck("/", 5*time.Second, ev[0].(string), ev[1:]...); err != nil || r[0] != true {
+			t.Fatalf("%v: %v %v", ev, r, err)
+		}
+	}
+	back, err := servertest.Dial(in.url, servertest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	if err := back.Connect("/", map[string]string{"pid": pid, "offset": servertest.LastOffset(evs)}); err != nil {
+		t.Fatal(err)
+	}
+	if back.SID("/") != sid {
+		t.Fatalf("came back as %s, was %s", back.SID("/"), sid)
+	}
+	got, err := back.WaitFor("/", "ev", 5*time.Second)
+	if err != nil || len(got) != 1 || got[0].Args[0] != "missed" {
+		t.Fatalf("replay %+v %v", got, err)
+	}
+
+	plain := start(t, "--no-broker")
+	c2, err := servertest.Dial(plain.url, servertest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := c2.Connect("/", nil); err != nil || c2.PID("/") != "" {
+		t.Fatalf("without --recovery: %s %v", c2.ConnectReply("/"), err)
+	}
+}

@@ -204,6 +204,7 @@ func TestGatewayFlagErrors(t *testing.T) {
 		{"--shutdown-timeout", "0s"},
 		{"--shutdown-timeout", "soon"},
 		{"--log-level", "loud"},
+		{"--recovery", "-1s"},
 	} {
 		var errb bytes.Buffer
 		code := run(context.Background(), c, func(string) string { return "" }, io.Discard, &errb)
@@ -246,6 +247,7 @@ func TestEnvironment(t *testing.T) {
 		"admin-mode":           {"production", func(o *options) any { return o.adminMode }, "production"},
 		"auth-secret":          {"0123456789abcdef0123456789abcdef", func(o *options) any { return o.authSecret }, "0123456789abcdef0123456789abcdef"},
 		"auth-jwks":            {jwksFile(t), func(o *options) any { return o.authJWKS != "" }, true},
+		"recovery":             {"2m", func(o *options) any { return o.recovery }, 2 * time.Minute},
 	}
 	newFlagSet(&options{}).VisitAll(func(f *flag.Flag) {
 		if _, ok := cases[f.Name]; !ok && !noEnv[f.Name] {

@@ -19,7 +19,7 @@
 //	sioserver [--addr HOST:PORT] [--url URL | --embedded-nats HOST:PORT | --no-broker]
 //	          [--dialect NAME] [--channel NAME] [--namespace NS]... [--cors ORIGIN]...
 //	          [--static DIR] [--allow-client-rooms] [--allow-client-publish]
-//	          [--shutdown-timeout DUR] [--log-level LEVEL] [--version]
+//	          [--shutdown-timeout DUR] [--log-level LEVEL] [--recovery DUR] [--version]
 //
 // Every flag is also read from SIOSERVER_<NAME>. Run sioserver -h for the
 // flags. It logs with log/slog on stderr, prints the page URL and a

@@ -87,6 +87,9 @@ a flag wins over its variable):
                             for this user name and password
   --admin-mode MODE         development (every socket, room and event) | production (statistics
                             only) (default development)
+  --recovery DUR            connection state recovery (socket.io >= 4.6): a client cut off comes
+                            back within DUR with its id, rooms and the events it missed (per
+                            node, in memory; see docs/recovery.md); default 0, off
   --version                 print the version and exit
   -h, --help                this help
 
@@ -104,6 +107,7 @@ type options struct {
 	namespaces, cors                    []string
 	rooms, publish, noBroker, version   bool
 	shutdownTimeout                     time.Duration
+	recovery                            time.Duration // --recovery; 0 = off
 	logLevel                            slog.Level
 }
 
@@ -179,6 +183,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.authJWKS, "auth-jwks", "", "")
 	fs.StringVar(&o.admin, "admin", "", "")
 	fs.StringVar(&o.adminMode, "admin-mode", string(admin.Development), "")
+	fs.DurationVar(&o.recovery, "recovery", 0, "")
 	return fs
 }
 

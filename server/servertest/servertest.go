@@ -104,6 +104,7 @@ type Client struct {
 	ackSeq    uint64
 	handlers  map[handlerKey]func(args []any) []any
 	changed   chan struct{}
+	replies   map[string]json.RawMessage // CONNECT replies (recovery.go)
 }
 
 // New starts srv on a loopback test server and connects a client to it;
@@ -233,6 +234,7 @@ func (c *Client) handle(p *parser.Packet) error {
 			json.Unmarshal(p.Data, &v)
 			c.connected[p.Namespace] = v.Sid
 			c.connects[p.Namespace]++
+			c.keepReply(p)
 		}
 	case parser.ConnectError:
 		if c.asked[p.Namespace] {
