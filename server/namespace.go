@@ -521,6 +521,9 @@ func (b *Broadcast) targets() []*Socket {
 // the cluster, with WithAdapter). The packet is encoded once for all of
 // them.
 func (b *Broadcast) Emit(event string, args ...any) error {
+	if shared, err := b.emitShared(event, args); shared { // WithRecoveryStore with a RecoveryLog
+		return err
+	}
 	if m := b.n.s.member; m != nil {
 		return m.emit(b, event, args)
 	}

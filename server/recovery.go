@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"sync"
@@ -56,7 +57,8 @@ const (
 // happens as packets and sessions come and go: recovery has no goroutine
 // of its own.
 //
-// The log and sessions are this process's: with WithAdapter a client
+// The log and sessions are this process's (WithRecoveryStore shares them
+// between nodes): with WithAdapter a client
 // recovers when it comes back to the same node (the broadcasts of the
 // other nodes that reached this one are in its log too); on another node
 // it gets a fresh session. While recovery is on, the broadcasts of one
@@ -104,36 +106,33 @@ type recoveryConfig struct {
 	skipMW       bool
 	logBytes     int
 	sessionBytes int
+	store        RecoveryStore // WithRecoveryStore; nil: in memory
 }
 
-// recovery is a server's connection state recovery: the sessions of
-// disconnected clients (the packet logs are the namespaces').
+// recovery is a server's connection state recovery: the store of the
+// sessions of disconnected clients (the packet logs are the namespaces',
+// or shared's).
 type recovery struct {
 	recoveryConfig
-	epoch string           // starts every offset of this server
-	now   func() time.Time // time.Now; tests move it
-
-	mu       sync.Mutex
-	sessions map[string]*recSession // by pid
-	order    []*recSession          // by disconnection time, from head
-	head     int
-	bytes    int // of order[head:], restored sessions included until they leave it
-}
-
-// recSession is a disconnected socket's state.
-type recSession struct {
-	pid, sid, nsp string
-	rooms         []string
-	data          any
-	at            time.Time
-	cost          int
+	epoch  string           // starts every offset of this server
+	now    func() time.Time // time.Now; tests move it
+	store  RecoveryStore
+	shared *sharedLog // the store's RecoveryLog, if it is one
 }
 
 func newRecovery(c *recoveryConfig) *recovery {
 	if c == nil {
 		return nil
 	}
-	return &recovery{recoveryConfig: *c, epoch: engineio.NewID()[:8], now: time.Now, sessions: map[string]*recSession{}}
+	r := &recovery{recoveryConfig: *c, epoch: engineio.NewID()[:8], now: time.Now, store: c.store}
+	if r.store == nil {
+		r.store = newMemoryStore(c.maxAge, c.sessionBytes, func() time.Time { return r.now() })
+	}
+	if l, ok := r.store.(RecoveryLog); ok {
+		r.shared = newSharedLog(r, l)
+		r.epoch = sharedEpoch
+	}
+	return r
 }
 
 // socketCSR is a socket's part of recovery: its pid and its ordered
@@ -185,43 +184,11 @@ func (r *recovery) persist(s *Socket, reason string) {
 	if r == nil || s.csr.pid == "" || !recoverable(reason) {
 		return
 	}
-	rooms := s.Rooms()
-	cost := recoverySessionOverhead + len(s.csr.pid) + len(s.id) + len(s.n.name)
-	for _, room := range rooms {
-		cost += recoveryRoomOverhead + len(room)
-	}
-	sess := &recSession{pid: s.csr.pid, sid: s.id, nsp: s.n.name, rooms: rooms, data: s.Data(), cost: cost}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	sess.at = r.now()
-	r.pruneLocked(sess.at)
-	r.sessions[sess.pid] = sess
-	r.order = append(r.order, sess)
-	r.bytes += sess.cost
-	for r.bytes > r.sessionBytes && r.head < len(r.order) {
-		r.popLocked()
-	}
-}
-
-// pruneLocked drops the sessions older than maxAge.
-func (r *recovery) pruneLocked(now time.Time) {
-	for r.head < len(r.order) && now.Sub(r.order[r.head].at) > r.maxAge {
-		r.popLocked()
-	}
-}
-
-func (r *recovery) popLocked() {
-	old := r.order[r.head]
-	r.order[r.head] = nil
-	r.head++
-	r.bytes -= old.cost
-	if r.sessions[old.pid] == old {
-		delete(r.sessions, old.pid)
-	}
-	if r.head > 32 && r.head*2 > len(r.order) { // compact: the slice stays within twice what it holds
-		r.order = append(r.order[:0], r.order[r.head:]...)
-		clear(r.order[len(r.order):cap(r.order)])
-		r.head = 0
+	sess := RecoverySession{PID: s.csr.pid, SID: s.id, Namespace: s.n.name, Rooms: s.Rooms(), Data: s.Data(), At: r.now()}
+	ctx, cancel := context.WithTimeout(context.Background(), RecoveryStoreTimeout)
+	defer cancel()
+	if err := r.store.Save(ctx, sess); err != nil {
+		s.n.s.log.Warn("socket.io: recovery: session not kept", "sid", s.id, "err", err)
 	}
 }
 
@@ -248,19 +215,18 @@ func (r *recovery) restore(s *Socket, auth json.RawMessage) bool {
 	if !ok {
 		return false
 	}
-	r.mu.Lock()
-	now := r.now()
-	r.pruneLocked(now)
-	sess := r.sessions[*a.PID]
-	if sess != nil {
-		delete(r.sessions, sess.pid) // its bytes leave with it from order
+	ctx, cancel := context.WithTimeout(context.Background(), RecoveryStoreTimeout)
+	defer cancel()
+	sess, ok, err := r.store.Take(ctx, *a.PID)
+	if err != nil {
+		s.n.s.log.Warn("socket.io: recovery: session not read", "err", err)
 	}
-	r.mu.Unlock()
-	if sess == nil || sess.nsp != s.n.name || !s.n.plog.holds(seq, now) {
+	now := r.now()
+	if !ok || sess.Namespace != s.n.name || now.Sub(sess.At) > r.maxAge || (r.shared == nil && !s.n.plog.holds(seq, now)) {
 		return false
 	}
-	s.id, s.csr.pid, s.data, s.csr.recovered = sess.sid, sess.pid, sess.data, true
-	s.csr.offset, s.csr.rooms = seq, sess.rooms
+	s.id, s.csr.pid, s.data, s.csr.recovered = sess.SID, sess.PID, sess.Data, true
+	s.csr.offset, s.csr.rooms = seq, sess.Rooms
 	return true
 }
 
@@ -272,6 +238,9 @@ func (r *recovery) restore(s *Socket, auth json.RawMessage) bool {
 func (r *recovery) add(n *Namespace, s *Socket) bool {
 	if r == nil || !s.csr.recovered {
 		return n.add(s)
+	}
+	if r.shared != nil {
+		return r.shared.add(n, s)
 	}
 	l := n.plog
 	l.mu.Lock()
@@ -419,7 +388,7 @@ type recording struct {
 // recovery, for volatile broadcasts.
 func (b *Broadcast) record() *recording {
 	l := b.n.plog
-	if l == nil || b.volatile {
+	if l == nil || b.volatile || l.r.shared != nil { // a shared log delivers its packets itself
 		return nil
 	}
 	l.mu.Lock()

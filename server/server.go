@@ -275,6 +275,7 @@ func New(opts ...Option) *Server {
 		s.member = newMember(s, *c.adapter, true)
 	}
 	s.Of("/")
+	s.recovery.start(s)
 	s.eio.OnConnection(s.onConnection)
 	return s
 }
@@ -315,6 +316,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.member != nil {
 		s.member.close()
 	}
+	s.recovery.stop()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

@@ -1,0 +1,293 @@
+// Package jetstream is a connection-state-recovery store on NATS
+// JetStream (server.WithRecoveryStore): the sessions of disconnected
+// clients in a key-value bucket and the logged broadcasts in a stream,
+// shared by every Go node of a cluster, so that a client dropped from one
+// node recovers on another with its id, rooms, Data and the packets it
+// missed, in order.
+package jetstream
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	js "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/siobridge/siobridge/server"
+)
+
+// Defaults of Options.
+const (
+	// DefaultName names the stream (DefaultName+"-recovery"), its
+	// subjects (DefaultName+".recovery.>") and the session bucket
+	// (DefaultName+"-sessions").
+	DefaultName = "siobridge"
+	// DefaultMaxAge is how long the packets and the sessions are kept:
+	// set it to the server's maxDisconnection.
+	DefaultMaxAge = 2 * time.Minute
+	// DefaultLogBytes bounds the stream, all namespaces together; the
+	// oldest packets go first (the clients whose offset they covered get
+	// a fresh session).
+	DefaultLogBytes = 64 << 20
+	// DefaultSessionBytes bounds the session bucket.
+	DefaultSessionBytes = 32 << 20
+	// maxPID bounds the pids looked up (longer ones are not ours).
+	maxPID = 64
+	// replayBatch is how many packets a replay fetches at a time.
+	replayBatch = 256
+)
+
+// Options configures a Store; zero values take the defaults.
+type Options struct {
+	// Name of the stream and bucket (see DefaultName): every node of a
+	// cluster uses the same. Letters, digits, '-' and '_' only.
+	Name string
+	// MaxAge: the server's maxDisconnection (DefaultMaxAge).
+	MaxAge time.Duration
+	// LogBytes bounds the packet stream (DefaultLogBytes).
+	LogBytes int64
+	// SessionBytes bounds the session bucket (DefaultSessionBytes).
+	SessionBytes int64
+	// Replicas of the stream and bucket in a JetStream cluster (1).
+	Replicas int
+}
+
+// Store is a server.RecoveryLog on JetStream. Safe for concurrent use.
+type Store struct {
+	js      js.JetStream
+	stream  js.Stream
+	kv      js.KeyValue
+	name    string // of the stream
+	subject string // prefix of the packets' subjects, with its final '.'
+	next    uint64 // first sequence Follow delivers (after the last one it delivered)
+}
+
+var _ server.RecoveryLog = (*Store)(nil)
+
+// New creates (or updates) the stream and the bucket of o on nc's
+// JetStream and returns the store; Follow starts at the packets appended
+// from now on.
+func New(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	if strings.Trim(o.Name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
+		return nil, fmt.Errorf("jetstream recovery store: name %q: letters, digits, '-' and '_' only", o.Name)
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	if o.LogBytes <= 0 {
+		o.LogBytes = DefaultLogBytes
+	}
+	if o.SessionBytes <= 0 {
+		o.SessionBytes = DefaultSessionBytes
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	j, err := js.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream recovery store: %w", err)
+	}
+	s := &Store{js: j, name: o.Name + "-recovery", subject: o.Name + ".recovery."}
+	s.stream, err = j.CreateOrUpdateStream(ctx, js.StreamConfig{Name: s.name, Subjects: []string{s.subject + ">"},
+		MaxBytes: o.LogBytes, MaxAge: o.MaxAge, Discard: js.DiscardOld, Replicas: o.Replicas})
+	if err != nil {
+		return nil, fmt.Errorf("jetstream recovery store: stream %s: %w", s.name, err)
+	}
+	s.next = s.stream.CachedInfo().State.LastSeq + 1
+	s.kv, err = j.CreateOrUpdateKeyValue(ctx, js.KeyValueConfig{Bucket: o.Name + "-sessions", TTL: o.MaxAge,
+		MaxBytes: o.SessionBytes, History: 1, Replicas: o.Replicas})
+	if err != nil {
+		return nil, fmt.Errorf("jetstream recovery store: bucket %s-sessions: %w", o.Name, err)
+	}
+	return s, nil
+}
+
+// nspSubject is the subject of namespace nsp's packets.
+func (s *Store) nspSubject(nsp string) string {
+	return s.subject + base64.RawURLEncoding.EncodeToString([]byte(nsp))
+}
+
+// session is a RecoverySession as the bucket keeps it.
+type session struct {
+	SID   string    `json:"sid"`
+	Nsp   string    `json:"nsp"`
+	Rooms []string  `json:"rooms"`
+	Data  any       `json:"data"`
+	At    time.Time `json:"at"`
+}
+
+// Save implements server.RecoveryStore: Data is kept as JSON.
+func (s *Store) Save(ctx context.Context, sess server.RecoverySession) error {
+	b, err := json.Marshal(session{SID: sess.SID, Nsp: sess.Namespace, Rooms: sess.Rooms, Data: sess.Data, At: sess.At})
+	if err != nil {
+		return fmt.Errorf("jetstream recovery store: session %s: %w", sess.SID, err)
+	}
+	if _, err := s.kv.Put(ctx, sess.PID, b); err != nil {
+		return fmt.Errorf("jetstream recovery store: session %s: %w", sess.SID, err)
+	}
+	return nil
+}
+
+// Take implements server.RecoveryStore: the entry is deleted at the
+// revision read, so that only one node gets it.
+func (s *Store) Take(ctx context.Context, pid string) (server.RecoverySession, bool, error) {
+	if pid == "" || len(pid) > maxPID {
+		return server.RecoverySession{}, false, nil
+	}
+	e, err := s.kv.Get(ctx, pid)
+	if errors.Is(err, js.ErrKeyNotFound) || errors.Is(err, js.ErrInvalidKey) {
+		return server.RecoverySession{}, false, nil
+	}
+	if err != nil {
+		return server.RecoverySession{}, false, fmt.Errorf("jetstream recovery store: take session: %w", err)
+	}
+	if err := s.kv.Delete(ctx, pid, js.LastRevision(e.Revision())); err != nil {
+		return server.RecoverySession{}, false, nil // taken by another node meanwhile (or gone)
+	}
+	var v session
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		return server.RecoverySession{}, false, fmt.Errorf("jetstream recovery store: session: %w", err)
+	}
+	return server.RecoverySession{PID: pid, SID: v.SID, Namespace: v.Nsp, Rooms: v.Rooms, Data: v.Data, At: v.At}, true, nil
+}
+
+// packet is a LoggedPacket as the stream keeps it.
+type packet struct {
+	Nsp    string          `json:"n"`
+	Rooms  []string        `json:"r,omitempty"`
+	Except []string        `json:"x,omitempty"`
+	Data   json.RawMessage `json:"d"`
+	Atts   [][]byte        `json:"a,omitempty"`
+	Origin string          `json:"o"`
+	Local  bool            `json:"l,omitempty"`
+}
+
+// Append implements server.RecoveryLog.
+func (s *Store) Append(ctx context.Context, p server.LoggedPacket) error {
+	b, err := json.Marshal(packet{Nsp: p.Namespace, Rooms: p.Rooms, Except: p.Except, Data: p.Data,
+		Atts: p.Attachments, Origin: p.Origin, Local: p.Local})
+	if err != nil {
+		return fmt.Errorf("jetstream recovery store: append: %w", err)
+	}
+	if _, err := s.js.Publish(ctx, s.nspSubject(p.Namespace), b); err != nil {
+		return fmt.Errorf("jetstream recovery store: append: %w", err)
+	}
+	return nil
+}
+
+// decode is the LoggedPacket of m.
+func decode(m js.Msg) (server.LoggedPacket, error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return server.LoggedPacket{}, fmt.Errorf("jetstream recovery store: packet: %w", err)
+	}
+	var p packet
+	if err := json.Unmarshal(m.Data(), &p); err != nil {
+		return server.LoggedPacket{Seq: meta.Sequence.Stream}, fmt.Errorf("jetstream recovery store: packet %d: %w", meta.Sequence.Stream, err)
+	}
+	return server.LoggedPacket{Seq: meta.Sequence.Stream, Namespace: p.Nsp, Rooms: p.Rooms, Except: p.Except,
+		Data: p.Data, Attachments: p.Atts, Origin: p.Origin, Local: p.Local}, nil
+}
+
+// Follow implements server.RecoveryLog: an ordered consumer from the
+// packet after the last one delivered (the stream's end when New ran).
+// Malformed packets are skipped. One Follow at a time.
+func (s *Store) Follow(ctx context.Context, deliver func(server.LoggedPacket)) error {
+	c, err := s.js.OrderedConsumer(ctx, s.name, js.OrderedConsumerConfig{
+		DeliverPolicy: js.DeliverByStartSequencePolicy, OptStartSeq: s.next})
+	if err != nil {
+		return fmt.Errorf("jetstream recovery store: follow: %w", err)
+	}
+	it, err := c.Messages()
+	if err != nil {
+		return fmt.Errorf("jetstream recovery store: follow: %w", err)
+	}
+	defer it.Stop()
+	for {
+		m, err := it.Next(js.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("jetstream recovery store: follow: %w", err)
+		}
+		p, err := decode(m)
+		if p.Seq == 0 {
+			continue
+		}
+		s.next = p.Seq + 1
+		if err != nil {
+			p = server.LoggedPacket{Seq: p.Seq} // to no namespace: moves the cut only
+		}
+		deliver(p)
+	}
+}
+
+// Replay implements server.RecoveryLog with an ephemeral consumer on
+// nsp's subject; complete is false when the stream's first packet is
+// after after+1 once read (packets go from the front only).
+func (s *Store) Replay(ctx context.Context, nsp string, after, upto uint64, f func(server.LoggedPacket)) (bool, error) {
+	if upto <= after {
+		return s.kept(ctx, after)
+	}
+	c, err := s.stream.CreateConsumer(ctx, js.ConsumerConfig{FilterSubject: s.nspSubject(nsp),
+		DeliverPolicy: js.DeliverByStartSequencePolicy, OptStartSeq: after + 1, AckPolicy: js.AckNonePolicy,
+		InactiveThreshold: time.Minute, MemoryStorage: true})
+	if err != nil {
+		return false, fmt.Errorf("jetstream recovery store: replay: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		s.stream.DeleteConsumer(dctx, c.CachedInfo().Name)
+	}()
+	pending := c.CachedInfo().NumPending
+	for pending > 0 {
+		deadline, ok := ctx.Deadline()
+		wait := 5 * time.Second
+		if ok {
+			wait = time.Until(deadline)
+		}
+		batch, err := c.Fetch(int(min(pending, replayBatch)), js.FetchMaxWait(wait))
+		if err != nil {
+			return false, fmt.Errorf("jetstream recovery store: replay: %w", err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			pending--
+			p, err := decode(m)
+			if p.Seq > upto {
+				pending = 0
+				continue
+			}
+			if err == nil {
+				f(p)
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return false, fmt.Errorf("jetstream recovery store: replay: %w", err)
+		}
+		if got == 0 {
+			return false, fmt.Errorf("jetstream recovery store: replay: no packet within %s", wait)
+		}
+	}
+	return s.kept(ctx, after)
+}
+
+// kept tells whether every packet after after is still in the stream.
+func (s *Store) kept(ctx context.Context, after uint64) (bool, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("jetstream recovery store: stream info: %w", err)
+	}
+	return info.State.FirstSeq <= after+1, nil
+}
