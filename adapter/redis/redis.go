@@ -37,7 +37,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,9 +64,10 @@ func init() {
 type Option func(*config)
 
 type config struct {
-	log      *slog.Logger
-	maxBatch int
-	writers  int
+	log        *slog.Logger
+	maxBatch   int
+	writers    int
+	shardQueue int
 }
 
 // WithLogger sets the logger (default: discard).
@@ -100,6 +100,8 @@ type Bus struct {
 
 	sentinel *sentinelWatch // for redis+sentinel:// buses: moves subscriptions after a failover
 
+	mux *shardMux // the sharded subscriptions
+
 	ctr   queue.Counters // Stats
 	state outage.Tracker
 }
@@ -113,7 +115,7 @@ type pubReq struct {
 // Open connects to the Redis server at rawURL and checks it answers (PING)
 // before ctx ends.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
-	cfg := config{log: slog.New(slog.DiscardHandler), maxBatch: 1024, writers: 2}
+	cfg := config{log: slog.New(slog.DiscardHandler), maxBatch: 1024, writers: 2, shardQueue: DefaultShardQueueBytes}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -146,8 +148,10 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 		o, _ := parseSentinel(rest) // parsed by NewClient already
 		b.sentinel = newSentinelWatch(o)
 	}
-	b.wg.Add(1)
+	b.mux = newShardMux(b, cfg.shardQueue)
+	b.wg.Add(2)
 	go b.monitor()
+	go b.mux.move()
 	// the fast path dials the one server of the URL itself: not for a
 	// sentinel's master (a *goredis.Client too), which moves
 	if c, ok := client.(*goredis.Client); ok && !strings.Contains(strings.ToLower(rawURL[:strings.Index(rawURL, ":")]), "+") {
@@ -492,12 +496,18 @@ func redirected(err error) bool {
 // itself (the old one, now a replica, would keep it alive but deaf).
 //
 // A Sharded subscription uses SSUBSCRIBE (Redis >= 7; patterns are
-// refused). On Redis Cluster one SSUBSCRIBE may only name channels of one
-// hash slot, so the channels are grouped by slot, one connection per slot,
-// each to the shard that serves it; the handler is still called from one
-// goroutine at a time. When a node stops serving a slot (SUNSUBSCRIBE
-// from the server, after a resharding or a failover) that slot's
-// connection is opened again on the new owner.
+// refused). The sharded subscriptions of a bus share one connection per
+// shard (each master of a cluster, or the one server): a channel is
+// subscribed (SSUBSCRIBE) when its first subscription comes and
+// unsubscribed (SUNSUBSCRIBE) when its last one closes, on the live
+// connection, so a bus opens as many connections as there are shards,
+// however many channels it listens to. Each sharded subscription has its
+// own delivery goroutine and a queue bounded by WithShardQueueBytes
+// (default DefaultShardQueueBytes): the messages that do not fit are
+// dropped and counted (ShardDropped). When a node stops serving a slot
+// (SUNSUBSCRIBE from the server, a MOVED answer, or a slot map that
+// changed: a resharding or a failover) its channels are subscribed again
+// on the new owner.
 func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Handler) (queue.Subscriber, error) {
 	b.mu.Lock()
 	closed := b.closed
@@ -512,7 +522,13 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 		return nil, fmt.Errorf("redis: subscribe to %s: sharded Pub/Sub has no patterns: %w", describe(sub), queue.ErrPatternsUnsupported)
 	}
 	s := &subscriber{bus: b, sub: sub, h: h}
-	if err := s.start(ctx); err != nil {
+	var err error
+	if sub.Sharded {
+		err = b.mux.add(ctx, s)
+	} else {
+		err = s.start(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
@@ -526,87 +542,41 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 	return s, nil
 }
 
-// start opens the PubSubs of s.sub (one, or one per hash slot for a
-// sharded subscription on a cluster), waits for Redis to confirm every
-// channel and pattern, and starts their delivery goroutines.
+// start opens the PubSub of a classic subscription, waits for Redis to
+// confirm every channel and pattern, and starts its delivery goroutine.
 func (s *subscriber) start(ctx context.Context) error {
-	groups := s.groups()
-	pss := make([]*goredis.PubSub, 0, len(groups))
-	for _, g := range groups {
-		ps, err := s.open(ctx, g)
-		if err != nil {
-			for _, p := range pss {
-				p.Close()
-			}
-			return err
-		}
-		pss = append(pss, ps)
+	ps, err := s.open(ctx)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
-	s.pss = pss
+	s.ps = ps
 	s.mu.Unlock()
-	for i, ps := range pss {
-		s.wg.Add(1)
-		go s.deliver(ps, groups[i])
-	}
+	s.wg.Add(1)
+	go s.deliver(ps)
 	return nil
 }
 
-// groups splits the channels of a sharded subscription on a cluster by
-// hash slot; any other subscription is one group (nil: all of s.sub).
-func (s *subscriber) groups() [][]string {
-	if _, ok := s.bus.client.(*goredis.ClusterClient); !ok || !s.sub.Sharded {
-		return [][]string{nil}
-	}
-	bySlot := map[uint16]int{}
-	var out [][]string
-	for _, c := range s.sub.Channels {
-		k := slot(c)
-		i, ok := bySlot[k]
-		if !ok {
-			i = len(out)
-			bySlot[k] = i
-			out = append(out, nil)
-		}
-		out[i] = append(out[i], c)
-	}
-	return out
-}
-
-// open subscribes to channels (nil: all of s.sub's channels and
-// patterns) on a new PubSub and waits for Redis to confirm each.
-func (s *subscriber) open(ctx context.Context, channels []string) (*goredis.PubSub, error) {
+// open subscribes to the channels and patterns of s on a new PubSub and
+// waits for Redis to confirm each.
+func (s *subscriber) open(ctx context.Context) (*goredis.PubSub, error) {
 	b, sub := s.bus, s.sub
-	patterns := sub.Patterns
-	if channels == nil {
-		channels = sub.Channels
-	} else {
-		patterns = nil
-	}
-	var ps *goredis.PubSub
+	ps := b.client.Subscribe(ctx)
 	fail := func(err error) (*goredis.PubSub, error) {
 		ps.Close()
-		return nil, fmt.Errorf("redis: subscribe to %s on %s: %w", describe(queue.Subscription{Channels: channels, Patterns: patterns, Sharded: sub.Sharded}), b.url, forbidden(err))
+		return nil, fmt.Errorf("redis: subscribe to %s on %s: %w", describe(sub), b.url, forbidden(err))
 	}
-	if sub.Sharded {
-		ps = b.client.SSubscribe(ctx)
-		if err := ps.SSubscribe(ctx, channels...); err != nil {
+	if len(sub.Channels) > 0 {
+		if err := ps.Subscribe(ctx, sub.Channels...); err != nil {
 			return fail(err)
 		}
-	} else {
-		ps = b.client.Subscribe(ctx)
-		if len(channels) > 0 {
-			if err := ps.Subscribe(ctx, channels...); err != nil {
-				return fail(err)
-			}
-		}
-		if len(patterns) > 0 {
-			if err := ps.PSubscribe(ctx, patterns...); err != nil {
-				return fail(err)
-			}
+	}
+	if len(sub.Patterns) > 0 {
+		if err := ps.PSubscribe(ctx, sub.Patterns...); err != nil {
+			return fail(err)
 		}
 	}
-	for i := 0; i < len(channels)+len(patterns); i++ {
+	for i := 0; i < len(sub.Channels)+len(sub.Patterns); i++ {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
 			return fail(err)
@@ -618,91 +588,12 @@ func (s *subscriber) open(ctx context.Context, channels []string) (*goredis.PubS
 	return ps, nil
 }
 
-// deliver passes the messages of ps to the handler, one call at a time
-// across all the PubSubs of s, until ps closes. A sharded PubSub whose
-// node drops a channel (SUNSUBSCRIBE: the node no longer serves the slot)
-// is replaced by one on the slot's new owner.
-func (s *subscriber) deliver(ps *goredis.PubSub, channels []string) {
+// deliver passes the messages of ps to the handler until ps closes.
+func (s *subscriber) deliver(ps *goredis.PubSub) {
 	defer s.wg.Done()
-	var ch <-chan any
-	if s.sub.Sharded {
-		ch = ps.ChannelWithSubscriptions(goredis.WithChannelSize(1024), goredis.WithChannelHealthCheckInterval(5*time.Second))
-	} else {
-		mc := ps.Channel(goredis.WithChannelSize(1024), goredis.WithChannelHealthCheckInterval(5*time.Second))
-		s.deliverMessages(mc)
-		return
-	}
-	for v := range ch {
-		switch m := v.(type) {
-		case *goredis.Message:
-			s.handle(m)
-		case *goredis.Subscription:
-			if m.Kind == "sunsubscribe" && s.moved(ps, channels) {
-				return
-			}
-		}
-	}
-}
-
-func (s *subscriber) deliverMessages(ch <-chan *goredis.Message) {
-	for m := range ch {
-		s.handle(m)
-	}
-}
-
-func (s *subscriber) handle(m *goredis.Message) {
-	s.bus.ctr.Delivered.Add(1)
-	s.hmu.Lock()
-	defer s.hmu.Unlock()
-	s.h(queue.Message{Channel: m.Channel, Data: []byte(m.Payload), Pattern: m.Pattern, Sharded: s.sub.Sharded})
-}
-
-// moved replaces ps, whose node dropped a sharded channel it did not ask
-// to leave, by a new PubSub for the same channels, opened after the slot
-// map is read again; it retries until it succeeds or s closes. It reports
-// whether ps was replaced (false: s is closing).
-func (s *subscriber) moved(ps *goredis.PubSub, channels []string) bool {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return false
-	}
-	b := s.bus
-	b.log.Warn("redis: a node dropped a sharded subscription (slot moved): subscribing again", "url", b.url, "channels", channels)
-	ps.Close()
-	for {
-		if cc, ok := b.client.(*goredis.ClusterClient); ok {
-			cc.ReloadState(b.ctx)
-		}
-		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-		np, err := s.open(ctx, channels)
-		cancel()
-		s.mu.Lock()
-		if err == nil {
-			// ps is gone from s.pss when s closed or restarted meanwhile
-			if i := slices.Index(s.pss, ps); i >= 0 && !s.closed {
-				s.pss[i] = np
-				s.wg.Add(1) // while this goroutine still counts: no race with Wait
-				s.mu.Unlock()
-				go s.deliver(np, channels)
-				return true
-			}
-			s.mu.Unlock()
-			np.Close()
-			return true
-		}
-		closed := s.closed
-		s.mu.Unlock()
-		if closed || b.ctx.Err() != nil {
-			return true
-		}
-		b.log.Warn("redis: sharded resubscribe failed (tried again)", "url", b.url, "channels", channels, "err", err)
-		select {
-		case <-b.ctx.Done():
-			return true
-		case <-time.After(HealthInterval):
-		}
+	for m := range ps.Channel(goredis.WithChannelSize(1024), goredis.WithChannelHealthCheckInterval(5*time.Second)) {
+		s.bus.ctr.Delivered.Add(1)
+		s.h(queue.Message{Channel: m.Channel, Data: []byte(m.Payload), Pattern: m.Pattern})
 	}
 }
 
@@ -712,16 +603,19 @@ func (s *subscriber) moved(ps *goredis.PubSub, channels []string) bool {
 // starts, so the handler is never called concurrently; messages published
 // in between are lost, as in any outage of Redis Pub/Sub.
 func (s *subscriber) restart(ctx context.Context) error {
+	if s.sub.Sharded { // shardMux.restart moves them
+		return nil
+	}
 	s.restartMu.Lock()
 	defer s.restartMu.Unlock()
 	s.mu.Lock()
-	pss, closed := s.pss, s.closed
-	s.pss = nil
+	ps, closed := s.ps, s.closed
+	s.ps = nil
 	s.mu.Unlock()
 	if closed {
 		return nil
 	}
-	for _, ps := range pss {
+	if ps != nil {
 		ps.Close()
 	}
 	s.wg.Wait()
@@ -746,14 +640,17 @@ type subscriber struct {
 	bus       *Bus
 	sub       queue.Subscription
 	h         queue.Handler
-	hmu       sync.Mutex // one handler call at a time across the PubSubs
 	restartMu sync.Mutex // one restart at a time, and Close waits for it
 	mu        sync.Mutex
-	pss       []*goredis.PubSub // one, or one per hash slot (sharded on a cluster)
+	ps        *goredis.PubSub // a classic subscription's own connection
 	closed    bool
 	once      sync.Once
-	wg        sync.WaitGroup // the delivery goroutines
+	wg        sync.WaitGroup // the delivery goroutine
 	err       error
+
+	// a sharded subscription: its messages come from the bus's shardMux
+	inbox *inbox
+	stop  chan struct{}
 }
 
 // Close unsubscribes and waits for the delivery goroutine to end. It must
@@ -763,20 +660,22 @@ func (s *subscriber) Close() error {
 		s.bus.mu.Lock()
 		delete(s.bus.subs, s)
 		s.bus.mu.Unlock()
+		if s.sub.Sharded {
+			s.bus.mux.remove(s)
+			return
+		}
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
 		s.restartMu.Lock() // a restart in progress has finished
 		s.mu.Lock()
-		pss := s.pss // nil after a failed restart
+		ps := s.ps // nil after a failed restart
 		s.mu.Unlock()
-		var errs []error
-		for _, ps := range pss {
-			if err := ps.Close(); !errors.Is(err, goredis.ErrClosed) { // closed by moved already
-				errs = append(errs, err)
+		if ps != nil {
+			if err := ps.Close(); !errors.Is(err, goredis.ErrClosed) {
+				s.err = err
 			}
 		}
-		s.err = errors.Join(errs...)
 		s.restartMu.Unlock()
 		s.wg.Wait()
 	})
@@ -840,7 +739,9 @@ func (b *Bus) monitor() {
 			err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return c.Ping(ctx).Err() })
 			if err != nil {
 				cc.ReloadState(ctx)
+				b.mux.reload.Store(true)
 			}
+			b.mux.poke() // moves the sharded channels whose slot changed master
 		} else {
 			err = b.client.Ping(ctx).Err()
 		}
@@ -903,6 +804,7 @@ func (b *Bus) followMaster(ctx context.Context) {
 		return
 	}
 	b.log.Warn("redis: the sentinel switched masters: moving the subscriptions", "url", b.url, "from", w.master, "to", now)
+	b.mux.restart()
 	b.mu.Lock()
 	subs := make([]*subscriber, 0, len(b.subs))
 	for s := range b.subs {
@@ -944,6 +846,7 @@ func (b *Bus) Close() error {
 		close(b.stop)
 		b.cancel()
 		b.wg.Wait()
+		b.mux.close()
 		if b.fast != nil {
 			b.fast.close()
 		}
