@@ -68,6 +68,7 @@ type config struct {
 	maxBatch   int
 	writers    int
 	shardQueue int
+	shardTotal int
 }
 
 // WithLogger sets the logger (default: discard).
@@ -115,7 +116,7 @@ type pubReq struct {
 // Open connects to the Redis server at rawURL and checks it answers (PING)
 // before ctx ends.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
-	cfg := config{log: slog.New(slog.DiscardHandler), maxBatch: 1024, writers: 2, shardQueue: DefaultShardQueueBytes}
+	cfg := config{log: slog.New(slog.DiscardHandler), maxBatch: 1024, writers: 2, shardQueue: DefaultShardQueueBytes, shardTotal: DefaultShardQueueTotalBytes}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -148,7 +149,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 		o, _ := parseSentinel(rest) // parsed by NewClient already
 		b.sentinel = newSentinelWatch(o)
 	}
-	b.mux = newShardMux(b, cfg.shardQueue)
+	b.mux = newShardMux(b, cfg.shardQueue, cfg.shardTotal)
 	b.wg.Add(2)
 	go b.monitor()
 	go b.mux.move()

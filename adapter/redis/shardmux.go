@@ -22,6 +22,12 @@ import (
 // classic subscription whose handler does not keep up.
 const DefaultShardQueueBytes = 4 << 20
 
+// DefaultShardQueueTotalBytes bounds the messages waiting for the handlers
+// of all the sharded subscriptions of one bus together (a server holds one
+// subscription per room), so that many stalled handlers cannot add up:
+// beyond it, messages are dropped and counted as with one full queue.
+const DefaultShardQueueTotalBytes = 64 << 20
+
 // msgOverhead is what one queued message counts beyond its channel name
 // and data.
 const msgOverhead = 64
@@ -30,9 +36,15 @@ const msgOverhead = 64
 // sharded subscription (default DefaultShardQueueBytes).
 func WithShardQueueBytes(n int) Option { return func(c *config) { c.shardQueue = n } }
 
+// WithShardQueueTotalBytes bounds the messages waiting for the handlers of
+// all the bus's sharded subscriptions together (default
+// DefaultShardQueueTotalBytes).
+func WithShardQueueTotalBytes(n int) Option { return func(c *config) { c.shardTotal = n } }
+
 // ShardDropped returns how many sharded messages were dropped because the
 // handler of their subscription had DefaultShardQueueBytes (or the
-// WithShardQueueBytes bound) waiting already.
+// WithShardQueueBytes bound) waiting already, or all the handlers together
+// DefaultShardQueueTotalBytes (WithShardQueueTotalBytes).
 func (b *Bus) ShardDropped() uint64 { return b.mux.dropped.Load() }
 
 // shardMux carries every sharded subscription of a bus on one PubSub per
@@ -42,15 +54,17 @@ func (b *Bus) ShardDropped() uint64 { return b.mux.dropped.Load() }
 // mu; the Redis writes done under mu are single commands on an open
 // connection (or its dial).
 type shardMux struct {
-	b       *Bus
-	maxQ    int
-	mu      sync.Mutex
-	conns   map[string]*shardConn // by node address ("": the bus's server)
-	chans   map[string]*shardChan
-	kick    chan struct{} // wakes the mover
-	reload  atomic.Bool   // the mover reads the cluster's slot map first
-	readers sync.WaitGroup
-	dropped atomic.Uint64
+	b        *Bus
+	maxQ     int
+	mu       sync.Mutex
+	conns    map[string]*shardConn // by node address ("": the bus's server)
+	chans    map[string]*shardChan
+	kick     chan struct{} // wakes the mover
+	reload   atomic.Bool   // the mover reads the cluster's slot map first
+	readers  sync.WaitGroup
+	dropped  atomic.Uint64
+	queued   atomic.Int64 // bytes waiting in every inbox
+	maxTotal int64        // their bound (WithShardQueueTotalBytes)
 }
 
 // shardChan is one channel and the subscriptions that want it.
@@ -74,11 +88,14 @@ type shardConn struct {
 	broken  atomic.Bool // the last receive failed (not an answer of the node)
 }
 
-func newShardMux(b *Bus, maxQ int) *shardMux {
+func newShardMux(b *Bus, maxQ, total int) *shardMux {
 	if maxQ < 1 {
 		maxQ = DefaultShardQueueBytes
 	}
-	return &shardMux{b: b, maxQ: maxQ, conns: map[string]*shardConn{}, chans: map[string]*shardChan{}, kick: make(chan struct{}, 1)}
+	if total < 1 {
+		total = DefaultShardQueueTotalBytes
+	}
+	return &shardMux{b: b, maxQ: maxQ, maxTotal: int64(total), conns: map[string]*shardConn{}, chans: map[string]*shardChan{}, kick: make(chan struct{}, 1)}
 }
 
 func (m *shardMux) poke() {
@@ -91,7 +108,7 @@ func (m *shardMux) poke() {
 // add subscribes s to its channels (those not yet subscribed by another
 // subscription) and waits until Redis confirmed each of them.
 func (m *shardMux) add(ctx context.Context, s *subscriber) error {
-	s.inbox = &inbox{max: m.maxQ, wake: make(chan struct{}, 1)}
+	s.inbox = &inbox{max: m.maxQ, total: &m.queued, totalMax: m.maxTotal, wake: make(chan struct{}, 1)}
 	s.stop = make(chan struct{})
 	s.wg.Add(1)
 	go s.run()
@@ -167,6 +184,7 @@ func (m *shardMux) remove(s *subscriber) {
 	m.mu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
+	s.inbox.take() // what was left no longer counts toward the bus's total
 }
 
 // place subscribes c on the connection of its shard, opening it when
@@ -535,23 +553,26 @@ func (m *shardMux) close() {
 // inbox is the bounded queue between a shard connection and the handler
 // of one sharded subscription.
 type inbox struct {
-	mu    sync.Mutex
-	msgs  []queue.Message
-	bytes int
-	max   int
-	wake  chan struct{}
+	mu       sync.Mutex
+	msgs     []queue.Message
+	bytes    int
+	max      int
+	total    *atomic.Int64 // the bytes of every inbox of the bus
+	totalMax int64
+	wake     chan struct{}
 }
 
 // push queues msg, or reports false when the queue is full.
 func (q *inbox) push(msg queue.Message) bool {
 	n := len(msg.Channel) + len(msg.Data) + msgOverhead
 	q.mu.Lock()
-	if q.bytes+n > q.max {
+	if q.bytes+n > q.max || q.total.Load()+int64(n) > q.totalMax {
 		q.mu.Unlock()
 		return false
 	}
 	q.msgs = append(q.msgs, msg)
 	q.bytes += n
+	q.total.Add(int64(n))
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -565,6 +586,7 @@ func (q *inbox) take() []queue.Message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	l := q.msgs
+	q.total.Add(-int64(q.bytes))
 	q.msgs, q.bytes = nil, 0
 	return l
 }

@@ -234,3 +234,46 @@ func BenchmarkShardedSubscribeClose(b *testing.B) {
 		s.Close()
 	}
 }
+
+// TestShardedQueueTotalBound: the messages waiting for stalled handlers
+// are bounded for the whole bus, not only per subscription: with a large
+// per-subscription bound, two stalled handlers together hold at most the
+// total, and what does not fit is dropped and counted.
+func TestShardedQueueTotalBound(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const total = 3000
+	b, err := Open(ctx, "redis://"+testenv.RedisAddr, WithShardQueueBytes(1<<20), WithShardQueueTotalBytes(total))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	release := make(chan struct{})
+	var chans []string
+	for i := 0; i < 2; i++ {
+		ch := fmt.Sprintf("%s-%d", uniq(t), i)
+		chans = append(chans, ch)
+		s, err := b.Subscribe(ctx, queue.Subscription{Channels: []string{ch}, Sharded: true}, func(queue.Message) { <-release })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+	}
+	defer close(release) // before the Closes: the handlers return
+	data := make([]byte, 100)
+	for i := 0; i < 100; i++ {
+		for _, ch := range chans {
+			if err := b.Publish(ctx, queue.Message{Channel: ch, Data: data, Sharded: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.ShardDropped() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if q := b.mux.queued.Load(); q > total || b.ShardDropped() == 0 {
+		t.Fatalf("%d bytes queued (bound %d), %d dropped", q, total, b.ShardDropped())
+	}
+}
