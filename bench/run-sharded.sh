@@ -15,7 +15,7 @@
 # emitter in the cluster's dialect (node / node-sharded: SPUBLISH on the
 # room's channel), the same publisher for Go and Node.
 #   bench/run-sharded.sh [ROUNDS] [RATES...]   default: 3 rounds at 150 events/s
-#   (CLIENTS default 3000, DURATION default 10s; KINDS default "classic sharded")
+#   (CLIENTS default 3000, DURATION default 8s; KINDS default "classic sharded")
 # One cluster at a time; Go first in odd rounds, Node first in even ones.
 # Prints one JSON line per cluster, kind, rate and round
 # (bench/summarize_cluster.py makes the tables). Needs redis-server and
@@ -26,7 +26,7 @@ rounds=${1:-3}; shift || true
 rates=${*:-150}
 kinds=${KINDS:-classic sharded}
 clients=${CLIENTS:-3000}
-duration=${DURATION:-10s}
+duration=${DURATION:-8s}
 redis=${REDIS_URL:-redis://127.0.0.1:6379}
 key=siobridge-bench-$$ # a key of its own: other clusters on this Redis never see the traffic
 ports="3101 3102 3103"
