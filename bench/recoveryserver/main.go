@@ -2,17 +2,17 @@
 // (bench/run-recovery.sh), identical to bench/node/sio-recovery-server.js
 // on socket.io 4.8: a single node with connection-state recovery
 // (server.WithConnectionStateRecovery, as sioserver --recovery), no broker,
-// WebSocket transport. Events (all acknowledged when the client asks):
+// WebSocket transport. Its events, acknowledged when the client asks:
 //
 //   - "join" ROOM: the socket joins ROOM;
-//
 //   - "burst" N: the server emits "ev" i for i in 0..N-1 to room "r" and
 //     acknowledges with N once they are all queued;
-//
 //   - when a socket disconnects, the server emits "gone" (its id, the
 //     reason) to room "ctl" (the benchmark's control client).
 //
-//     go run ./bench/recoveryserver -addr 127.0.0.1:3201 [-recovery 2m]
+// Usage:
+//
+//	go run ./bench/recoveryserver -addr 127.0.0.1:3201 [-recovery 2m]
 package main
 
 import (
