@@ -81,10 +81,10 @@ start() { # impl ports... -> pids
   local impl=$1; shift
   for p in "$@"; do
     case $impl in
-      go-classic) /tmp/siobridge-benchserver -addr 127.0.0.1:$p -url "$redis" -dialect node -channel "$key" >/dev/null 2>&1 & ;;
-      node-classic) node bench/node/sio-cluster-node.js "$p" "$key" >/dev/null 2>&1 & ;;
-      go-sharded) /tmp/siobridge-benchserver -addr 127.0.0.1:$p -url "redis+cluster://$cluster_list" -dialect node-sharded -channel "$key" >/dev/null 2>&1 & ;;
-      node-sharded) node bench/node/sio-cluster-node.js "$p" "$key" "$cluster_list" >/dev/null 2>&1 & ;;
+      go-classic) /tmp/siobridge-benchserver -addr 127.0.0.1:$p -url "$redis" -dialect node -channel "$key" >"$tmp/$impl-$p.log" 2>&1 & ;;
+      node-classic) node bench/node/sio-cluster-node.js "$p" "$key" >"$tmp/$impl-$p.log" 2>&1 & ;;
+      go-sharded) /tmp/siobridge-benchserver -addr 127.0.0.1:$p -url "redis+cluster://$cluster_list" -dialect node-sharded -channel "$key" >"$tmp/$impl-$p.log" 2>&1 & ;;
+      node-sharded) node bench/node/sio-cluster-node.js "$p" "$key" "$cluster_list" >"$tmp/$impl-$p.log" 2>&1 & ;;
     esac
     pids+=($!)
   done
@@ -104,6 +104,9 @@ for round in $(seq "$rounds"); do
         result=$(/tmp/siobridge-loadgen -url $urls -clients "$clients" -rate "$rate" -duration "$duration" \
           -publish "$publish" -dialect "$dialect" -channel "$key")
         echo "{\"server\":\"$impl\",\"kind\":\"$kind\",\"round\":$round,\"rate\":$rate,\"result\":$result}"
+        if [[ $result == *'"delivered":0,'* ]]; then # nothing arrived: show why
+          for p in $ports; do echo "== $impl $p" >&2; tail -20 "$tmp/$impl-$p.log" >&2; done
+        fi
         stop
       done
     done

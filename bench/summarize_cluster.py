@@ -31,7 +31,9 @@ def table(kind, a, b, title_a, title_b, ratio):
         ra, rb = by.get((kind, rnd, rate, a)), by.get((kind, rnd, rate, b))
         if not ra or not rb:
             continue
-        q = ra['delivered_per_s'] / rb['delivered_per_s']
+        # nothing measured arrived at b (a backlog of warm-up ticks still
+        # being delivered when the load generator stopped waiting): no ratio
+        q = ra['delivered_per_s'] / rb['delivered_per_s'] if rb['delivered_per_s'] > 0 else float("inf")
         ratios.setdefault(rate, []).append(q)
         print(f"| {rate} ({rate * ra['clients']:,}/s offered) | {rnd} | {cell(ra)} | {cell(rb)} | {q:.2f} |")
     print()

@@ -20,11 +20,15 @@ const { createClient, createCluster } = require("redis");
   if (nodes) {
     const pub = createCluster({ rootNodes: nodes.split(",").map((a) => ({ url: "redis://" + a })) });
     const sub = pub.duplicate();
+    pub.on("error", (e) => console.error("redis pub", e.message));
+    sub.on("error", (e) => console.error("redis sub", e.message));
     await Promise.all([pub.connect(), sub.connect()]);
     adapter = createShardedAdapter(pub, sub, { channelPrefix: key, subscriptionMode: "dynamic" });
   } else {
     const pub = createClient({ url: process.env.REDIS_URL || "redis://127.0.0.1:6379" });
     const sub = pub.duplicate();
+    pub.on("error", (e) => console.error("redis pub", e.message));
+    sub.on("error", (e) => console.error("redis sub", e.message));
     await Promise.all([pub.connect(), sub.connect()]);
     adapter = createAdapter(pub, sub, { key });
   }
