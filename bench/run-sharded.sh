@@ -25,17 +25,9 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}; shift || true
 rates=${*:-150}
 kinds=${KINDS:-classic sharded}
-clients=${CLIENTS:-3000}
 duration=${DURATION:-8s}
-redis=${REDIS_URL:-redis://127.0.0.1:6379}
-key=siobridge-bench-$$ # a key of its own: other clusters on this Redis never see the traffic
-ports="3101 3102 3103"
-urls=ws://127.0.0.1:3101,ws://127.0.0.1:3102,ws://127.0.0.1:3103
-go build -o /tmp/siobridge-loadgen ./bench/loadgen
-go build -o /tmp/siobridge-benchserver ./examples/bench
-export NODE_PATH=$PWD/compat_test/node/node_modules REDIS_URL=$redis
-
-pids=() redis_pids=()
+. bench/cluster-common.sh
+redis_pids=()
 tmp=$(mktemp -d)
 cleanup() {
   [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
@@ -44,8 +36,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-listening() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-wait_port() { for _ in $(seq 150); do listening "$1" && return; sleep 0.1; done; echo "port $1 not up" >&2; exit 1; }
 
 # The Redis Cluster: three masters, no replicas, on the first free ports
 # from 7300 (a node's cluster bus is its port + 10000).
@@ -91,7 +81,6 @@ start() { # impl ports... -> pids
   for p in "$@"; do wait_port "$p"; done
   sleep 0.5
 }
-stop() { kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; pids=(); sleep 1; }
 
 for round in $(seq "$rounds"); do
   for kind in $kinds; do
