@@ -24,18 +24,8 @@ rounds=${1:-3}; shift || true
 rates=${*:-8 40 150}
 adapter_rates=${ADAPTER_RATES:-150 300}
 parts=${PARTS:-cluster adapter}
-clients=${CLIENTS:-3000}
 duration=${DURATION:-10s}
-redis=${REDIS_URL:-redis://127.0.0.1:6379}
-key=siobridge-bench-$$ # a key of its own: other clusters on this Redis never see the traffic
-ports="3101 3102 3103"
-urls=ws://127.0.0.1:3101,ws://127.0.0.1:3102,ws://127.0.0.1:3103
-go build -o /tmp/siobridge-loadgen ./bench/loadgen
-go build -o /tmp/siobridge-benchserver ./examples/bench
-export NODE_PATH=$PWD/compat_test/node/node_modules REDIS_URL=$redis
-
-pids=()
-wait_port() { for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 not up" >&2; exit 1; }
+. bench/cluster-common.sh
 start() { # impl ports... -> pids
   local impl=$1; shift
   for p in "$@"; do
@@ -51,7 +41,6 @@ start() { # impl ports... -> pids
   for p in "$@"; do wait_port "$p"; done
   sleep 0.5
 }
-stop() { kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; pids=(); sleep 1; }
 trap '[ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null' EXIT
 
 for round in $(seq "$rounds"); do
