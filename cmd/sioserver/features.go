@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
+	natsbus "github.com/siobridge/siobridge/adapter/nats"
+	"github.com/siobridge/siobridge/adapter/nats/jetstream"
 	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server"
 	"github.com/siobridge/siobridge/server/admin"
@@ -34,6 +38,15 @@ func checkFeatures(o *options) error {
 	}
 	if o.recovery < 0 {
 		return fmt.Errorf("--recovery %s is negative", o.recovery)
+	}
+	switch o.recoveryStore {
+	case "memory":
+	case "jetstream":
+		if u, err := url.Parse(o.url); o.recovery == 0 || err != nil || (u.Scheme != "nats" && u.Scheme != "tls") {
+			return errors.New("--recovery-store jetstream needs --recovery DURATION and --url nats://... (a NATS server with JetStream; the embedded one runs without)")
+		}
+	default:
+		return fmt.Errorf("--recovery-store %q: want memory or jetstream", o.recoveryStore)
 	}
 	switch o.adminMode {
 	case string(admin.Development), string(admin.Production):
@@ -80,6 +93,26 @@ func requireTokens(o *options, srv *server.Server) {
 func featureOptions(o *options) []server.Option {
 	return []server.Option{server.WithParser(parser.ByName(o.parser)),
 		server.WithConnectionStateRecovery(o.recovery, true)} // 0: off
+}
+
+// recoveryStore returns the server option of --recovery-store jetstream:
+// sessions and the packet log on the JetStream of the NATS bus, so that
+// a client recovers on any node of the cluster (none for memory).
+func recoveryStore(ctx context.Context, o *options, bus queue.Bus) ([]server.Option, error) {
+	if o.recoveryStore != "jetstream" {
+		return nil, nil
+	}
+	nb, ok := bus.(*natsbus.Bus)
+	if !ok {
+		return nil, fmt.Errorf("--recovery-store jetstream: the bus is %T, not NATS", bus)
+	}
+	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
+	defer cancel()
+	st, err := jetstream.New(ctx, nb.Conn(), jetstream.Options{MaxAge: o.recovery})
+	if err != nil {
+		return nil, fmt.Errorf("--recovery-store jetstream: %w", err)
+	}
+	return []server.Option{server.WithRecoveryStore(st)}, nil
 }
 
 // instrumentAdmin makes srv report to the Admin UI (--admin); the

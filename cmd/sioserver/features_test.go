@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
+	"github.com/siobridge/siobridge/internal/testenv"
 	"github.com/siobridge/siobridge/server/parser"
 	"github.com/siobridge/siobridge/server/servertest"
 )
@@ -142,6 +143,9 @@ func TestFeatureFlagErrors(t *testing.T) {
 		{[]string{"--admin", "nopassword"}, "--admin wants USER:PASSWORD"},
 		{[]string{"--admin", ":p"}, "--admin wants USER:PASSWORD"},
 		{[]string{"--admin-mode", "debug"}, "--admin-mode"},
+		{[]string{"--recovery-store", "disk"}, "--recovery-store"},
+		{[]string{"--recovery-store", "jetstream", "--recovery", "1m"}, "needs --recovery DURATION and --url nats://"},
+		{[]string{"--recovery-store", "jetstream", "--url", "redis://127.0.0.1:6379/0", "--recovery", "1m"}, "needs --recovery DURATION and --url nats://"},
 		{[]string{"--auth-secret", "short"}, "--auth-secret"},
 		{[]string{"--auth-secret", "0123456789abcdef0123456789abcdef", "--auth-jwks", "f.json"}, "exclude each other"},
 		{[]string{"--auth-jwks", "no-such-file.json"}, "--auth-jwks"},
@@ -256,7 +260,25 @@ func jwksFile(t *testing.T) string {
 // CONNECT reply has no pid (recovery off).
 func TestRecoveryFlag(t *testing.T) {
 	in := start(t, "--no-broker", "--allow-client-rooms", "--allow-client-publish", "--recovery", "1m")
-	c, err := servertest.Dial(in.url, servertest.Options{})
+	recoverAcross(t, in, in)
+
+	plain := start(t, "--no-broker")
+	c2, err := servertest.Dial(plain.url, servertest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := c2.Connect("/", nil); err != nil || c2.PID("/") != "" {
+		t.Fatalf("without --recovery: %s %v", c2.ConnectReply("/"), err)
+	}
+}
+
+// recoverAcross: a client of first joins r and is cut off; a client of
+// second publishes to r; the first comes back to second with its pid and
+// last offset and gets its id back and the missed event.
+func recoverAcross(t *testing.T, first, second *instance) {
+	t.Helper()
+	c, err := servertest.Dial(first.url, servertest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +301,7 @@ func TestRecoveryFlag(t *testing.T) {
 	}
 	c.Drop()
 	// a second client publishes to r while the first is away
-	other, err := servertest.Dial(in.url, servertest.Options{})
+	other, err := servertest.Dial(second.url, servertest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +314,7 @@ func TestRecoveryFlag(t *testing.T) {
 			t.Fatalf("%v: %v %v", ev, r, err)
 		}
 	}
-	back, err := servertest.Dial(in.url, servertest.Options{})
+	back, err := servertest.Dial(second.url, servertest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,14 +329,15 @@ func TestRecoveryFlag(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Args[0] != "missed" {
 		t.Fatalf("replay %+v %v", got, err)
 	}
+}
 
-	plain := start(t, "--no-broker")
-	c2, err := servertest.Dial(plain.url, servertest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	if err := c2.Connect("/", nil); err != nil || c2.PID("/") != "" {
-		t.Fatalf("without --recovery: %s %v", c2.ConnectReply("/"), err)
-	}
+// TestRecoveryStoreJetStream: with --recovery-store jetstream, two
+// sioserver processes on one NATS server with JetStream act as one for
+// recovery: a client cut off from the first recovers on the second.
+func TestRecoveryStoreJetStream(t *testing.T) {
+	nats := testenv.StartNATS(t, "-js", "-sd", t.TempDir())
+	args := []string{"--url", "nats://" + nats.Addr, "--allow-client-rooms", "--allow-client-publish",
+		"--recovery", "1m", "--recovery-store", "jetstream"}
+	a, b := start(t, args...), start(t, args...)
+	recoverAcross(t, a, b)
 }

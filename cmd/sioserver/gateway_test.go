@@ -243,6 +243,7 @@ func TestEnvironment(t *testing.T) {
 		"shutdown-timeout":     {"3s", func(o *options) any { return o.shutdownTimeout }, 3 * time.Second},
 		"log-level":            {"debug", func(o *options) any { return o.logLevel.String() }, "DEBUG"},
 		"parser":               {"msgpack", func(o *options) any { return o.parser }, "msgpack"},
+		"recovery-store":       {"memory", func(o *options) any { return o.recoveryStore }, "memory"},
 		"admin":                {"root:pw", func(o *options) any { return o.admin }, "root:pw"},
 		"admin-mode":           {"production", func(o *options) any { return o.adminMode }, "production"},
 		"auth-secret":          {"0123456789abcdef0123456789abcdef", func(o *options) any { return o.authSecret }, "0123456789abcdef0123456789abcdef"},

@@ -90,6 +90,9 @@ a flag wins over its variable):
   --recovery DUR            connection state recovery (socket.io >= 4.6): a client cut off comes
                             back within DUR with its id, rooms and the events it missed (per
                             node, in memory; see docs/recovery.md); default 0, off
+  --recovery-store NAME     memory (default) | jetstream: sessions and missed events on the
+                            JetStream of the --url nats:// server, so a client recovers on any
+                            sioserver of the cluster (Go nodes only)
   --version                 print the version and exit
   -h, --help                this help
 
@@ -103,6 +106,7 @@ type options struct {
 	addr, url, dialect, channel, static string
 	embeddedNATS                        string
 	parser, admin, adminMode            string
+	recoveryStore                       string
 	authSecret, authJWKS                string
 	namespaces, cors                    []string
 	rooms, publish, noBroker, version   bool
@@ -179,6 +183,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(levelFlag{&o.logLevel}, "log-level", "")
 	fs.BoolVar(&o.version, "version", false, "")
 	fs.StringVar(&o.parser, "parser", "json", "")
+	fs.StringVar(&o.recoveryStore, "recovery-store", "memory", "")
 	fs.StringVar(&o.authSecret, "auth-secret", "", "")
 	fs.StringVar(&o.authJWKS, "auth-jwks", "", "")
 	fs.StringVar(&o.admin, "admin", "", "")
@@ -343,7 +348,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if bus != nil {
 		defer bus.Close()
 	}
-	srv := newServer(o, bus, d, log)
+	storeOpts, err := recoveryStore(ctx, o, bus)
+	if err != nil {
+		log.Error("sioserver: cannot set up the recovery store", "err", err)
+		return exitFailed
+	}
+	srv := newServer(o, bus, d, log, storeOpts...)
 	stopAdmin, err := instrumentAdmin(o, srv, log)
 	if err != nil {
 		log.Error("sioserver: cannot start the admin instrumentation", "err", err)
@@ -429,11 +439,12 @@ func clusterBus(ctx context.Context, o *options, busURL string, log *slog.Logger
 
 // newServer builds the Socket.IO server: namespaces, client operations,
 // CORS and, with a bus, the cluster adapter.
-func newServer(o *options, bus queue.Bus, d dialect.Dialect, log *slog.Logger) *server.Server {
+func newServer(o *options, bus queue.Bus, d dialect.Dialect, log *slog.Logger, extra ...server.Option) *server.Server {
 	// a client's join, leave and publish run in the order it sent them
 	// (as a Node server runs them), so that a publish right after a join
 	// reaches the room, and the room bound of join holds
 	opts := append([]server.Option{server.WithLogger(log), server.WithAsyncHandlers(false)}, featureOptions(o)...)
+	opts = append(opts, extra...) // after WithConnectionStateRecovery, which they complete
 	if len(o.cors) > 0 {
 		opts = append(opts, server.WithCORS(false, o.cors...))
 	}
