@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/siobridge/siobridge/internal/jsonstr"
 	"github.com/siobridge/siobridge/op"
 )
 
@@ -475,69 +475,11 @@ func (p *lineParser) slowString(start int) ([]byte, error) {
 			if p.pos >= len(p.b) {
 				return nil, p.fail("unterminated string")
 			}
-			e := p.b[p.pos]
-			p.pos++
-			switch e {
-			case '"', '\\', '/':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r, ok := p.hex4()
-				if !ok {
-					return nil, p.fail("invalid \\u escape")
-				}
-				if utf16.IsSurrogate(r) {
-					r2 := rune(-1)
-					if save := p.pos; p.literal(`\u`) {
-						if r2, ok = p.hex4(); !ok {
-							return nil, p.fail("invalid \\u escape")
-						}
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							r, r2 = dec, -1
-						} else {
-							p.pos = save // not a pair: the second escape stands alone
-							r2 = -1
-						}
-					}
-					if utf16.IsSurrogate(r) {
-						r = utf8.RuneError
-					}
-				}
-				out = utf8.AppendRune(out, r)
-			default:
-				return nil, p.fail("invalid escape \\%c", e)
+			var err error
+			if out, p.pos, err = jsonstr.AppendEscape(out, p.b, p.pos); err != nil {
+				return nil, p.fail("%v", err)
 			}
 		}
 	}
 	return nil, p.fail("unterminated string")
-}
-
-func (p *lineParser) hex4() (rune, bool) {
-	if len(p.b)-p.pos < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range p.b[p.pos : p.pos+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	p.pos += 4
-	return r, true
 }

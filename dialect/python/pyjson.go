@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/siobridge/siobridge/internal/jsonstr"
 )
 
 // odict is a JSON object with a fixed key order (python dicts keep
@@ -441,62 +443,15 @@ func (p *jparser) str() (string, error) {
 		case c == '\\':
 			sb = append(sb, p.in[start:p.pos]...)
 			p.pos++
-			if p.pos >= len(p.in) {
-				return "", p.errf("unterminated escape")
-			}
-			e := p.in[p.pos]
-			p.pos++
-			switch e {
-			case '"', '\\', '/':
-				sb = append(sb, e)
-			case 'b':
-				sb = append(sb, '\b')
-			case 'f':
-				sb = append(sb, '\f')
-			case 'n':
-				sb = append(sb, '\n')
-			case 'r':
-				sb = append(sb, '\r')
-			case 't':
-				sb = append(sb, '\t')
-			case 'u':
-				r, err := p.hex4()
-				if err != nil {
-					return "", err
-				}
-				if utf16.IsSurrogate(r) && p.pos+6 <= len(p.in) && p.in[p.pos] == '\\' && p.in[p.pos+1] == 'u' {
-					save := p.pos
-					p.pos += 2
-					r2, err := p.hex4()
-					if err == nil {
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							sb = utf8.AppendRune(sb, dec)
-							break
-						}
-					}
-					p.pos = save
-				}
-				sb = utf8.AppendRune(sb, r) // lone surrogate → U+FFFD
-			default:
-				return "", p.errf("invalid escape \\%c", e)
+			var err error
+			if sb, p.pos, err = jsonstr.AppendEscape(sb, p.in, p.pos); err != nil {
+				return "", p.errf("%v", err)
 			}
 			start = p.pos
 		default:
 			p.pos++
 		}
 	}
-}
-
-func (p *jparser) hex4() (rune, error) {
-	if p.pos+4 > len(p.in) {
-		return 0, p.errf("short \\u escape")
-	}
-	n, err := strconv.ParseUint(string(p.in[p.pos:p.pos+4]), 16, 32)
-	if err != nil {
-		return 0, p.errf("invalid \\u escape")
-	}
-	p.pos += 4
-	return rune(n), nil
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

@@ -1,6 +1,8 @@
 // Package jsonstr appends JSON strings as encoding/json writes them,
 // without reflection, for the few JSON objects that every connection sends
-// (the Engine.IO open packet, the Socket.IO CONNECT reply).
+// (the Engine.IO open packet, the Socket.IO CONNECT reply); and decodes
+// their escape sequences (AppendEscape) for the project's hand-written
+// JSON readers (sioemit's line reader, the python dialect's decoder).
 package jsonstr
 
 import "encoding/json"
