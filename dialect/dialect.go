@@ -69,6 +69,9 @@ type EmitAppender interface {
 	// AppendEmit appends the payload of the message that carries e
 	// (e.Ack must be nil) to dst and returns the extended buffer and the
 	// message with its Data unset: the payload is out[len(dst):].
+	// e.Args need not be normalized (op.NormalizeArgs): arguments the
+	// dialect does not write as they are give ErrNoFastPath, with dst
+	// unchanged; the caller normalizes them and calls again.
 	//
 	// When argsJSON is not nil it holds the emit's arguments as the JSON
 	// text of an array (or null), and e.Args is ignored. A dialect that

@@ -61,8 +61,20 @@ func (b *Batch) Emit(o *Operator, event string, args ...any) error {
 	if o.e != b.e {
 		return errors.New("emitter: batch: operator of another emitter")
 	}
-	err := o.fillEmit(&b.scratch, event, args)
-	if err == nil {
+	var err error
+	if b.app != nil {
+		// the dialect writes plain data as it is and says when it
+		// cannot: no walk over the arguments to check them first
+		if err = o.fillEmitAsIs(&b.scratch, event, args); err == nil {
+			err = b.add(nil)
+		}
+		if errors.Is(err, dialect.ErrNoFastPath) {
+			err = o.fillEmit(&b.scratch, event, args)
+			if err == nil {
+				err = b.add(nil)
+			}
+		}
+	} else if err = o.fillEmit(&b.scratch, event, args); err == nil {
 		err = b.add(nil)
 	}
 	b.scratch = op.Emit{} // keep no reference to the caller's arguments
@@ -83,7 +95,7 @@ func (b *Batch) EmitJSON(o *Operator, event string, args []byte) error {
 	if o.e != b.e {
 		return errors.New("emitter: batch: operator of another emitter")
 	}
-	err := o.fillEmit(&b.scratch, event, nil)
+	err := o.fillEmitAsIs(&b.scratch, event, nil)
 	if err == nil {
 		err = dialect.ErrNoFastPath
 		if b.app != nil {

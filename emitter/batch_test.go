@@ -1,8 +1,11 @@
 package emitter
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"math/big"
 	"reflect"
 	"strings"
 	"sync"
@@ -201,5 +204,46 @@ func TestBatchEmitJSON(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBatchEmitNotPlain: Batch.Emit hands the node dialect the arguments
+// as they are; what is not plain data (structs, named types, marshalers,
+// a nil *big.Int) is normalized after all, and arrives as Operator.Emit
+// sends it.
+func TestBatchEmitNotPlain(t *testing.T) {
+	ctx := context.Background()
+	d := node.New(node.Options{})
+	bus := memory.New()
+	defer bus.Close()
+	em := New(bus, d)
+	defer em.Close()
+	got := make(chan []byte, 16)
+	sub, err := bus.Subscribe(ctx, queue.Subscription{Patterns: []string{"*"}}, func(m queue.Message) { got <- m.Data })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	type point struct {
+		X, Y int
+	}
+	type names []string
+	var nilBig *big.Int
+	args := []any{point{1, 2}, names{"a"}, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), nilBig, json.RawMessage(`{"k":[1]}`), []string{"s"}, big.NewInt(5), int32(7), map[string]any{"p": point{3, 4}}}
+	for _, a := range args {
+		b := em.NewBatch()
+		if err := b.Emit(em.To("r"), "ev", a); err != nil {
+			t.Fatalf("Batch.Emit(%T): %v", a, err)
+		}
+		if err := b.Publish(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := em.To("r").Emit(ctx, "ev", a); err != nil {
+			t.Fatalf("Emit(%T): %v", a, err)
+		}
+		batched, single := <-got, <-got
+		if !bytes.Equal(batched, single) {
+			t.Errorf("%T: batch sent % x, Emit % x", a, batched, single)
+		}
 	}
 }

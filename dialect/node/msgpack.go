@@ -18,6 +18,10 @@ type (
 	kv   = Field
 )
 
+// errNotPlain is wrapped by appendMsgpack's errors for values that are
+// not op's plain data (op.Normalize makes them plain).
+var errNotPlain = errors.New("not plain data")
+
 // appendMsgpack encodes v the way notepack.io 3 does: smallest integer
 // forms, floats as float64, strings as str, []byte as bin, maps with
 // JavaScript's Object.keys order (integer-like keys ascending first, then
@@ -44,6 +48,9 @@ func appendMsgpack(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return binary.BigEndian.AppendUint64(append(b, 0xcf), x), nil
 	case *big.Int:
+		if x == nil {
+			return nil, fmt.Errorf("%w: node: nil *big.Int", errNotPlain)
+		}
 		if x.IsInt64() {
 			return appendInt(b, x.Int64()), nil
 		}
@@ -112,7 +119,7 @@ func appendMsgpack(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return b, nil
 	}
-	return nil, fmt.Errorf("node: cannot encode a value of type %T", v)
+	return nil, fmt.Errorf("%w: node: cannot encode a value of type %T", errNotPlain, v)
 }
 
 // appendStr writes a msgpack str (without boxing the string in an any).

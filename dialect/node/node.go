@@ -320,6 +320,9 @@ func (d *Dialect) appendEmit(b []byte, x *op.Emit, ns string, argsJSON []byte) (
 		b = appendStr(b, x.Event)
 		for _, a := range x.Args {
 			if b, err = appendMsgpack(b, a, 1); err != nil {
+				if errors.Is(err, errNotPlain) {
+					err = dialect.ErrNoFastPath // normalize them first
+				}
 				return b, queue.Message{}, err
 			}
 		}
