@@ -23,7 +23,10 @@ func TestSocketIOClientJWT(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := server.New()
+	expiry := v.DisconnectExpired(srv, jwtauth.ExpiryOptions{Warning: 2 * time.Second})
+	defer expiry.Close()
 	srv.Of("/").OnConnect(v.OnConnect(nil))
+	expiry.HandleRefresh(srv.Of("/"))
 	srv.On("/", "join", func(s *server.Socket, room string) string {
 		if !jwtauth.Allowed(s, room) {
 			return "denied"
@@ -34,14 +37,15 @@ func TestSocketIOClientJWT(t *testing.T) {
 	ln := listen(t, "127.0.0.1:0")
 	serve(t, srv, ln)
 	url := "http://" + ln.Addr().String()
-	token := func(exp time.Duration) string {
+	tokenAt := func(exp time.Time) string {
 		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "rooms": []string{"user:alice"},
-			"allow": []string{"chat/*"}, "exp": time.Now().Add(exp).Unix()}).SignedString(secret)
+			"allow": []string{"chat/*"}, "exp": exp.Unix()}).SignedString(secret)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
+	token := func(exp time.Duration) string { return tokenAt(time.Now().Add(exp)) }
 
 	for _, transports := range []string{"websocket", "polling"} {
 		c := startPeerWith(t, "client "+transports, true, "node", "node/sio-client.js", url, transports, jsonString(map[string]string{"token": token(time.Hour)}))
@@ -72,6 +76,77 @@ func TestSocketIOClientJWT(t *testing.T) {
 		ce := c.waitFor("connect_error", 10*time.Second, isType("connect_error"))
 		if (cs.message != "" && ce["message"] != cs.message) || !reflect.DeepEqual(ce["data"], map[string]any{"reason": cs.reason}) {
 			t.Errorf("%s: connect_error %v, want message %q reason %q", cs.name, ce, cs.message, cs.reason)
+		}
+	}
+
+	testClientTokenExpiry(t, srv, url, tokenAt)
+}
+
+// testClientTokenExpiry: a socket.io-client whose token expires receives
+// token_expiring, then token_expired and "io server disconnect", does not
+// reconnect by itself, and its socket is gone from the server; one that
+// answers token_expiring with refresh_token stays connected past its
+// first exp (a control client whose token expires a second later is
+// disconnected meanwhile).
+func testClientTokenExpiry(t *testing.T, srv *server.Server, url string, tokenAt func(time.Time) string) {
+	exp := time.Now().Add(3 * time.Second)
+	auth := func(exp time.Time) string { return jsonString(map[string]string{"token": tokenAt(exp)}) }
+	expiring := startPeerWith(t, "client expiring", true, "node", "node/sio-client.js", url, "websocket", auth(exp))
+	refreshing := startPeerWith(t, "client refreshing", true, "node", "node/sio-client.js", url, "polling", auth(exp))
+	control := startPeerWith(t, "client control", true, "node", "node/sio-client.js", url, "websocket", auth(exp.Add(time.Second)))
+	sid, _ := expiring.waitFor("connect", 10*time.Second, isType("connect"))["sid"].(string)
+	for _, c := range []*peer{refreshing, control} {
+		c.waitFor("connect", 10*time.Second, isType("connect"))
+	}
+
+	refreshing.waitFor("token_expiring", 30*time.Second, isEvent(jwtauth.EventTokenExpiring))
+	later := time.Now().Add(time.Hour)
+	refreshing.send(map[string]any{"emit": jwtauth.EventRefreshToken, "args": []any{map[string]string{"token": tokenAt(later)}}, "ack": true})
+	ack := refreshing.waitFor("refresh ack", 30*time.Second, isType("ack"))
+	if !reflect.DeepEqual(ack["args"], []any{map[string]any{"exp": float64(later.Unix())}}) {
+		t.Fatalf("refresh_token ack %v", ack)
+	}
+
+	expiring.waitFor("token_expired", 30*time.Second, isEvent(jwtauth.EventTokenExpired))
+	if len(expiring.events(jwtauth.EventTokenExpiring)) != 1 {
+		t.Fatal("token_expired without token_expiring before")
+	}
+	d := expiring.waitFor("disconnect", 30*time.Second, isType("disconnect"))
+	if d["reason"] != "io server disconnect" {
+		t.Fatalf("disconnect %v, want io server disconnect", d)
+	}
+	for deadline := time.Now().Add(30 * time.Second); srv.Of("/").Socket(sid) != nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the expired socket is still on the server")
+		}
+	}
+	control.waitFor("disconnect", 30*time.Second, isType("disconnect"))
+	// alice's first exp is a second before the control's
+	refreshing.send(map[string]any{"emit": "join", "args": []any{"chat/after"}, "ack": true})
+	acks := 0
+	ack = refreshing.waitFor("join ack", 30*time.Second, func(l map[string]any) bool {
+		if l["type"] == "ack" {
+			acks++
+		}
+		return acks == 2
+	})
+	if !reflect.DeepEqual(ack["args"], []any{"joined"}) {
+		t.Fatalf("the refreshed client after its first exp: %v", ack)
+	}
+	for name, p := range map[string]*peer{"refreshed": refreshing, "expired": expiring} {
+		p.mu.Lock()
+		connects, disconnects := 0, 0
+		for _, l := range p.lines {
+			switch l["type"] {
+			case "connect":
+				connects++
+			case "disconnect":
+				disconnects++
+			}
+		}
+		p.mu.Unlock()
+		if connects != 1 || (name == "refreshed") != (disconnects == 0) {
+			t.Errorf("%s client: %d connects, %d disconnects", name, connects, disconnects)
 		}
 	}
 }

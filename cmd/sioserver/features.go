@@ -33,8 +33,16 @@ func checkFeatures(o *options) error {
 	if o.authSecret != "" && o.authJWKS != "" {
 		return errors.New("--auth-secret and --auth-jwks exclude each other")
 	}
-	if _, err := verifier(o); err != nil {
+	v, err := verifier(o)
+	if err != nil {
 		return err
+	}
+	o.verifier = v
+	switch {
+	case o.authWarning < 0:
+		return fmt.Errorf("--auth-expiry-warning %s is negative", o.authWarning)
+	case o.jwksInterval < 0:
+		return fmt.Errorf("--auth-jwks-interval %s is negative", o.jwksInterval)
 	}
 	if o.recovery < 0 {
 		return fmt.Errorf("--recovery %s is negative", o.recovery)
@@ -74,19 +82,6 @@ func verifier(o *options) (*jwtauth.Verifier, error) {
 		return v, nil
 	}
 	return nil, nil
-}
-
-// requireTokens makes every namespace served refuse clients without a
-// valid token (--auth-secret, --auth-jwks) and join those with one to the
-// rooms of their token.
-func requireTokens(o *options, srv *server.Server) {
-	v, _ := verifier(o) // checked by parseFlags
-	if v == nil {
-		return
-	}
-	for _, ns := range o.namespaces {
-		srv.Of(ns).OnConnect(v.OnConnect(nil))
-	}
 }
 
 // featureOptions are the server options of the optional features.
@@ -130,9 +125,10 @@ func instrumentAdmin(o *options, srv *server.Server, log *slog.Logger) (stop fun
 }
 
 // featureRoutes adds the endpoints of the optional features to mux: the
-// Prometheus metrics at /metrics, and the Admin UI at /admin/ with --admin.
-func featureRoutes(o *options, mux *http.ServeMux, srv *server.Server, bus queue.Bus) {
-	mux.Handle("GET /metrics", metrics.Handler(srv, metrics.Options{Bus: bus}))
+// Prometheus metrics at /metrics (with those of the token check a, if
+// any), and the Admin UI at /admin/ with --admin.
+func featureRoutes(o *options, mux *http.ServeMux, srv *server.Server, bus queue.Bus, a *auth) {
+	mux.Handle("GET /metrics", metrics.Handler(srv, metrics.Options{Bus: bus, Collectors: a.collectors()}))
 	if o.admin != "" {
 		mux.Handle("/admin/", http.StripPrefix("/admin", admin.UI()))
 		mux.Handle("GET /admin", http.RedirectHandler("/admin/", http.StatusMovedPermanently))

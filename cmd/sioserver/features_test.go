@@ -149,6 +149,8 @@ func TestFeatureFlagErrors(t *testing.T) {
 		{[]string{"--auth-secret", "short"}, "--auth-secret"},
 		{[]string{"--auth-secret", "0123456789abcdef0123456789abcdef", "--auth-jwks", "f.json"}, "exclude each other"},
 		{[]string{"--auth-jwks", "no-such-file.json"}, "--auth-jwks"},
+		{[]string{"--auth-expiry-warning", "-1s"}, "negative"},
+		{[]string{"--auth-jwks-interval", "-1s"}, "negative"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(t.Context(), c.args, func(string) string { return "" }, &out, &errb)
@@ -240,19 +242,46 @@ func TestMetricsEndpoint(t *testing.T) {
 // path.
 func jwksFile(t *testing.T) string {
 	t.Helper()
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	writeJWKS(t, path, 0, map[string]*ecdsa.PrivateKey{"k1": ecKey(t)})
+	return path
+}
+
+func ecKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return k
+}
+
+// writeJWKS writes the public keys of keys (by kid) to path, its
+// modification time moved by step minutes so that each rewrite is seen
+// as a change whatever the file system's time resolution.
+func writeJWKS(t *testing.T, path string, step int, keys map[string]*ecdsa.PrivateKey) {
+	t.Helper()
 	b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-	pad := func(b []byte) []byte { return append(make([]byte, 32-len(b)), b...) }
-	doc := fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","kid":"k1","x":%q,"y":%q}]}`,
-		b64(pad(k.X.Bytes())), b64(pad(k.Y.Bytes())))
-	path := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+	var jwks []string
+	for kid, k := range keys {
+		pub, err := k.PublicKey.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		jwks = append(jwks, fmt.Sprintf(`{"kty":"EC","crv":"P-256","alg":"ES256","kid":%q,"x":%q,"y":%q}`, kid, b64(pub[1:33]), b64(pub[33:])))
+	}
+	writeFile(t, path, step, `{"keys":[`+strings.Join(jwks, ",")+`]}`)
+}
+
+func writeFile(t *testing.T, path string, step int, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return path
+	at := time.Now().Add(time.Duration(step) * time.Minute)
+	if err := os.Chtimes(path, at, at); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestRecoveryFlag: with --recovery a client cut off comes back with its

@@ -23,6 +23,7 @@ type gateway struct {
 	queue   queue.Bus // that bus, or nil
 	started time.Time
 	hint    string // the sioemit command to try, for the page ("" without a bus)
+	auth    *auth  // the token check, or nil
 
 	mu        sync.Mutex
 	countedAt time.Time
@@ -38,7 +39,7 @@ func (g *gateway) handler() http.Handler {
 	mux.Handle("/socket.io/", g.srv)
 	mux.HandleFunc("GET /socket.io/socket.io.min.js", serveClient)
 	mux.HandleFunc("GET /healthz", g.healthz)
-	featureRoutes(g.o, mux, g.srv, g.queue)
+	featureRoutes(g.o, mux, g.srv, g.queue, g.auth)
 	if g.o.static != "" {
 		mux.Handle("/", http.FileServer(http.Dir(g.o.static)))
 	} else {

@@ -20,13 +20,16 @@
 //	          [--dialect NAME] [--channel NAME] [--namespace NS]... [--cors ORIGIN]...
 //	          [--static DIR] [--allow-client-rooms] [--allow-client-publish]
 //	          [--shutdown-timeout DUR] [--log-level LEVEL] [--recovery DUR] [--version]
+//	          [--auth-secret SECRET | --auth-jwks FILE [--auth-jwks-interval DUR]]
+//	          [--auth-disconnect-expired=false] [--auth-expiry-warning DUR]
 //
 // Every flag is also read from SIOSERVER_<NAME>. Run sioserver -h for the
 // flags. It logs with log/slog on stderr, prints the page URL and a
 // sioemit command to try on stdout, and exits 0 on SIGINT or SIGTERM once
 // its clients are closed (within --shutdown-timeout), 1 when it cannot
 // listen or reach the broker, 2 for bad flags or an embedded address held
-// by a program that is not a NATS server.
+// by a program that is not a NATS server. With --auth-jwks, SIGHUP
+// reloads the JWKS file.
 package main
 
 import (

@@ -21,6 +21,7 @@ import (
 	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server"
 	"github.com/siobridge/siobridge/server/admin"
+	"github.com/siobridge/siobridge/server/jwtauth"
 )
 
 const (
@@ -83,7 +84,17 @@ a flag wins over its variable):
                             patterns of the rooms the client may join and publish to), exp
                             (required); a missing, invalid or expired token is refused with
                             CONNECT_ERROR saying which; join and publish then follow allow
-  --auth-jwks FILE          the same with the RS256 / ES256 public keys of a JWKS file
+  --auth-jwks FILE          the same with the RS256 / ES256 public keys of a JWKS file, reloaded
+                            when it changes and on SIGHUP (an invalid file is logged and the
+                            keys loaded before stay in use; removed keys refuse new clients)
+  --auth-jwks-interval DUR  how often the JWKS file is checked for changes (default 30s; 0: only
+                            on SIGHUP)
+  --auth-disconnect-expired a socket whose token expires is sent token_expired and disconnected
+                            (default true; =false keeps it connected, allowed nothing more);
+                            a client may send refresh_token {"token": "..."} with a fresh token
+                            of the same sub before, to stay connected until its exp
+  --auth-expiry-warning DUR the event token_expiring {"exp", "in"} is sent that long before a
+                            token expires (default 30s; 0: none)
   --admin USER:PASSWORD     serve the Socket.IO Admin UI at /admin/ and its namespace /admin,
                             for this user name and password
   --admin-mode MODE         development (every socket, room and event) | production (statistics
@@ -109,6 +120,9 @@ type options struct {
 	parser, admin, adminMode            string
 	recoveryStore                       string
 	authSecret, authJWKS                string
+	authExpiry                          bool              // --auth-disconnect-expired
+	authWarning, jwksInterval           time.Duration     // --auth-expiry-warning, --auth-jwks-interval
+	verifier                            *jwtauth.Verifier // of --auth-secret / --auth-jwks, made by checkFeatures
 	namespaces, cors                    []string
 	rooms, publish, noBroker, version   bool
 	shutdownTimeout                     time.Duration
@@ -187,6 +201,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.recoveryStore, "recovery-store", "memory", "")
 	fs.StringVar(&o.authSecret, "auth-secret", "", "")
 	fs.StringVar(&o.authJWKS, "auth-jwks", "", "")
+	fs.BoolVar(&o.authExpiry, "auth-disconnect-expired", true, "")
+	fs.DurationVar(&o.authWarning, "auth-expiry-warning", DefaultExpiryWarning, "")
+	fs.DurationVar(&o.jwksInterval, "auth-jwks-interval", DefaultJWKSInterval, "")
 	fs.StringVar(&o.admin, "admin", "", "")
 	fs.StringVar(&o.adminMode, "admin-mode", string(admin.Development), "")
 	fs.DurationVar(&o.recovery, "recovery", 0, "")
@@ -354,7 +371,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("sioserver: cannot set up the recovery store", "err", err)
 		return exitFailed
 	}
-	srv := newServer(o, bus, d, log, storeOpts...)
+	srv, auth := newServer(o, bus, d, log, storeOpts...)
+	defer auth.watchJWKS(ctx, o, log)() // SIGHUP and file changes reload --auth-jwks
 	stopAdmin, err := instrumentAdmin(o, srv, log)
 	if err != nil {
 		log.Error("sioserver: cannot start the admin instrumentation", "err", err)
@@ -389,7 +407,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("sioserver: cannot listen", "addr", o.addr, "err", err)
 		return exitFailed
 	}
-	g := &gateway{o: o, srv: srv, bus: bus != nil, queue: bus, started: started}
+	g := &gateway{o: o, srv: srv, bus: bus != nil, queue: bus, started: started, auth: auth}
 	if bus != nil {
 		g.hint = emitHint(o, queue.Redact(busURL))
 	}
@@ -440,8 +458,9 @@ func clusterBus(ctx context.Context, o *options, busURL string, log *slog.Logger
 }
 
 // newServer builds the Socket.IO server: namespaces, client operations,
-// CORS and, with a bus, the cluster adapter.
-func newServer(o *options, bus queue.Bus, d dialect.Dialect, log *slog.Logger, extra ...server.Option) *server.Server {
+// CORS, the token check (nil without one) and, with a bus, the cluster
+// adapter.
+func newServer(o *options, bus queue.Bus, d dialect.Dialect, log *slog.Logger, extra ...server.Option) (*server.Server, *auth) {
 	// a client's join, leave and publish run in the order it sent them
 	// (as a Node server runs them), so that a publish right after a join
 	// reaches the room, and the room bound of join holds
@@ -454,12 +473,12 @@ func newServer(o *options, bus queue.Bus, d dialect.Dialect, log *slog.Logger, e
 		opts = append(opts, server.WithAdapter(bus, d))
 	}
 	srv := server.New(opts...)
-	requireTokens(o, srv)
-	ops := clientOps{rooms: o.rooms, publish: o.publish, auth: o.authSecret != "" || o.authJWKS != ""}
+	auth := requireTokens(o, srv)
+	ops := clientOps{rooms: o.rooms, publish: o.publish, auth: auth != nil}
 	for _, ns := range o.namespaces {
 		ops.register(srv.Of(ns))
 	}
-	return srv
+	return srv, auth
 }
 
 // channelOf names the channel (python) or key prefix (node) of d, for the

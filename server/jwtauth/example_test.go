@@ -3,6 +3,7 @@ package jwtauth_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -58,4 +59,59 @@ func ExampleVerifier_OnConnect() {
 	// join news/sport []
 	// join admin [room "admin" not allowed]
 	// [hello alice]
+}
+
+// A gateway that disconnects the clients whose token expires: 30 s before
+// (ExpiryOptions.Warning) they receive "token_expiring", and a client
+// that sends a fresh token of the same user with "refresh_token" stays
+// connected until the new token's exp.
+func ExampleVerifier_DisconnectExpired() {
+	key := []byte("a secret of at least thirty-two bytes")
+	v, err := jwtauth.NewHS256(key)
+	if err != nil {
+		panic(err)
+	}
+	srv := server.New()
+	defer srv.Shutdown(context.Background())
+	expiry := v.DisconnectExpired(srv, jwtauth.ExpiryOptions{Warning: 30 * time.Second})
+	defer expiry.Close()
+	srv.Of("/").OnConnect(v.OnConnect(nil))
+	expiry.HandleRefresh(srv.Of("/"))
+
+	token := func(sub string, d time.Duration) string {
+		t, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(d).Unix()}).SignedString(key)
+		return t
+	}
+	c, _ := servertest.New(srv, servertest.Options{})
+	defer c.Close()
+	fmt.Println("connect:", c.Connect("/", map[string]string{"token": token("alice", 10*time.Second)}))
+	got, _ := c.WaitFor("/", jwtauth.EventTokenExpiring, 5*time.Second) // 10 s left: warned at once
+	fmt.Println(got[0].Event)
+	ack, _ := c.EmitWithAck("/", 5*time.Second, jwtauth.EventRefreshToken, map[string]string{"token": token("bob", time.Hour)})
+	fmt.Println("bob's token:", ack[0].(map[string]any)["reason"])
+	ack, _ = c.EmitWithAck("/", 5*time.Second, jwtauth.EventRefreshToken, map[string]string{"token": token("alice", time.Hour)})
+	fmt.Println("alice's token:", ack[0].(map[string]any)["exp"] != nil)
+	// Output:
+	// connect: <nil>
+	// token_expiring
+	// bob's token: subject
+	// alice's token: true
+}
+
+// A verifier of a JWKS file that follows the file: keys added to it are
+// accepted, keys removed refused for new connections, and a broken file
+// leaves the keys as they were.
+func ExampleVerifier_Watch() {
+	v, err := jwtauth.LoadJWKS("jwks.json")
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // Watch returns
+	go v.Watch(ctx, 30*time.Second, func(err error) {
+		if err != nil {
+			log.Printf("jwks.json: %v", err) // the previous keys stay in use
+		}
+	})
+	// srv.Of("/").OnConnect(v.OnConnect(nil)) ...
 }

@@ -8,9 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
-	"os"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -47,20 +45,13 @@ type publicKey struct {
 
 // LoadJWKS reads a JWKS file (a JSON Web Key Set, RFC 7517: {"keys":
 // [...]}) and returns a Verifier of the tokens its keys signed; see
-// ParseJWKS.
+// ParseJWKS. The verifier remembers the file: Reload reads it again, and
+// Watch reloads it whenever it changes.
 func LoadJWKS(file string, opts ...Option) (*Verifier, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, fmt.Errorf("jwtauth: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxJWKSBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("jwtauth: read %s: %w", file, err)
-	}
-	v, err := ParseJWKS(data, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%w (in %s)", err, file)
+	v := newVerifier(buildOptions(opts))
+	v.jwks.path = file
+	if err := v.load(); err != nil {
+		return nil, err
 	}
 	return v, nil
 }
@@ -78,6 +69,34 @@ func LoadJWKS(file string, opts ...Option) (*Verifier, error) {
 // verified with the only key of its algorithm, and refused when there are
 // several.
 func ParseJWKS(data []byte, opts ...Option) (*Verifier, error) {
+	keys, err := parseKeys(data)
+	if err != nil {
+		return nil, err
+	}
+	v := newVerifier(buildOptions(opts))
+	v.useKeys(keys)
+	return v, nil
+}
+
+// useKeys makes v verify with keys from now on.
+func (v *Verifier) useKeys(keys []publicKey) {
+	var methods, kids []string
+	for _, alg := range []string{"RS256", "ES256"} {
+		for _, k := range keys {
+			if k.alg == alg {
+				methods = append(methods, alg)
+				break
+			}
+		}
+	}
+	for _, k := range keys {
+		kids = append(kids, k.kid)
+	}
+	v.setKeys(methods, func(t *jwt.Token) (any, error) { return pickKey(keys, t) }, kids)
+}
+
+// parseKeys returns the usable keys of a JWKS document; see ParseJWKS.
+func parseKeys(data []byte) ([]publicKey, error) {
 	if len(data) > MaxJWKSBytes {
 		return nil, fmt.Errorf("jwtauth: JWKS larger than %d bytes", MaxJWKSBytes)
 	}
@@ -112,16 +131,7 @@ func ParseJWKS(data []byte, opts ...Option) (*Verifier, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("jwtauth: JWKS has no RS256 or ES256 signing key")
 	}
-	var methods []string
-	for _, alg := range []string{"RS256", "ES256"} {
-		for _, k := range keys {
-			if k.alg == alg {
-				methods = append(methods, alg)
-				break
-			}
-		}
-	}
-	return newVerifier(methods, func(t *jwt.Token) (any, error) { return pickKey(keys, t) }, opts), nil
+	return keys, nil
 }
 
 // pickKey returns the key of keys that verifies t.

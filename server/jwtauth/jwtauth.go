@@ -36,11 +36,22 @@
 //     refused. The rooms of "rooms" are joined, not allowed: list them in
 //     "allow" too if the client may join them again or publish to them.
 //   - exp: required by default (WithoutExpiry makes it optional); checked
-//     at connect, and by Allowed afterwards. A connected socket is not
-//     disconnected when its token expires: Allowed just returns false
-//     from then on.
+//     at connect, and by Allowed afterwards (false once expired). With
+//     Verifier.DisconnectExpired, a socket whose token expires is warned
+//     (EventTokenExpiring), then sent EventTokenExpired and disconnected
+//     from its namespace, unless its client sent a fresh token of the same
+//     sub before (EventRefreshToken, Expiry.Refresh). Without it, a
+//     connected socket stays connected and is just allowed nothing more.
 //   - nbf, iat, iss, aud: checked when present (WithIssuer and
 //     WithAudience make iss and aud required).
+//
+// # Key rotation
+//
+// A verifier of a JWKS file (LoadJWKS) reads it again with Reload, and
+// Watch reloads it whenever it changes. A file that is not a valid JWKS
+// leaves the keys as they were (the error says why); keys removed from the
+// file refuse the connections that come after; sockets already connected
+// stay.
 //
 // # Refusals
 //
@@ -57,6 +68,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -98,6 +110,7 @@ type ClaimSet struct {
 	jwt.RegisteredClaims
 
 	leeway time.Duration
+	v      *Verifier // that verified the token
 }
 
 // Allows reports whether room matches one of the allow patterns (whether
@@ -117,7 +130,17 @@ func (c *ClaimSet) Allows(room string) bool {
 // Expired reports whether the token's exp is past at now (with the
 // verifier's leeway). A token without exp never expires.
 func (c *ClaimSet) Expired(now time.Time) bool {
-	return c.ExpiresAt != nil && now.After(c.ExpiresAt.Add(c.leeway))
+	d, ok := c.deadline()
+	return ok && now.After(d)
+}
+
+// deadline is when the token expires (exp plus the leeway); false for a
+// token without exp.
+func (c *ClaimSet) deadline() (time.Time, bool) {
+	if c.ExpiresAt == nil {
+		return time.Time{}, false
+	}
+	return c.ExpiresAt.Add(c.leeway), true
 }
 
 // Option configures a Verifier.
@@ -155,20 +178,27 @@ func WithMaxTokenBytes(n int) Option {
 }
 
 // Verifier verifies tokens with one secret or one set of public keys. It
-// is safe for concurrent use.
+// is safe for concurrent use. The keys of a LoadJWKS verifier can be
+// replaced while it is in use (Reload, Watch).
 type Verifier struct {
-	parser   *jwt.Parser
-	keyFunc  jwt.Keyfunc
+	popts    []jwt.ParserOption // without the methods, which follow the keys
 	leeway   time.Duration
 	maxToken int
+	keys     atomic.Pointer[keySet]
+
+	jwks jwksFile // LoadJWKS's file (Reload, Watch)
 }
 
-func newVerifier(methods []string, keyFunc jwt.Keyfunc, opts []Option) *Verifier {
-	o := options{maxToken: DefaultMaxTokenBytes}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	popts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithLeeway(o.leeway)}
+// keySet is what a Verifier verifies with: a parser that accepts only the
+// algorithms of the keys, and the function that picks the key of a token.
+type keySet struct {
+	parser  *jwt.Parser
+	keyFunc jwt.Keyfunc
+	kids    []string
+}
+
+func newVerifier(o options) *Verifier {
+	popts := []jwt.ParserOption{jwt.WithLeeway(o.leeway)}
 	if !o.noExpiry {
 		popts = append(popts, jwt.WithExpirationRequired())
 	}
@@ -178,7 +208,22 @@ func newVerifier(methods []string, keyFunc jwt.Keyfunc, opts []Option) *Verifier
 	if o.audience != "" {
 		popts = append(popts, jwt.WithAudience(o.audience))
 	}
-	return &Verifier{parser: jwt.NewParser(popts...), keyFunc: keyFunc, leeway: o.leeway, maxToken: o.maxToken}
+	return &Verifier{popts: popts, leeway: o.leeway, maxToken: o.maxToken}
+}
+
+// buildOptions applies opts to the defaults.
+func buildOptions(opts []Option) options {
+	o := options{maxToken: DefaultMaxTokenBytes}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// setKeys makes v verify with keyFunc, accepting only the algorithms methods.
+func (v *Verifier) setKeys(methods []string, keyFunc jwt.Keyfunc, kids []string) {
+	popts := append([]jwt.ParserOption{jwt.WithValidMethods(methods)}, v.popts...)
+	v.keys.Store(&keySet{parser: jwt.NewParser(popts...), keyFunc: keyFunc, kids: kids})
 }
 
 // NewHS256 returns a Verifier of HS256 tokens signed with secret (at least
@@ -188,12 +233,14 @@ func NewHS256(secret []byte, opts ...Option) (*Verifier, error) {
 		return nil, fmt.Errorf("jwtauth: an HS256 secret needs at least %d bytes, got %d", MinSecretBytes, len(secret))
 	}
 	key := append([]byte(nil), secret...)
-	return newVerifier([]string{"HS256"}, func(t *jwt.Token) (any, error) {
+	v := newVerifier(buildOptions(opts))
+	v.setKeys([]string{"HS256"}, func(t *jwt.Token) (any, error) {
 		if _, ok := t.Method.(*jwt.SigningMethodHMAC); !ok {
 			return nil, fmt.Errorf("unexpected algorithm %s", t.Method.Alg())
 		}
 		return key, nil
-	}, opts), nil
+	}, nil)
+	return v, nil
 }
 
 // Verify checks token and returns its claims. Its errors wrap
@@ -206,8 +253,9 @@ func (v *Verifier) Verify(token string) (*ClaimSet, error) {
 	if len(token) > v.maxToken {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, v.maxToken)
 	}
-	c := &ClaimSet{leeway: v.leeway}
-	if _, err := v.parser.ParseWithClaims(token, c, v.keyFunc); err != nil {
+	ks := v.keys.Load()
+	c := &ClaimSet{leeway: v.leeway, v: v}
+	if _, err := ks.parser.ParseWithClaims(token, c, ks.keyFunc); err != nil {
 		return nil, classify(err)
 	}
 	for _, p := range c.Allow {
@@ -279,14 +327,21 @@ func tokenOf(s *server.Socket, auth json.RawMessage) (string, error) {
 
 // refusal is the CONNECT_ERROR of a Verify error.
 func refusal(err error) error {
-	reason := "invalid"
+	return &server.ConnectError{Message: err.Error(), Data: map[string]string{"reason": reasonOf(err)}}
+}
+
+// reasonOf is the reason clients are told for a refused token: missing,
+// expired, subject (a refresh with another sub's token) or invalid.
+func reasonOf(err error) string {
 	switch {
 	case errors.Is(err, ErrMissingToken):
-		reason = "missing"
+		return "missing"
 	case errors.Is(err, ErrExpiredToken):
-		reason = "expired"
+		return "expired"
+	case errors.Is(err, ErrWrongSubject):
+		return "subject"
 	}
-	return &server.ConnectError{Message: err.Error(), Data: map[string]string{"reason": reason}}
+	return "invalid"
 }
 
 // Middleware returns a connect middleware (server.Namespace.Use) that

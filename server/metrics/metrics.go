@@ -65,6 +65,9 @@ type Options struct {
 	// (queue.StatsReporter; the Redis, AMQP and NATS buses do both). Nil
 	// leaves them out.
 	Bus queue.Bus
+	// Collectors are registered by Handler next to the server's (the
+	// program's own metrics); NewCollector ignores them.
+	Collectors []prometheus.Collector
 }
 
 // Collector is a prometheus.Collector of a server's metrics.
@@ -191,5 +194,6 @@ func Handler(srv *server.Server, o Options) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(srv, o), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(o.Collectors...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
