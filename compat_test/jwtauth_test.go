@@ -79,27 +79,47 @@ func TestSocketIOClientJWT(t *testing.T) {
 		}
 	}
 
-	testClientTokenExpiry(t, srv, url, tokenAt)
+	testClientTokenExpiry(t, srv, expiry, url, tokenAt)
 }
 
 // testClientTokenExpiry: a socket.io-client whose token expires receives
 // token_expiring, then token_expired and "io server disconnect", does not
 // reconnect by itself, and its socket is gone from the server; one that
-// answers token_expiring with refresh_token stays connected past its
-// first exp (a control client whose token expires a second later is
-// disconnected meanwhile).
-func testClientTokenExpiry(t *testing.T, srv *server.Server, url string, tokenAt func(time.Time) string) {
-	exp := time.Now().Add(3 * time.Second)
-	auth := func(exp time.Time) string { return jsonString(map[string]string{"token": tokenAt(exp)}) }
-	expiring := startPeerWith(t, "client expiring", true, "node", "node/sio-client.js", url, "websocket", auth(exp))
-	refreshing := startPeerWith(t, "client refreshing", true, "node", "node/sio-client.js", url, "polling", auth(exp))
-	control := startPeerWith(t, "client control", true, "node", "node/sio-client.js", url, "websocket", auth(exp.Add(time.Second)))
-	sid, _ := expiring.waitFor("connect", 10*time.Second, isType("connect"))["sid"].(string)
-	for _, c := range []*peer{refreshing, control} {
-		c.waitFor("connect", 10*time.Second, isType("connect"))
+// sends refresh_token with a fresh token stays connected past its first
+// exp (a control client whose token expires a second later is
+// disconnected meanwhile). The clients connect with tokens of an hour,
+// then the server gives them short ones (Expiry.Refresh), so that a slow
+// start of the Node processes cannot make them late.
+func testClientTokenExpiry(t *testing.T, srv *server.Server, expiry *jwtauth.Expiry, url string, tokenAt func(time.Time) string) {
+	auth := jsonString(map[string]string{"token": tokenAt(time.Now().Add(time.Hour))})
+	peers := map[string]*peer{}
+	for _, name := range []string{"expiring", "refreshing", "control"} {
+		transports := "websocket"
+		if name == "refreshing" {
+			transports = "polling"
+		}
+		peers[name] = startPeerWith(t, "client "+name, true, "node", "node/sio-client.js", url, transports, auth)
 	}
+	shorten := func(name string, exp time.Time) string {
+		sid, _ := peers[name].waitFor("connect", 30*time.Second, isType("connect"))["sid"].(string)
+		s := srv.Of("/").Socket(sid)
+		if s == nil {
+			t.Fatalf("%s: no socket %s", name, sid)
+		}
+		if _, err := expiry.Refresh(s, tokenAt(exp)); err != nil {
+			t.Fatal(err)
+		}
+		return sid
+	}
+	for _, name := range []string{"expiring", "refreshing", "control"} {
+		peers[name].waitFor("connect", 30*time.Second, isType("connect"))
+	}
+	exp := time.Now().Add(4 * time.Second) // 3 to 4 s left, warned 2 s before
+	sid := shorten("expiring", exp)
+	shorten("refreshing", exp)
+	shorten("control", exp.Add(time.Second))
+	expiring, refreshing, control := peers["expiring"], peers["refreshing"], peers["control"]
 
-	refreshing.waitFor("token_expiring", 30*time.Second, isEvent(jwtauth.EventTokenExpiring))
 	later := time.Now().Add(time.Hour)
 	refreshing.send(map[string]any{"emit": jwtauth.EventRefreshToken, "args": []any{map[string]string{"token": tokenAt(later)}}, "ack": true})
 	ack := refreshing.waitFor("refresh ack", 30*time.Second, isType("ack"))
@@ -121,7 +141,7 @@ func testClientTokenExpiry(t *testing.T, srv *server.Server, url string, tokenAt
 		}
 	}
 	control.waitFor("disconnect", 30*time.Second, isType("disconnect"))
-	// alice's first exp is a second before the control's
+	// the refreshed client's first exp is a second before the control's
 	refreshing.send(map[string]any{"emit": "join", "args": []any{"chat/after"}, "ack": true})
 	acks := 0
 	ack = refreshing.waitFor("join ack", 30*time.Second, func(l map[string]any) bool {

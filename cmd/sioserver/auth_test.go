@@ -83,8 +83,10 @@ func waitAccepted(t *testing.T, in *instance, auth any, what string) {
 // token of another sub is refused, and that client is disconnected at its
 // first exp.
 func TestAuthExpiry(t *testing.T) {
-	in := start(t, "--no-broker", "--auth-secret", authSecret, "--auth-expiry-warning", "2s")
-	exp := time.Now().Add(3 * time.Second)
+	in := start(t, "--no-broker", "--auth-secret", authSecret, "--auth-expiry-warning", "3s")
+	// 3 to 4 s left (exp is in whole seconds): warned at once or within a
+	// second, alice refreshes with 3 s to spare
+	exp := time.Now().Add(4 * time.Second)
 	tok := func(sub string, exp time.Time, allow ...string) string {
 		return token(t, authSecret, jwt.MapClaims{"sub": sub, "exp": exp.Unix(), "allow": allow})
 	}

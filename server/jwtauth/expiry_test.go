@@ -88,10 +88,12 @@ func TestExpiryDisconnects(t *testing.T) {
 func TestExpiryRefresh(t *testing.T) {
 	v := hs256(t)
 	srv := gateway(t, v)
-	e := v.DisconnectExpired(srv, jwtauth.ExpiryOptions{Warning: 2 * time.Second})
+	e := v.DisconnectExpired(srv, jwtauth.ExpiryOptions{Warning: 3 * time.Second})
 	defer e.Close()
 	e.HandleRefresh(srv.Of("/"))
-	exp := time.Now().Add(3 * time.Second)
+	// 3 to 4 s left (exp is in whole seconds): warned at once or within a
+	// second, alice refreshes with 3 s to spare
+	exp := time.Now().Add(4 * time.Second)
 	tok := func(sub string, exp time.Time, allow ...string) string {
 		return sign(t, jwt.SigningMethodHS256, secret, claims(jwt.MapClaims{"sub": sub, "exp": exp.Unix(), "allow": allow}), "")
 	}
