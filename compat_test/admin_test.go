@@ -1,8 +1,10 @@
 package compat_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,8 +18,11 @@ import (
 // TestAdminUIInHeadlessChromium: the real Socket.IO Admin UI (npm
 // @socket.io/admin-ui's build, embedded in server/admin and served at
 // /admin/) logs in to an instrumented server through its connection form
-// in headless Chromium, and lists a connected client and its room. The
-// screenshot is kept in compat_test/artifacts/admin.png.
+// in headless Chromium, and lists a connected client and its room. It
+// works offline: the page requests nothing from another host, nothing it
+// requests fails, and its icon font (Material Design Icons) and Roboto
+// load from the server. The screenshot is kept in
+// compat_test/artifacts/admin.png.
 func TestAdminUIInHeadlessChromium(t *testing.T) {
 	needChromium(t)
 	srv := server.New()
@@ -58,45 +63,69 @@ func TestAdminUIInHeadlessChromium(t *testing.T) {
 	if text, _ := res["text"].(string); !strings.Contains(text, room) || !strings.Contains(text, c.SID("/")) {
 		t.Errorf("the socket's page does not show its id and room:\n%s", text)
 	}
+	if ext, _ := res["external"].([]any); len(ext) != 0 {
+		t.Errorf("the page requested other hosts: %v", ext)
+	}
+	if failed, _ := res["failed"].([]any); len(failed) != 0 {
+		t.Errorf("requests of the page failed: %v", failed)
+	}
+	fonts, _ := res["fonts"].(map[string]any)
+	loaded := map[string]bool{}
+	faces, _ := fonts["faces"].([]any)
+	for _, f := range faces {
+		if f, _ := f.(map[string]any); f["status"] == "loaded" {
+			loaded[fmt.Sprint(f["family"])] = true
+		}
+	}
+	if !loaded["Material Design Icons"] || !loaded["Roboto"] || fonts["check"] != true ||
+		!strings.Contains(fmt.Sprint(fonts["iconFont"]), "Material Design Icons") {
+		t.Errorf("fonts: %v", fonts)
+	}
 	if st, err := os.Stat(shot); err != nil || st.Size() == 0 {
 		t.Fatalf("no screenshot: %v", err)
 	}
 	t.Logf("screenshot: %s", shot)
 }
 
-// TestAdminUIVendoredMatchesNpm: server/admin/ui is exactly the npm
-// package's ui/dist (source maps excepted) at the version examples/chat
-// locks, plus its LICENSE: run server/admin/vendor-ui.sh after changing
-// that version.
+// TestAdminUIVendoredMatchesNpm: server/admin/ui is exactly what
+// server/admin/vendor-ui.sh makes from the npm packages examples/chat
+// locks (the UI's ui/dist without source maps, its fonts, the page
+// pointed at them): the script runs into a temporary folder and the two
+// trees are compared file by file. Run the script after changing one of
+// those versions.
 func TestAdminUIVendoredMatchesNpm(t *testing.T) {
 	const pkg = "../examples/chat/node_modules/@socket.io/admin-ui"
 	needPeer(t, "examples/chat's npm packages", func() error { _, err := os.Stat(pkg + "/ui/dist"); return err })
-	want := map[string]string{"LICENSE": pkg + "/LICENSE"}
-	filepath.WalkDir(pkg+"/ui/dist", func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".map") {
-			rel, _ := filepath.Rel(pkg+"/ui/dist", p)
-			want[filepath.ToSlash(rel)] = p
+	needNode(t)
+	fresh := filepath.Join(t.TempDir(), "ui")
+	if out, err := exec.Command("bash", "../server/admin/vendor-ui.sh", fresh).CombinedOutput(); err != nil {
+		t.Fatalf("vendor-ui.sh: %v\n%s", err, out)
+	}
+	tree := func(root string) map[string]string {
+		files := map[string]string{}
+		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			rel, _ := filepath.Rel(root, p)
+			files[filepath.ToSlash(rel)] = string(b)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return err
-	})
-	got := map[string]bool{}
-	filepath.WalkDir("../server/admin/ui", func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel("../server/admin/ui", p)
-			got[filepath.ToSlash(rel)] = true
-		}
-		return err
-	})
-	for name, src := range want {
-		a, err1 := os.ReadFile(src)
-		b, err2 := os.ReadFile("../server/admin/ui/" + name)
-		if err1 != nil || err2 != nil || string(a) != string(b) {
-			t.Errorf("server/admin/ui/%s differs from the npm package's (%v, %v): run server/admin/vendor-ui.sh", name, err1, err2)
+		return files
+	}
+	want, got := tree(fresh), tree("../server/admin/ui")
+	for name, b := range want {
+		if g, ok := got[name]; !ok || g != b {
+			t.Errorf("server/admin/ui/%s differs from what vendor-ui.sh makes (present: %v): run server/admin/vendor-ui.sh", name, ok)
 		}
 	}
 	for name := range got {
-		if _, ok := want[name]; !ok && name != "VERSION" {
-			t.Errorf("server/admin/ui/%s is not in the npm package", name)
+		if _, ok := want[name]; !ok {
+			t.Errorf("server/admin/ui/%s is not made by vendor-ui.sh", name)
 		}
 	}
 }

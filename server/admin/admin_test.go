@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -449,6 +450,9 @@ func TestUI(t *testing.T) {
 	if res, _ := get("/admin/LICENSE"); res.StatusCode != 200 {
 		t.Errorf("the UI's LICENSE: %d", res.StatusCode)
 	}
+	if res, _ := get("/admin/fonts/LICENSE-roboto"); res.StatusCode != 200 || strings.Contains(res.Header.Get("Cache-Control"), "immutable") {
+		t.Errorf("the fonts' licence: %d %s", res.StatusCode, res.Header.Get("Cache-Control"))
+	}
 	post, err := http.Post(url+"/admin/", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -456,6 +460,74 @@ func TestUI(t *testing.T) {
 	post.Body.Close()
 	if post.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d, want 405", post.StatusCode)
+	}
+}
+
+var (
+	linkRe = regexp.MustCompile(`(?:href|src)="([^"]*)"`)
+	urlRe  = regexp.MustCompile(`url\(["']?([^"')]+)["']?\)`)
+	iconRe = regexp.MustCompile(`\bmdi-[a-z0-9-]+`)
+)
+
+// The UI works offline: its page links only files of the server, each of
+// them served; its fonts' style sheet loads woff2 files of the server
+// (served as fonts, immutable), and has the rule of every icon class
+// (mdi-NAME) the UI's scripts and styles name.
+func TestUIOffline(t *testing.T) {
+	_, _, url := start(t, admin.Options{}, nil)
+	get := func(path string) (*http.Response, string) {
+		t.Helper()
+		res, err := http.Get(url + "/admin/" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, res.StatusCode)
+		}
+		return res, string(b)
+	}
+	_, index := get("")
+	var fontsCSS string
+	names := map[string]bool{}
+	for _, m := range linkRe.FindAllStringSubmatch(index, -1) {
+		link := m[1]
+		if strings.Contains(link, "//") || strings.Contains(link, ":") {
+			t.Errorf("index.html links %s, not a file of the server", link)
+			continue
+		}
+		_, body := get(link)
+		switch {
+		case strings.HasPrefix(link, "fonts/") && strings.HasSuffix(link, ".css"):
+			fontsCSS = body
+		case strings.HasSuffix(link, ".js") || strings.HasSuffix(link, ".css"):
+			for _, n := range iconRe.FindAllString(body, -1) {
+				names[n] = true
+			}
+		}
+	}
+	if fontsCSS == "" {
+		t.Fatal("index.html links no fonts/*.css")
+	}
+	faces := 0
+	for _, m := range urlRe.FindAllStringSubmatch(fontsCSS, -1) {
+		res, body := get("fonts/" + m[1])
+		if res.Header.Get("Content-Type") != "font/woff2" || !strings.Contains(res.Header.Get("Cache-Control"), "immutable") || !strings.HasPrefix(body, "wOF2") {
+			t.Errorf("%s: %s, %s, %.4q", m[1], res.Header.Get("Content-Type"), res.Header.Get("Cache-Control"), body)
+		}
+		faces++
+	}
+	if faces != 3 || !strings.Contains(fontsCSS, `font-family:"Material Design Icons"`) || !strings.Contains(fontsCSS, "font-family: 'Roboto'") {
+		t.Errorf("fonts CSS with %d font files:\n%.600s", faces, fontsCSS)
+	}
+	if len(names) < 10 {
+		t.Fatalf("the UI names %d icons", len(names))
+	}
+	for n := range names {
+		if !strings.Contains(fontsCSS, "."+n+":") {
+			t.Errorf("no rule for the icon class %s the UI names: run server/admin/vendor-ui.sh", n)
+		}
 	}
 }
 

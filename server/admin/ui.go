@@ -11,8 +11,12 @@ import (
 )
 
 // ui is the Admin UI's static build: npm package @socket.io/admin-ui's
-// ui/dist without source maps (1.3 MB), with the package's LICENSE (MIT);
-// vendor-ui.sh copies it.
+// ui/dist without source maps (1.3 MB), with the package's LICENSE (MIT),
+// and in fonts/ the web fonts its page links (woff2, 486 KB with their
+// licences: Roboto from @fontsource-variable/roboto, OFL 1.1; Material
+// Design Icons from @mdi/font, Apache 2.0), its index.html pointing at
+// them instead of fonts.googleapis.com and cdn.jsdelivr.net.
+// vendor-ui.sh copies it all.
 //
 //go:embed ui
 var ui embed.FS
@@ -22,11 +26,10 @@ var ui embed.FS
 //
 //	mux.Handle("/admin/", http.StripPrefix("/admin", admin.UI()))
 //
-// The files are embedded in the program: nothing is fetched from npm or a
-// CDN at run time, except the UI's web fonts and icons, which its page
-// links from fonts.googleapis.com and cdn.jsdelivr.net (without them, the
-// UI works with the browser's fonts and without icons). Its script and
-// style files have content-hashed names and are served as immutable.
+// The files are embedded in the program, its web fonts and icons
+// included: the page loads nothing from npm, a CDN or any host but the
+// server's. Its script, style and font files have content-hashed names
+// and are served as immutable.
 func UI() http.Handler {
 	files, err := fs.Sub(ui, "ui")
 	if err != nil {
@@ -54,12 +57,27 @@ func UI() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		if strings.HasPrefix(name, "js/") || strings.HasPrefix(name, "css/") || strings.HasPrefix(name, "img/") {
+		if hashed(name) {
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		} else {
 			w.Header().Set("Cache-Control", "no-cache")
 		}
+		if strings.HasSuffix(name, ".woff2") { // not in Go's table of types
+			w.Header().Set("Content-Type", "font/woff2")
+		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		http.ServeContent(w, r, name, time.Time{}, rs)
 	})
+}
+
+// hashed reports whether the file name carries a hash of its content (the
+// UI's scripts, styles and images, the fonts and their style sheet), so
+// that it can be cached for good; licences and the index page cannot.
+func hashed(name string) bool {
+	for _, dir := range []string{"js/", "css/", "img/", "fonts/"} {
+		if strings.HasPrefix(name, dir) && !strings.HasPrefix(name, "fonts/LICENSE") {
+			return true
+		}
+	}
+	return false
 }
