@@ -273,13 +273,20 @@ func writeJWKS(t *testing.T, path string, step int, keys map[string]*ecdsa.Priva
 	writeFile(t, path, step, `{"keys":[`+strings.Join(jwks, ",")+`]}`)
 }
 
+// writeFile writes content aside then renames it to path (the watch of
+// --auth-jwks never sees a file half written), its modification time
+// moved by step minutes.
 func writeFile(t *testing.T, path string, step int, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(time.Duration(step) * time.Minute)
-	if err := os.Chtimes(path, at, at); err != nil {
+	if err := os.Chtimes(tmp, at, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 }

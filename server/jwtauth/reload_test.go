@@ -33,11 +33,16 @@ func rewrite(t *testing.T, file string, step int, doc any) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(file, b, 0o600); err != nil {
+	// written aside then renamed: Watch never sees a file half written
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(time.Duration(step) * time.Minute)
-	if err := os.Chtimes(file, at, at); err != nil {
+	if err := os.Chtimes(tmp, at, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
 		t.Fatal(err)
 	}
 }
