@@ -57,8 +57,9 @@ flags (each also read from the environment variable SIOSERVER_<NAME>, e.g.
 SIOSERVER_ADDR, SIOSERVER_ALLOW_CLIENT_ROOMS=true; lists comma-separated;
 a flag wins over its variable):
   --addr HOST:PORT          listen address (default 127.0.0.1:5000)
-  --url URL                 broker: redis://, rediss://, redis+sentinel://, unix://, amqp://,
-                            amqps://, nats://, tls://; without it, the embedded NATS server
+  --url URL                 broker: redis://, rediss://, redis+sentinel://, redis+cluster://,
+                            unix://, amqp://, amqps://, nats://, tls://; without it, the
+                            embedded NATS server
   --embedded-nats HOST:PORT address of the embedded NATS server (default 127.0.0.1:4222; port 0
                             picks a free one); a NATS server already answering there is used
   --no-broker               no broker at all: one process that workers cannot reach
@@ -434,7 +435,8 @@ func clusterBus(ctx context.Context, o *options, busURL string, log *slog.Logger
 	if o.embedded() { // a NATS server: its outages logged
 		return natsbus.Open(ctx, busURL, natsbus.WithLogger(log))
 	}
-	return brokerflags.Open(ctx, busURL)
+	// the bus's outages and followed failovers in the log
+	return brokerflags.OpenLogged(ctx, busURL, log)
 }
 
 // newServer builds the Socket.IO server: namespaces, client operations,

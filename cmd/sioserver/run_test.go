@@ -19,7 +19,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/siobridge/siobridge/internal/testenv"
-	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server/servertest"
 )
 
@@ -339,27 +338,7 @@ func TestTwoInstancesOnRedis(t *testing.T) {
 func TestTwoInstancesOnRedisCluster(t *testing.T) {
 	c := testenv.StartRedisCluster(t, 3, 0)
 	twoInstancesThen(t, c.URL(), "node-sharded", func(channel string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		bus, err := queue.Open(ctx, c.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bus.Close()
-		counter := bus.(interface {
-			NumShardSub(ctx context.Context, channel string) (int, error)
-		})
-		for {
-			n, err := counter.NumShardSub(ctx, channel+"#/#r#")
-			if err == nil && n == 2 {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("SHARDNUMSUB of room r: %d, %v; want 2", n, err)
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
+		waitShardSub(t, c.URL(), channel+"#/#r#", 2)
 	})
 }
 
