@@ -43,6 +43,23 @@ func MemberChannels(srv *Server) []string {
 	return out
 }
 
+// MemberSubscribed returns the channels of srv's established
+// subscriptions (MemberChannels once the bus has confirmed them), sorted.
+func MemberSubscribed(srv *Server) []string {
+	m := srv.member
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for key := range m.subs {
+		out = append(out, m.wanted[key].Channels...)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // MemberOrigin returns the identity of srv's cluster member on the bus
 // (its dialect's Origin), for tests.
 func MemberOrigin(srv *Server) string { return srv.member.d.Origin() }

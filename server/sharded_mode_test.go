@@ -58,8 +58,16 @@ func TestShardedModeChannels(t *testing.T) {
 			if _, err := c.EmitWithAck("/", 5*time.Second, "join", "r"); err != nil {
 				t.Fatal(err)
 			}
-			if got, want := server.MemberChannels(srv), modeChannels("modes", server.MemberOrigin(srv), c.SID("/"), mode); !slices.Equal(got, want) {
+			want := modeChannels("modes", server.MemberOrigin(srv), c.SID("/"), mode)
+			if got := server.MemberChannels(srv); !slices.Equal(got, want) {
 				t.Fatalf("subscribed to %q, want %q", got, want)
+			}
+			// room subscriptions are made in the background (as Node's
+			// adapter makes them): emit once they are live
+			for deadline := time.Now().Add(10 * time.Second); !slices.Equal(server.MemberSubscribed(srv), want); time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("subscriptions live: %q, want %q", server.MemberSubscribed(srv), want)
+				}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
