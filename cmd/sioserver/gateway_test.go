@@ -252,6 +252,7 @@ func TestEnvironment(t *testing.T) {
 		"auth-disconnect-expired": {"false", func(o *options) any { return o.authExpiry }, false},
 		"auth-expiry-warning":     {"5s", func(o *options) any { return o.authWarning }, 5 * time.Second},
 		"auth-jwks-interval":      {"1m", func(o *options) any { return o.jwksInterval }, time.Minute},
+		"sharded-mode":            {"static", func(o *options) any { return o.shardedMode }, "static"}, // with SIOSERVER_DIALECT=node-sharded
 	}
 	newFlagSet(&options{}).VisitAll(func(f *flag.Flag) {
 		if _, ok := cases[f.Name]; !ok && !noEnv[f.Name] {
@@ -260,6 +261,9 @@ func TestEnvironment(t *testing.T) {
 	})
 	for name, c := range cases {
 		env := map[string]string{envName(name): c.value}
+		if name == "sharded-mode" {
+			env[envName("dialect")] = "node-sharded"
+		}
 		o, err := parseFlags(nil, func(k string) string { return env[k] })
 		if err != nil {
 			t.Errorf("%s=%s: %v", envName(name), c.value, err)

@@ -1,8 +1,9 @@
 // A socket.io 4.8 server with @socket.io/redis-adapter 8, one node of a
 // mixed cluster, driven through stdin.   node cluster-node.js PORT KEY
 // (PORT 0: a free port, reported in the ready line.)
-// node cluster-node.js PORT KEY HOST:PORT[,HOST:PORT...]: the sharded adapter
-// (createShardedAdapter, dynamic mode, channelPrefix KEY) on that Redis Cluster.
+// node cluster-node.js PORT KEY HOST:PORT[,HOST:PORT...] [MODE]: the sharded
+// adapter (createShardedAdapter, channelPrefix KEY, subscriptionMode MODE:
+// static, dynamic (the default) or dynamic-private) on that Redis Cluster.
 // Clients join the room named by their `room` query parameter on connect.
 // Events that other servers emit with serverSideEmit print
 // {"type":"server-side","event":..,"args":[..]}; when the sender waits for
@@ -24,7 +25,7 @@ const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { createCluster } = require("redis");
 
-const [port, key, clusterNodes] = [Number(process.argv[2]), process.argv[3] || "socket.io", process.argv[4]];
+const [port, key, clusterNodes, mode] = [Number(process.argv[2]), process.argv[3] || "socket.io", process.argv[4], process.argv[5] || "dynamic"];
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
 async function main() {
@@ -35,7 +36,7 @@ async function main() {
     pub.on("error", (e) => console.error("redis pub", e.message));
     sub.on("error", (e) => console.error("redis sub", e.message));
     await Promise.all([pub.connect(), sub.connect()]);
-    io = new Server({ adapter: createShardedAdapter(pub, sub, { channelPrefix: key, subscriptionMode: "dynamic" }) });
+    io = new Server({ adapter: createShardedAdapter(pub, sub, { channelPrefix: key, subscriptionMode: mode }) });
   } else {
     const pair = await redisPair();
     pub = pair.pub;

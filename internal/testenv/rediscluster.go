@@ -207,6 +207,24 @@ func StartRedisSentinel(t testing.TB) *RedisSentinel {
 	}
 }
 
+// Failover runs SENTINEL FAILOVER, again while the sentinel answers that
+// no replica is fit yet (NOGOODSLAVE: it has not checked the replica's
+// link to the master since it learnt of it), for up to 30 s.
+func (s *RedisSentinel) Failover(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := RedisCommand(s.Sentinel.Addr, "SENTINEL", "FAILOVER", s.MasterName)
+		if err == nil && out == "OK" {
+			return
+		}
+		if !strings.HasPrefix(out, "NOGOODSLAVE") || time.Now().After(deadline) {
+			t.Fatalf("SENTINEL FAILOVER: %q %v", out, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // CurrentMaster asks the sentinel for the master's address.
 func (s *RedisSentinel) CurrentMaster() (string, error) {
 	out, err := RedisCommand(s.Sentinel.Addr, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", s.MasterName)

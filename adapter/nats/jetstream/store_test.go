@@ -20,6 +20,8 @@ import (
 // JetStream recovery store.
 type node struct {
 	srv       *server.Server
+	bus       *sbnats.Bus
+	logs      *testenv.LogBuffer
 	recovered chan bool
 	gone      chan string
 }
@@ -37,8 +39,9 @@ func newNode(t *testing.T, url, channel string, o jetstream.Options) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{recovered: make(chan bool, 16), gone: make(chan string, 16)}
+	n := &node{bus: bus, logs: &testenv.LogBuffer{}, recovered: make(chan bool, 16), gone: make(chan string, 16)}
 	n.srv = server.New(server.WithConnectionStateRecovery(time.Minute, true), server.WithRecoveryStore(store),
+		server.WithLogger(n.logs.Logger()),
 		server.WithAdapter(bus, python.New(python.Options{Channel: channel})),
 		server.WithEngineOptions(engineio.Options{SendQueueSize: 4096}))
 	t.Cleanup(func() {
@@ -53,7 +56,9 @@ func newNode(t *testing.T, url, channel string, o jetstream.Options) *node {
 	ns.OnConnect(func(s *server.Socket, auth json.RawMessage) error {
 		if !s.Recovered() {
 			s.Join("r")
-			s.SetData("data of " + s.ID())
+			var a struct{ Data string } // what a client asks for (large, for a hostile one)
+			json.Unmarshal(auth, &a)
+			s.SetData("data of " + s.ID() + a.Data)
 		}
 		n.recovered <- s.Recovered()
 		return nil
