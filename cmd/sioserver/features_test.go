@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -273,22 +272,10 @@ func writeJWKS(t *testing.T, path string, step int, keys map[string]*ecdsa.Priva
 	writeFile(t, path, step, `{"keys":[`+strings.Join(jwks, ",")+`]}`)
 }
 
-// writeFile writes content aside then renames it to path (the watch of
-// --auth-jwks never sees a file half written), its modification time
-// moved by step minutes.
+// writeFile replaces path with content (testenv.ReplaceFile), its
+// modification time moved by step minutes.
 func writeFile(t *testing.T, path string, step int, content string) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Now().Add(time.Duration(step) * time.Minute)
-	if err := os.Chtimes(tmp, at, at); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ReplaceFile(t, path, []byte(content), time.Now().Add(time.Duration(step)*time.Minute))
 }
 
 // TestRecoveryFlag: with --recovery a client cut off comes back with its

@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/siobridge/siobridge/internal/testenv"
 	"github.com/siobridge/siobridge/server/jwtauth"
 	"github.com/siobridge/siobridge/server/servertest"
 )
@@ -33,18 +34,7 @@ func rewrite(t *testing.T, file string, step int, doc any) {
 			t.Fatal(err)
 		}
 	}
-	// written aside then renamed: Watch never sees a file half written
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Now().Add(time.Duration(step) * time.Minute)
-	if err := os.Chtimes(tmp, at, at); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, file); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ReplaceFile(t, file, b, time.Now().Add(time.Duration(step)*time.Minute))
 }
 
 func ecKey(t *testing.T) *ecdsa.PrivateKey {
