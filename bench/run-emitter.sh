@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Emitter benchmark, side by side in one run (bench/run_emitter.py):
-# redis-benchmark's pipelined PUBLISH ceiling, sioemit --batch, emitter.Batch
+# redis-benchmark's pipelined PUBLISH ceiling, sioemit --batch, emitter.Batch (Emit and EmitJSON)
 # from Go, @socket.io/redis-emitter and python-socketio's write-only
 # RedisManager, against a private redis-server, in rotating rounds.
 #   bench/run-emitter.sh [-n 200000] [-rounds 3] [-url redis://host:port/0]
