@@ -300,6 +300,9 @@ func subKey(s queue.Subscription) string {
 	for _, p := range s.Patterns {
 		parts = append(parts, "p:"+p)
 	}
+	for _, st := range s.Streams {
+		parts = append(parts, "s:"+st)
+	}
 	sort.Strings(parts)
 	return strings.Join(parts, "\n")
 }
@@ -352,6 +355,9 @@ func (m *member) run() {
 			case errors.Is(err, queue.ErrPatternsUnsupported):
 				m.failed[key] = fmt.Errorf("server: the %s dialect needs pattern subscriptions: %w", m.d.Name(), err)
 				m.lastErr = m.failed[key]
+			case errors.Is(err, queue.ErrStreamsUnsupported):
+				m.failed[key] = fmt.Errorf("server: the %s dialect needs a bus with streams (Redis): %w", m.d.Name(), err)
+				m.lastErr = m.failed[key]
 			case errors.Is(err, queue.ErrForbidden):
 				// retrying cannot help until the broker's permissions change
 				m.failed[key] = fmt.Errorf("server: the broker refused the cluster's subscription: %w", err)
@@ -363,7 +369,7 @@ func (m *member) run() {
 			m.notifyLocked()
 			m.mu.Unlock()
 			if err != nil && m.ctx.Err() == nil {
-				m.s.log.Error("server: cluster subscription failed", "dialect", m.d.Name(), "channels", sub.Channels, "patterns", sub.Patterns, "err", err)
+				m.s.log.Error("server: cluster subscription failed", "dialect", m.d.Name(), "channels", sub.Channels, "patterns", sub.Patterns, "streams", sub.Streams, "err", err)
 			}
 		}
 		var after <-chan time.Time

@@ -33,8 +33,8 @@ const usageText = `usage:
 
 flags:
   --url URL            broker URL (env SIOEMIT_URL; default redis://127.0.0.1:6379/0)
-  --dialect NAME       python | python-pickle | node (env SIOEMIT_DIALECT; default python)
-  --channel NAME       channel / key prefix (env SIOEMIT_CHANNEL; default flask-socketio, or socket.io for node)
+  --dialect NAME       python | python-pickle | node | node-sharded | node-streams (env SIOEMIT_DIALECT; default python)
+  --channel NAME       channel / key prefix (env SIOEMIT_CHANNEL; default flask-socketio, or socket.io for the node dialects)
   -n, --namespace NS   default /
   --to ROOM            repeatable: a room or a sid (join/leave/disconnect act on these sockets)
   --except ROOM        repeatable (python peers: socket ids only)
@@ -386,12 +386,32 @@ func (c *cli) printMsgs(msgs []queue.Message) {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
 	for _, m := range msgs {
+		if m.Stream {
+			fmt.Fprintf(c.stdout, "%s\t%s\n", m.Channel, streamEntry(m))
+			continue
+		}
 		payload := string(m.Data)
 		if !isText(m.Data) {
 			payload = hex.EncodeToString(m.Data)
 		}
 		fmt.Fprintf(c.stdout, "%s\t%s\n", m.Channel, payload)
 	}
+}
+
+// streamEntry is the XADD of a stream entry, its values quoted as Go
+// strings: XADD MAXLEN ~ 10000 * uid "emitter" nsp "/" ...
+func streamEntry(m queue.Message) string {
+	var b strings.Builder
+	b.WriteString("XADD")
+	if m.MaxLen > 0 {
+		fmt.Fprintf(&b, " MAXLEN ~ %d", m.MaxLen)
+	}
+	b.WriteString(" *")
+	queue.StreamFields(m.Data, func(f, v []byte) bool {
+		fmt.Fprintf(&b, " %s %s", f, strconv.Quote(string(v)))
+		return true
+	})
+	return b.String()
 }
 
 func isText(b []byte) bool {

@@ -240,7 +240,7 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 		return nil, fmt.Errorf("--dialect: %w", err)
 	}
 	if !dialectname.ServerCapable(o.dialect) {
-		return nil, fmt.Errorf("--dialect %s: emitters only (servers: python, python-pickle, node, node-sharded)", o.dialect)
+		return nil, fmt.Errorf("--dialect %s: emitters only (servers: python, python-pickle, node, node-sharded, node-streams)", o.dialect)
 	}
 	if o.url != "" {
 		u, err := url.Parse(o.url)

@@ -3,6 +3,10 @@
 // (PORT 0: a free port, reported in the ready line.)
 // node cluster-node.js PORT KEY HOST:PORT[,HOST:PORT...]: the sharded adapter
 // (createShardedAdapter, dynamic mode, channelPrefix KEY) on that Redis Cluster.
+// node cluster-node.js PORT KEY streams:REDIS_URL [RECOVERY_MS]: the Redis
+// Streams adapter (@socket.io/redis-streams-adapter createAdapter,
+// streamName and channelPrefix KEY) on that Redis; with RECOVERY_MS,
+// connectionStateRecovery with that maxDisconnectionDuration.
 // Clients join the room named by their `room` query parameter on connect.
 // Events that other servers emit with serverSideEmit print
 // {"type":"server-side","event":..,"args":[..]}; when the sender waits for
@@ -22,14 +26,31 @@ const readline = require("readline");
 const { plain, unplain, redisPair, answerPing } = require("./common");
 const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
-const { createCluster } = require("redis");
+const streams = require("@socket.io/redis-streams-adapter");
+const { createClient, createCluster } = require("redis");
 
-const [port, key, clusterNodes] = [Number(process.argv[2]), process.argv[3] || "socket.io", process.argv[4]];
+const [port, key, where, recoveryMs] = [Number(process.argv[2]), process.argv[3] || "socket.io", process.argv[4], Number(process.argv[5] || 0)];
+const streamsURL = where && where.startsWith("streams:") ? where.slice("streams:".length) : "";
+const clusterNodes = streamsURL ? "" : where;
+
+// xreaders counts the connections whose last command is XREAD.
+async function xreaders(c) {
+  const list = await c.sendCommand(["CLIENT", "LIST"]);
+  return list.split("\n").filter((l) => / cmd=xread /.test(l + " ")).length;
+}
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
 async function main() {
-  let io, pub;
-  if (clusterNodes) {
+  let io, pub, readersBefore = 0;
+  if (streamsURL) {
+    pub = createClient({ url: streamsURL });
+    pub.on("error", (e) => console.error("redis", e.message));
+    await pub.connect();
+    readersBefore = await xreaders(pub);
+    const opts = { adapter: streams.createAdapter(pub, { streamName: key, channelPrefix: key }) };
+    if (recoveryMs) opts.connectionStateRecovery = { maxDisconnectionDuration: recoveryMs };
+    io = new Server(opts);
+  } else if (clusterNodes) {
     pub = createCluster({ rootNodes: clusterNodes.split(",").map((a) => ({ url: "redis://" + a })) });
     const sub = pub.duplicate();
     pub.on("error", (e) => console.error("redis pub", e.message));
@@ -77,10 +98,12 @@ async function main() {
     httpServer.listen(port, "127.0.0.1", resolve);
   });
   // the adapter subscribes asynchronously: wait until this node is counted
-  // (the sharded one: the test waits for PUBSUB SHARDNUMSUB)
+  // (the sharded one: the test waits for PUBSUB SHARDNUMSUB), and the
+  // streams one until it also reads the stream (XREAD from "$": what is
+  // appended before is not for it)
   for (; !clusterNodes;) {
-    const n = await pub.sendCommand(["PUBSUB", "NUMSUB", key + "-request#/#"]);
-    if (Number(n[1]) > 0) break;
+    const n = await pub.sendCommand(["PUBSUB", "NUMSUB", streamsURL ? key + "#/#" : key + "-request#/#"]);
+    if (Number(n[1]) > 0 && (!streamsURL || (await xreaders(pub)) > readersBefore)) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   out({ type: "ready", port: httpServer.address().port });

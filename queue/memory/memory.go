@@ -7,7 +7,9 @@ package memory
 
 import (
 	"context"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/siobridge/siobridge/queue"
 )
@@ -18,6 +20,8 @@ type Bus struct {
 	subs   map[*subscriber]struct{}
 	closed bool
 	stats  queue.Stats
+	lastMs int64 // of the last stream entry id
+	seq    int64
 }
 
 // New returns an empty in-memory bus.
@@ -47,16 +51,22 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 		subs = append(subs, s)
 	}
 	b.stats.Published += uint64(len(msgs))
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		if m.Stream {
+			ids[i] = b.nextIDLocked()
+		}
+	}
 	b.mu.Unlock()
-	for _, m := range msgs {
+	for i, m := range msgs {
 		for _, s := range subs {
-			d, ok := s.matches(m.Channel)
+			d, ok := s.matches(m)
 			if !ok {
 				continue
 			}
 			mm := m
 			mm.Data = append([]byte(nil), m.Data...)
-			mm.Pattern = d
+			mm.Pattern, mm.ID, mm.MaxLen = d, ids[i], 0
 			select {
 			case s.ch <- mm:
 			case <-s.done:
@@ -68,7 +78,27 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 	return nil
 }
 
-func (s *subscriber) matches(channel string) (pattern string, ok bool) {
+// nextIDLocked returns a stream entry id after every one given (b.mu held).
+func (b *Bus) nextIDLocked() string {
+	ms := time.Now().UnixMilli()
+	if ms > b.lastMs {
+		b.lastMs, b.seq = ms, 0
+	} else {
+		b.seq++
+	}
+	return strconv.FormatInt(b.lastMs, 10) + "-" + strconv.FormatInt(b.seq, 10)
+}
+
+func (s *subscriber) matches(m queue.Message) (pattern string, ok bool) {
+	if m.Stream {
+		for _, st := range s.sub.Streams {
+			if st == m.Channel {
+				return "", true
+			}
+		}
+		return "", false
+	}
+	channel := m.Channel
 	for _, c := range s.sub.Channels {
 		if c == channel {
 			return "", true
