@@ -60,10 +60,11 @@ func startGoClusterNode(t *testing.T, key string) (*server.Server, string, *atom
 	return startGoMember(t, openBus(t, redisURL), node.New(node.Options{Key: key}))
 }
 
-// startGoMember is startGoClusterNode on bus in dialect d.
-func startGoMember(t *testing.T, bus queue.Bus, d dialect.Dialect) (*server.Server, string, *atomic.Int64) {
+// startGoMember is startGoClusterNode on bus in dialect d, with the
+// server options opts.
+func startGoMember(t *testing.T, bus queue.Bus, d dialect.Dialect, opts ...server.Option) (*server.Server, string, *atomic.Int64) {
 	t.Helper()
-	srv := server.New(server.WithAdapter(bus, d))
+	srv := server.New(append([]server.Option{server.WithAdapter(bus, d)}, opts...)...)
 	srv.OnConnect("/", func(s *server.Socket, _ json.RawMessage) error {
 		if r := s.Request().URL.Query().Get("room"); r != "" {
 			s.Join(r)

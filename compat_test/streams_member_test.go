@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	redisbus "github.com/siobridge/siobridge/adapter/redis"
+	"github.com/siobridge/siobridge/adapter/redis/streamstore"
 	"github.com/siobridge/siobridge/dialect/nodestreams"
 	"github.com/siobridge/siobridge/internal/testenv"
+	"github.com/siobridge/siobridge/server"
 )
 
 // startStreamsNode starts a Node socket.io 4.8 server with
@@ -124,4 +127,100 @@ func TestStreamsMixedCluster(t *testing.T) {
 			t.Fatalf("Go node stats %+v", st)
 		}
 	})
+}
+
+// TestStreamsRecoveryAcross (issue #11, compat test 2, second half): with
+// connection state recovery on a Node socket.io 4.8 server
+// (@socket.io/redis-streams-adapter) and a Go node (node-streams dialect,
+// adapter/redis/streamstore) on one private Redis, a socket.io-client
+// 4.8.1 cut off from one node while 1,000 events go to its room from the
+// other comes back to the other node: the same id, socket.recovered true,
+// all 1,000 events, in order, none twice, their offsets the stream's
+// entry ids. Both ways: Node → Go and Go → Node.
+func TestStreamsRecoveryAcross(t *testing.T) {
+	needNode(t)
+	rs := testenv.StartRedis(t)
+	key := uniq("strec")
+	nn := startStreamsNode(t, rs.Addr, key, time.Minute)
+	bus := openBus(t, "redis://"+rs.Addr)
+	rc := bus.(*redisbus.Bus).Client()
+	d := streamsDialect(t, key)
+	srv, goURL, _ := startGoMember(t, bus, d, server.WithConnectionStateRecovery(time.Minute, true),
+		server.WithRecoveryStore(streamstore.New(rc, d, streamstore.Options{MaxAge: time.Minute})))
+	root := srv.Of("/")
+	ctx := context.Background()
+	const missed = 1000
+
+	// sessions waits until the Redis holds n sessions (the node the client
+	// left has kept its session).
+	sessions := func(n int) {
+		t.Helper()
+		eventually(t, fmt.Sprint(n, " session(s) in Redis"), 10*time.Second, 10*time.Millisecond, func() bool {
+			keys, err := rc.Keys(ctx, "sio:session:*").Result()
+			return err == nil && len(keys) == n
+		})
+	}
+	// entries waits until the stream holds n entries (Node's emits return
+	// before the entries are appended).
+	entries := func(n int64) {
+		t.Helper()
+		eventually(t, fmt.Sprint(n, " stream entries"), 20*time.Second, 10*time.Millisecond, func() bool {
+			l, err := rc.XLen(ctx, key).Result()
+			return err == nil && l >= n
+		})
+	}
+	// recoverOn: the client connects to the first node, gets an event
+	// from it (its offset), is cut off, misses 1,000 events from the
+	// other node and comes back to the other node.
+	recoverOn := func(t *testing.T, firstURL string, first func(event string, n int), otherURL string, other func(event string, n int)) {
+		c := startPeerWith(t, "recovery client", true, "node", "node/recovery-client.js", firstURL+"/?room=r")
+		connected := c.waitFor("connect", 10*time.Second, isType("connect"))
+		if connected["recovered"] != false {
+			t.Fatalf("first connect %v", connected)
+		}
+		first("ev", 1)
+		c.waitFor("an offset", 10*time.Second, isEvent("ev"))
+		c.send(map[string]any{"cut": true, "hold": true})
+		c.waitFor("the cut", 10*time.Second, isType("disconnect"))
+		sessions(1)
+		other("ev", missed) // while the client is away
+		c.send(map[string]any{"reconnect": otherURL + "/?room=r"})
+		back := c.waitFor("the reconnection", 20*time.Second, nthOfType("connect", 2))
+		if back["recovered"] != true || back["sid"] != connected["sid"] {
+			t.Fatalf("came back %v, was %v", back, connected)
+		}
+		sessions(0)
+		other("end", 1)
+		checkRecovered(t, c, connected, 1, missed)
+		c.send(map[string]any{"close": true}) // no session left behind
+		c.waitFor("the close", 10*time.Second, nthOfType("disconnect", 2))
+	}
+	goEmit := func(event string, n int) {
+		for i := range n {
+			if err := root.To("r").Emit(event, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	nodeEmit := func(event string, n int) {
+		before, err := rc.XLen(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nn.do(t, map[string]any{"op": "emitMany", "rooms": []string{"r"}, "event": event, "count": n})
+		entries(before + int64(n))
+	}
+	t.Run("Node to Go", func(t *testing.T) { recoverOn(t, nn.url, nodeEmit, goURL, goEmit) })
+	t.Run("Go to Node", func(t *testing.T) { recoverOn(t, goURL, goEmit, nn.url, nodeEmit) })
+}
+
+// nthOfType matches the n-th line of type typ (for one waitFor call).
+func nthOfType(typ string, n int) func(map[string]any) bool {
+	seen := 0
+	return func(l map[string]any) bool {
+		if l["type"] == typ {
+			seen++
+		}
+		return seen == n
+	}
 }

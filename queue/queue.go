@@ -107,6 +107,15 @@ type Subscriber interface {
 	Close() error
 }
 
+// StreamReader is implemented by the Subscribers of subscriptions with
+// Streams. StreamStart returns the id of the entry after which the
+// subscription started reading stream (the first entry it delivers comes
+// after it; "0-0" for a stream that was empty); ok is false for a stream
+// it does not read.
+type StreamReader interface {
+	StreamStart(stream string) (id string, ok bool)
+}
+
 // SubscriberCounter is implemented by buses that can count the subscribers
 // of a channel (Redis PUBSUB NUMSUB). The node dialect uses it to know how
 // many servers will answer a request.

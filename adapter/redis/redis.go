@@ -754,6 +754,19 @@ func (s *subscriber) Close() error {
 	return s.err
 }
 
+// StreamStart implements queue.StreamReader: the id of the stream's last
+// entry when Subscribe ran ("0-0" for an empty stream).
+func (s *subscriber) StreamStart(stream string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.streams {
+		if r.key == stream {
+			return r.start, true
+		}
+	}
+	return "", false
+}
+
 // NumSub returns the number of subscribers of channel (PUBSUB NUMSUB).
 func (b *Bus) NumSub(ctx context.Context, channel string) (int, error) {
 	m, err := b.client.PubSubNumSub(ctx, channel).Result()

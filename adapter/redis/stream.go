@@ -32,10 +32,11 @@ const (
 // streamReader reads one stream for a subscription, on a connection of
 // its own (XREAD BLOCK holds it), from the entry after last.
 type streamReader struct {
-	b    *Bus
-	key  string
-	h    queue.Handler
-	last string // id of the last entry delivered (or the stream's last when subscribing)
+	b     *Bus
+	key   string
+	h     queue.Handler
+	start string // the stream's last entry when subscribing
+	last  string // id of the last entry delivered (start before the first)
 
 	mu        sync.Mutex
 	node      *goredis.Client // the client conn comes from
@@ -54,7 +55,7 @@ func (b *Bus) startStream(ctx context.Context, key string, h queue.Handler) (*st
 	if err != nil {
 		return nil, fmt.Errorf("redis: read stream %q on %s: %w", key, b.url, forbidden(err))
 	}
-	r := &streamReader{b: b, key: key, h: h, last: last, stop: make(chan struct{}), done: make(chan struct{})}
+	r := &streamReader{b: b, key: key, h: h, start: last, last: last, stop: make(chan struct{}), done: make(chan struct{})}
 	go r.run()
 	return r, nil
 }
@@ -145,9 +146,17 @@ func (r *streamReader) deliver(res []goredis.XStream) {
 			}
 			r.last = e.ID
 			r.b.ctr.Delivered.Add(1)
-			r.h(queue.Message{Channel: r.key, Stream: true, ID: e.ID, Data: entryData(e.Values)})
+			r.h(StreamMessage(r.key, e))
 		}
 	}
+}
+
+// StreamMessage returns the queue.Message a subscription to stream
+// delivers for its entry e (Stream and ID set, the fields in Data), for
+// code that reads a stream itself (XRANGE) and decodes its entries as a
+// dialect does.
+func StreamMessage(stream string, e goredis.XMessage) queue.Message {
+	return queue.Message{Channel: stream, Stream: true, ID: e.ID, Data: entryData(e.Values)}
 }
 
 // entryData writes an entry's fields as a Stream message's Data, in field

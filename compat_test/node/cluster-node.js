@@ -13,6 +13,7 @@
 // acknowledgements, this node answers "node pong " + JSON of the args.
 // Commands (one JSON object per stdin line, "id" echoed in the result):
 //   {"id":1,"op":"emit","rooms":[..],"except":[..],"event":E,"args":[..]}
+//   {"id":1,"op":"emitMany","rooms":[..],"event":E,"count":N}  emits E with 0, 1, ... N-1
 //   {"id":2,"op":"emitWithAck","rooms":[..],"event":E,"args":[..],"timeout":ms}
 //   {"id":3,"op":"fetchSockets","rooms":[..]}
 //   {"id":4,"op":"socketsJoin"|"socketsLeave","rooms":[..],"to":[..]}
@@ -75,6 +76,7 @@ async function main() {
   };
   const ops = {
     emit: async (c) => { sel(c).emit(c.event, ...unplain(c.args || [])); return true; },
+    emitMany: async (c) => { for (let i = 0; i < c.count; i++) sel(c).emit(c.event, i); return true; },
     emitWithAck: async (c) => sel(c).timeout(c.timeout || 5000).emitWithAck(c.event, ...unplain(c.args || [])),
     fetchSockets: async (c) => (await sel(c).fetchSockets()).map((s) => ({ id: s.id, rooms: [...s.rooms], data: s.data, handshake: s.handshake })),
     socketsJoin: async (c) => { sel(c).socketsJoin(c.to); return true; },

@@ -30,13 +30,14 @@ func New() *Bus {
 }
 
 type subscriber struct {
-	bus  *Bus
-	sub  queue.Subscription
-	h    queue.Handler
-	ch   chan queue.Message
-	done chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+	bus   *Bus
+	start string // the last stream entry id given when it subscribed
+	sub   queue.Subscription
+	h     queue.Handler
+	ch    chan queue.Message
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
 }
 
 // Publish delivers msgs to every matching subscriber, in order.
@@ -124,10 +125,22 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 		return nil, queue.ErrClosed
 	}
 	b.subs[s] = struct{}{}
+	s.start = strconv.FormatInt(b.lastMs, 10) + "-" + strconv.FormatInt(b.seq, 10)
 	b.mu.Unlock()
 	s.wg.Add(1)
 	go s.run()
 	return s, nil
+}
+
+// StreamStart implements queue.StreamReader: the last id the bus gave
+// when s subscribed ("0-0" before any).
+func (s *subscriber) StreamStart(stream string) (string, bool) {
+	for _, st := range s.sub.Streams {
+		if st == stream {
+			return s.start, true
+		}
+	}
+	return "", false
 }
 
 func (s *subscriber) run() {
