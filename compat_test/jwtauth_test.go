@@ -45,13 +45,13 @@ func TestSocketIOClientJWT(t *testing.T) {
 
 	for _, transports := range []string{"websocket", "polling"} {
 		c := startPeerWith(t, "client "+transports, true, "node", "node/sio-client.js", url, transports, jsonString(map[string]string{"token": token(time.Hour)}))
-		c.waitFor("connect", 10*time.Second, isType("connect"))
+		c.waitFor("connect", 30*time.Second, isType("connect"))
 		srv.Of("/").To("user:alice").Emit("notice", "for alice")
-		c.waitFor("notice", 10*time.Second, isEventWith("notice", "for alice"))
+		c.waitFor("notice", 30*time.Second, isEventWith("notice", "for alice"))
 		for i, j := range []struct{ room, want string }{{"chat/general", "joined"}, {"admin", "denied"}} {
 			c.send(map[string]any{"emit": "join", "args": []any{j.room}, "ack": true})
 			acks := 0
-			ack := c.waitFor("join ack", 10*time.Second, func(l map[string]any) bool {
+			ack := c.waitFor("join ack", 30*time.Second, func(l map[string]any) bool {
 				if l["type"] == "ack" {
 					acks++
 				}
@@ -69,7 +69,7 @@ func TestSocketIOClientJWT(t *testing.T) {
 		{"forged", jsonString(map[string]string{"token": token(time.Hour)[:40] + "x.y"}), "", "invalid"},
 	} {
 		c := startPeerWith(t, "client "+cs.name, true, "node", "node/sio-client.js", url, "websocket", cs.auth)
-		ce := c.waitFor("connect_error", 10*time.Second, isType("connect_error"))
+		ce := c.waitFor("connect_error", 30*time.Second, isType("connect_error"))
 		if (cs.message != "" && ce["message"] != cs.message) || !reflect.DeepEqual(ce["data"], map[string]any{"reason": cs.reason}) {
 			t.Errorf("%s: connect_error %v, want message %q reason %q", cs.name, ce, cs.message, cs.reason)
 		}

@@ -24,9 +24,7 @@ func TestShardedMixedCluster(t *testing.T) {
 	needNode(t)
 	rc := testenv.StartRedisCluster(t, 3, 0)
 	key := uniq("shm")
-	nl := startPeerWith(t, "node sharded cluster node", true, "node", "node/cluster-node.js", "0", key, strings.Join(rc.Addrs(), ","))
-	l := nl.waitFor("ready", 30*time.Second, func(l map[string]any) bool { return l["type"] == "ready" })
-	nn := &nodeClusterNode{p: nl, url: fmt.Sprintf("http://127.0.0.1:%v", l["port"])}
+	nn := startShardedNodeMember(t, rc, key, nodesharded.Dynamic)
 	bus := openBus(t, rc.URL())
 	d, err := nodesharded.New(nodesharded.Options{Key: key})
 	if err != nil {
@@ -79,4 +77,77 @@ func TestShardedMixedCluster(t *testing.T) {
 		delete(all, "go-r")
 		waitShardSubs(t, bus, room("r"), 1)
 	})
+}
+
+// startShardedNodeMember starts a Node socket.io 4.8 server with
+// createShardedAdapter in mode on rc, channel prefix key.
+func startShardedNodeMember(t *testing.T, rc *testenv.RedisCluster, key string, mode nodesharded.Mode) *nodeClusterNode {
+	t.Helper()
+	p := startPeerWith(t, "node sharded cluster node ("+string(mode)+")", true, "node", "node/cluster-node.js", "0", key, strings.Join(rc.Addrs(), ","), string(mode))
+	l := p.waitFor("ready", 30*time.Second, func(l map[string]any) bool { return l["type"] == "ready" })
+	return &nodeClusterNode{p: p, url: fmt.Sprintf("http://127.0.0.1:%v", l["port"])}
+}
+
+// TestShardedModesMixedCluster: a Node createShardedAdapter server and a
+// Go member in the same subscriptionMode on a 3-master Redis Cluster.
+// dynamic-private: each node subscribes to the channel of each of its
+// socket ids, and io.to(<socket id>).emit crosses both ways on it (from
+// the servers and from sioemit --sharded-mode dynamic-private), exactly
+// once; the channel goes when the socket does. static: no channel per room
+// or socket id on either node, and the same emits cross on the main
+// channel.
+func TestShardedModesMixedCluster(t *testing.T) {
+	needNode(t)
+	rc := testenv.StartRedisCluster(t, 3, 0)
+	for _, mode := range []nodesharded.Mode{nodesharded.DynamicPrivate, nodesharded.Static} {
+		t.Run(string(mode), func(t *testing.T) {
+			key := uniq("shmode")
+			nn := startShardedNodeMember(t, rc, key, mode)
+			bus := openBus(t, rc.URL())
+			d, err := nodesharded.New(nodesharded.Options{Key: key, Mode: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, goURL, _ := startGoMember(t, openBus(t, rc.URL()), d)
+			main := key + "#/#"
+			room := func(r string) string { return main + r + "#" }
+			waitShardSubs(t, bus, main, 2)
+
+			nR, sidNR := nodeClient(t, nn.url, "r", "/")
+			gR, sidGR := nodeClient(t, goURL, "r", "/")
+			all := map[string]*peer{"node-r": nR, "go-r": gR}
+			perSocket, perRoom := 1, 2 // each node holds its own socket's room, both hold r
+			if mode == nodesharded.Static {
+				perSocket, perRoom = 0, 0
+			}
+			waitShardSubs(t, bus, room(sidGR), perSocket)
+			waitShardSubs(t, bus, room(sidNR), perSocket)
+			waitShardSubs(t, bus, room("r"), perRoom)
+			expect := sentinelExpect(t, srv.Of("/"), nn, all, true)
+
+			nn.do(t, map[string]any{"op": "emit", "rooms": []string{sidGR}, "event": "n-sid", "args": []any{"to go"}})
+			expect("Node io.to(<Go socket id>).emit", "n-sid", map[string]int{"go-r": 1})
+			if err := srv.Of("/").To(sidNR).Emit("g-sid", "to node"); err != nil {
+				t.Fatal(err)
+			}
+			expect("Go To(<Node socket id>).Emit", "g-sid", map[string]int{"node-r": 1})
+			nn.do(t, map[string]any{"op": "emit", "rooms": []string{"r"}, "event": "n-room"})
+			expect("Node room emit", "n-room", map[string]int{"node-r": 1, "go-r": 1})
+			if err := srv.Of("/").To("r").Emit("g-room"); err != nil {
+				t.Fatal(err)
+			}
+			expect("Go room emit", "g-room", map[string]int{"node-r": 1, "go-r": 1})
+			for _, sid := range []string{sidGR, sidNR} {
+				mustSioemit(t, "--dialect", "node-sharded", "--sharded-mode", string(mode), "--channel", key, "--url", rc.URL(), "--to", sid, "cli-sid", `"x"`)
+			}
+			expect("sioemit to each socket id", "cli-sid", map[string]int{"node-r": 1, "go-r": 1})
+			expect("no late duplicates", "n-sid", map[string]int{"go-r": 1})
+			expect("no late duplicates", "g-sid", map[string]int{"node-r": 1})
+
+			waitShardSubs(t, bus, room(sidGR), perSocket) // still, after all that
+			nn.do(t, map[string]any{"op": "disconnectSockets", "rooms": []string{sidGR}, "close": true})
+			gR.waitFor("disconnect", 10*time.Second, func(l map[string]any) bool { return l["type"] == "disconnected" })
+			waitShardSubs(t, bus, room(sidGR), 0)
+		})
+	}
 }

@@ -59,3 +59,30 @@ type Member interface {
 	// (channel, key prefix) and a fresh random origin.
 	NewMember() Dialect
 }
+
+// EmitAppender is implemented by dialects that carry an emit without
+// acknowledgement in one message and can append its payload to a buffer
+// the caller owns: emitter.Batch then keeps a whole batch in one buffer
+// instead of one buffer per emit, and takes arguments given as JSON text
+// (sioemit --batch lines) straight into the dialect's encoding, without
+// decoding them into Go values first.
+type EmitAppender interface {
+	// AppendEmit appends the payload of the message that carries e
+	// (e.Ack must be nil) to dst and returns the extended buffer and the
+	// message with its Data unset: the payload is out[len(dst):].
+	// e.Args need not be normalized (op.NormalizeArgs): arguments the
+	// dialect does not write as they are give ErrNoFastPath, with dst
+	// unchanged; the caller normalizes them and calls again.
+	//
+	// When argsJSON is not nil it holds the emit's arguments as the JSON
+	// text of an array (or null), and e.Args is ignored. A dialect that
+	// cannot write those arguments straight from the text (values its
+	// fast path does not take) returns ErrNoFastPath, with dst unchanged:
+	// the caller decodes them and calls again with argsJSON nil. Invalid
+	// JSON is an error.
+	AppendEmit(dst []byte, e *op.Emit, argsJSON []byte) (out []byte, m queue.Message, err error)
+}
+
+// ErrNoFastPath is returned by EmitAppender.AppendEmit for arguments in
+// JSON text that the dialect does not write straight from the text.
+var ErrNoFastPath = errors.New("dialect: no fast path for these arguments")

@@ -2,9 +2,11 @@ package emitter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
+	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue"
 )
@@ -17,9 +19,9 @@ import (
 //
 // A batch holds its encoded messages until Publish: bound what it holds
 // with Len or Bytes (publish every few hundred emits, or every few hundred
-// kilobytes). After Publish it keeps its message list (up to
-// maxKeptBatchMsgs entries) for the next emits, so a Batch that is reused
-// allocates less than a new one per round.
+// kilobytes). After Publish it keeps its buffers (up to maxKeptBatchMsgs
+// messages and maxKeptBatchBytes of payload) for the next emits, so a
+// Batch that is reused allocates less than a new one per round.
 type Batch struct {
 	e     *Emitter
 	msgs  []queue.Message
@@ -28,15 +30,28 @@ type Batch struct {
 	// scratch is the op encoded by Emit: dialects do not keep the op they
 	// encode, so one per batch saves an allocation per emit.
 	scratch op.Emit
+	// With a dialect.EmitAppender dialect, the payloads are appended to
+	// buf (ends[i] is where msgs[i]'s ends) and msgs get their Data at
+	// Publish: one buffer per batch instead of one per emit.
+	app  dialect.EmitAppender
+	buf  []byte
+	ends []int
 }
 
-// maxKeptBatchMsgs bounds the message list a Batch keeps for reuse after
-// Publish (4096 entries, 320 KiB): a batch once filled with a million
-// emits gives its list back to the garbage collector.
-const maxKeptBatchMsgs = 4096
+// Bounds of what a Batch keeps for reuse after Publish: a batch once
+// filled with a million emits gives its buffers back to the garbage
+// collector.
+const (
+	maxKeptBatchMsgs  = 4096    // messages (the list: 320 KiB)
+	maxKeptBatchBytes = 1 << 20 // payload bytes
+)
 
 // NewBatch returns an empty batch.
-func (e *Emitter) NewBatch() *Batch { return &Batch{e: e} }
+func (e *Emitter) NewBatch() *Batch {
+	b := &Batch{e: e}
+	b.app, _ = e.d.(dialect.EmitAppender)
+	return b
+}
 
 // Emit encodes an emit of event to o's selection and adds it to the
 // batch. Encoding errors (invalid event, unencodable argument, an emit the
@@ -46,21 +61,102 @@ func (b *Batch) Emit(o *Operator, event string, args ...any) error {
 	if o.e != b.e {
 		return errors.New("emitter: batch: operator of another emitter")
 	}
-	err := o.fillEmit(&b.scratch, event, args)
-	if err == nil {
-		var msgs []queue.Message
-		msgs, err = b.e.d.Encode(&b.scratch)
-		b.scratch = op.Emit{} // keep no reference to the caller's arguments
-		if err == nil {
-			b.msgs = append(b.msgs, msgs...)
-			for _, m := range msgs {
-				b.bytes += len(m.Channel) + len(m.Data)
+	var err error
+	if b.app != nil {
+		// the dialect writes plain data as it is and says when it
+		// cannot: no walk over the arguments to check them first
+		if err = o.fillEmitAsIs(&b.scratch, event, args); err == nil {
+			err = b.add(nil)
+		}
+		if errors.Is(err, dialect.ErrNoFastPath) {
+			err = o.fillEmit(&b.scratch, event, args)
+			if err == nil {
+				err = b.add(nil)
 			}
-			b.n++
-			return nil
+		}
+	} else if err = o.fillEmit(&b.scratch, event, args); err == nil {
+		err = b.add(nil)
+	}
+	b.scratch = op.Emit{} // keep no reference to the caller's arguments
+	if err != nil {
+		return fmt.Errorf("emitter: batch emit %q to %s: %w", event, o.describe(), err)
+	}
+	return nil
+}
+
+// EmitJSON is Emit with the arguments given as the JSON text of an array
+// (or null for none), as a file or a queue of JSON lines carries them:
+// the values are what encoding/json decodes (integers exact, see
+// op.Normalize). Dialects that can write JSON arguments straight into
+// their encoding (dialect.EmitAppender: the node dialect) do so without
+// decoding them into Go values; the others get the decoded values.
+// Invalid JSON, or JSON that is not an array, is an error.
+func (b *Batch) EmitJSON(o *Operator, event string, args []byte) error {
+	if o.e != b.e {
+		return errors.New("emitter: batch: operator of another emitter")
+	}
+	err := o.fillEmitAsIs(&b.scratch, event, nil)
+	if err == nil {
+		err = dialect.ErrNoFastPath
+		if b.app != nil {
+			err = b.add(args)
+		}
+		if errors.Is(err, dialect.ErrNoFastPath) {
+			if b.scratch.Args, err = decodeJSONArgs(args); err == nil {
+				err = b.add(nil)
+			}
 		}
 	}
-	return fmt.Errorf("emitter: batch emit %q to %s: %w", event, o.describe(), err)
+	b.scratch = op.Emit{}
+	if err != nil {
+		return fmt.Errorf("emitter: batch emit %q to %s: %w", event, o.describe(), err)
+	}
+	return nil
+}
+
+// decodeJSONArgs decodes the JSON text of an argument list.
+func decodeJSONArgs(args []byte) ([]any, error) {
+	if !json.Valid(args) {
+		return nil, errors.New("the arguments are not valid JSON")
+	}
+	v, err := op.Normalize(json.RawMessage(args))
+	if err != nil {
+		return nil, err
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case []any:
+		return x, nil
+	}
+	return nil, errors.New("the arguments must be a JSON array")
+}
+
+// add encodes b.scratch (with its arguments in argsJSON when not nil).
+func (b *Batch) add(argsJSON []byte) error {
+	if b.app != nil {
+		start := len(b.buf)
+		buf, m, err := b.app.AppendEmit(b.buf, &b.scratch, argsJSON)
+		if err != nil {
+			return err
+		}
+		b.buf = buf
+		b.msgs = append(b.msgs, m)
+		b.ends = append(b.ends, len(buf))
+		b.bytes += len(m.Channel) + len(buf) - start
+		b.n++
+		return nil
+	}
+	msgs, err := b.e.d.Encode(&b.scratch)
+	if err != nil {
+		return err
+	}
+	b.msgs = append(b.msgs, msgs...)
+	for _, m := range msgs {
+		b.bytes += len(m.Channel) + len(m.Data)
+	}
+	b.n++
+	return nil
 }
 
 // Len returns the number of emits in the batch.
@@ -79,9 +175,29 @@ func (b *Batch) Publish(ctx context.Context) error {
 	}
 	msgs, n := b.msgs, b.n
 	b.n, b.bytes = 0, 0
-	err := b.e.send(ctx, msgs)
+	var err error
+	if b.app != nil {
+		start := 0
+		for i, end := range b.ends {
+			msgs[i].Data = b.buf[start:end:end]
+			start = end
+		}
+		err = b.e.sendOwned(ctx, msgs)
+		if cap(b.buf) <= maxKeptBatchBytes {
+			b.buf = b.buf[:0]
+		} else {
+			b.buf = nil
+		}
+		b.ends = b.ends[:0]
+		if cap(b.ends) > maxKeptBatchMsgs {
+			b.ends = nil
+		}
+	} else {
+		err = b.e.send(ctx, msgs)
+	}
 	// The payload buffers went back to the pool (or, on error, to the
-	// garbage collector): drop every reference before reusing the list.
+	// garbage collector) or are reused: drop every reference before
+	// reusing the list.
 	clear(msgs)
 	if cap(msgs) <= maxKeptBatchMsgs {
 		b.msgs = msgs[:0]

@@ -182,8 +182,21 @@ func (e *Emitter) publish(ctx context.Context, o op.Op) error {
 	return e.send(ctx, msgs)
 }
 
-// send publishes already encoded messages.
+// send publishes already encoded messages whose payloads come from
+// bufpool: they go back to it once published.
 func (e *Emitter) send(ctx context.Context, msgs []queue.Message) error {
+	if err := e.sendOwned(ctx, msgs); err != nil {
+		return err
+	}
+	for _, m := range msgs { // published: the payload buffers can be reused
+		bufpool.Put(m.Data)
+	}
+	return nil
+}
+
+// sendOwned publishes already encoded messages; their payloads stay the
+// caller's.
+func (e *Emitter) sendOwned(ctx context.Context, msgs []queue.Message) error {
 	if e.isDone.Load() {
 		return ErrClosed
 	}
@@ -192,9 +205,6 @@ func (e *Emitter) send(ctx context.Context, msgs []queue.Message) error {
 		return err
 	}
 	e.published.Add(uint64(len(msgs)))
-	for _, m := range msgs { // published: the payload buffers can be reused
-		bufpool.Put(m.Data)
-	}
 	return nil
 }
 

@@ -115,6 +115,14 @@ func (o *Operator) fillEmit(m *op.Emit, event string, args []any) error {
 	if err != nil {
 		return err
 	}
+	return o.fillEmitAsIs(m, event, norm)
+}
+
+// fillEmitAsIs is fillEmit without normalizing args.
+func (o *Operator) fillEmitAsIs(m *op.Emit, event string, norm []any) error {
+	if err := op.ValidateEvent(event); err != nil {
+		return err
+	}
 	*m = op.Emit{
 		Target:   o.target(),
 		Event:    event,

@@ -111,6 +111,11 @@ func TestValidateEvent(t *testing.T) {
 			t.Errorf("ValidateEvent(%q) accepted a reserved name", bad)
 		}
 	}
+	for name := range ReservedEvents { // the switch of ValidateEvent follows the map
+		if err := ValidateEvent(name); err == nil {
+			t.Errorf("ValidateEvent(%q) accepted a reserved name", name)
+		}
+	}
 }
 
 func TestNamespaceOrRoot(t *testing.T) {

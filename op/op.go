@@ -152,7 +152,8 @@ func ValidateEvent(name string) error {
 	if name == "" {
 		return fmt.Errorf("op: empty event name")
 	}
-	if ReservedEvents[name] {
+	switch name { // ReservedEvents, without hashing on every emit
+	case "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener":
 		return fmt.Errorf("op: %q is a reserved event name", name)
 	}
 	return nil

@@ -226,8 +226,9 @@ type roomSubscriber interface {
 // (private: the room is the id of a socket of this server). It never
 // blocks: it is called under the namespace's lock. There is one
 // subscription per room held, so rooms cost what the bus charges for a
-// subscription (on the Redis bus, a Pub/Sub connection each); they are
-// bounded by the sockets and the rooms per socket the server accepts.
+// subscription (on the Redis bus, an SSUBSCRIBE on the shard's shared
+// connection each); they are bounded by the sockets and the rooms per
+// socket the server accepts.
 func (m *member) roomCreated(ns, room string, private bool) {
 	if m == nil || !m.publishing {
 		return

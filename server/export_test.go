@@ -25,3 +25,41 @@ func MemberSubscriptions(srv *Server) (want, live int) {
 	defer m.mu.Unlock()
 	return len(m.wanted), len(m.subs)
 }
+
+// MemberChannels returns the channels of the subscriptions srv's cluster
+// member wants, sorted, for tests.
+func MemberChannels(srv *Server) []string {
+	m := srv.member
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, sub := range m.wanted {
+		out = append(out, sub.Channels...)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// MemberSubscribed returns the channels of srv's established
+// subscriptions (MemberChannels once the bus has confirmed them), sorted.
+func MemberSubscribed(srv *Server) []string {
+	m := srv.member
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for key := range m.subs {
+		out = append(out, m.wanted[key].Channels...)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// MemberOrigin returns the identity of srv's cluster member on the bus
+// (its dialect's Origin), for tests.
+func MemberOrigin(srv *Server) string { return srv.member.d.Origin() }

@@ -187,8 +187,11 @@ func (r *recovery) persist(s *Socket, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), RecoveryStoreTimeout)
 	defer cancel()
 	if err := r.store.Save(ctx, sess); err != nil {
+		s.n.s.stats.sessionsNotSaved.Add(1)
 		s.n.s.log.Warn("socket.io: recovery: session not kept", "sid", s.id, "err", err)
+		return
 	}
+	s.n.s.stats.sessionsSaved.Add(1)
 }
 
 // recoveryAuth is what a reconnecting client adds to its auth.

@@ -105,13 +105,19 @@ func (r *recovery) start(s *Server) {
 	}()
 }
 
-// stop ends start's goroutine (Server.Shutdown).
-func (r *recovery) stop() {
+// stop ends start's goroutine (Server.Shutdown), waiting for it until
+// ctx ends (a RecoveryLog whose Follow does not return leaves it behind).
+func (r *recovery) stop(ctx context.Context) error {
 	if r == nil || r.shared == nil || r.shared.cancel == nil {
-		return
+		return nil
 	}
 	r.shared.cancel()
-	<-r.shared.done
+	select {
+	case <-r.shared.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("socket.io: shutdown: the recovery log's Follow did not return: %w", ctx.Err())
+	}
 }
 
 // emitShared logs b's emit, if there is a shared log and the broadcast is

@@ -177,6 +177,9 @@ func TestRecoveryRestoresSessionAndMissedPackets(t *testing.T) {
 	if r := ack(t, c2, "/", "rooms"); r != 2.0 { // its id and r
 		t.Fatalf("rooms %v", r)
 	}
+	if st := rs.srv.Stats().Recovery; st != (server.RecoveryStats{Saved: 1, Restored: 1}) {
+		t.Fatalf("Stats.Recovery %+v", st)
+	}
 }
 
 // TestRecoveryConcurrentBroadcasts drops a client in the middle of a

@@ -316,7 +316,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.member != nil {
 		s.member.close()
 	}
-	s.recovery.stop()
+	if rerr := s.recovery.stop(ctx); rerr != nil {
+		waitHTTP()
+		return rerr
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -627,6 +630,9 @@ func (c *client) connect(p *parser.Packet) {
 		c.mu.Unlock()
 		c.connect(p)
 		return
+	}
+	if sock.csr.recovered {
+		c.s.stats.sessionsRestored.Add(1)
 	}
 	if c.s.alwaysConnect {
 		ack := sock.connectPayload()

@@ -56,6 +56,10 @@ type Stats struct {
 	// Queue is QueueStats: what the server did with the queue's messages.
 	Queue QueueStats
 
+	// Recovery counts what connection state recovery did with the
+	// sessions of disconnected clients (WithConnectionStateRecovery).
+	Recovery RecoveryStats
+
 	// LocalLatency and QueueLatency are the broadcast delivery latencies
 	// of a sample of the broadcasts (see LatencySampling, LatencyBuckets): LocalLatency for broadcasts made through the
 	// server's API, from the call of Emit on this server to the moment
@@ -68,6 +72,20 @@ type Stats struct {
 	// observed. The time the message spent in the broker and in the
 	// emitter's process is not included: messages carry no send time.
 	LocalLatency, QueueLatency Histogram
+}
+
+// RecoveryStats counts the sessions of connection state recovery
+// (Stats.Recovery).
+type RecoveryStats struct {
+	// Saved counts the sessions kept as their client dropped (for a
+	// recoverable reason); NotSaved those its RecoveryStore refused or
+	// failed to keep: its byte bound reached, its broker unreachable, or
+	// past RecoveryStoreTimeout. Their client gets a fresh session when
+	// it comes back. (The default store keeps every session it is given
+	// and drops the oldest when full: those are not counted.)
+	Saved, NotSaved uint64
+	// Restored counts the clients that came back and got their session.
+	Restored uint64
 }
 
 // Received is the number of queue messages the server received: each is
@@ -145,6 +163,7 @@ func (h *histogram) snapshot() Histogram {
 // serverCounters are the counters behind Stats.
 type serverCounters struct {
 	eventsIn, eventsOut, broadcasts, deliveries, connects, connectErrors counter
+	sessionsSaved, sessionsNotSaved, sessionsRestored                    counter
 	queueSeq                                                             counter // queue messages, for sampling
 	local, queue                                                         histogram
 }
@@ -211,8 +230,10 @@ func (s *Server) Stats() Stats {
 		Connects:      s.stats.connects.Load(),
 		ConnectErrors: s.stats.connectErrors.Load(),
 		Queue:         s.QueueStats(),
-		LocalLatency:  s.stats.local.snapshot(),
-		QueueLatency:  s.stats.queue.snapshot(),
+		Recovery: RecoveryStats{Saved: s.stats.sessionsSaved.Load(), NotSaved: s.stats.sessionsNotSaved.Load(),
+			Restored: s.stats.sessionsRestored.Load()},
+		LocalLatency: s.stats.local.snapshot(),
+		QueueLatency: s.stats.queue.snapshot(),
 	}
 	st.EventsOut = s.stats.eventsOut.Load() + st.Deliveries
 	st.Polling, st.WebSocket = s.eio.CountByTransport()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -508,6 +510,13 @@ func (m *shardMux) settle() bool {
 			}
 		}
 		for conn, l := range moved {
+			var to []string
+			for _, c := range l {
+				if a := masters[slot(c.name)]; !slices.Contains(to, a) {
+					to = append(to, a)
+				}
+			}
+			m.b.log.Warn("redis: a slot changed master: moving the sharded subscriptions", "url", m.b.url, "from", conn.addr, "to", strings.Join(to, ","), "channels", len(l))
 			if len(l) == conn.n { // the whole shard moved (a failover): no SUNSUBSCRIBE to a dead node
 				m.drop(conn)
 				continue

@@ -4,7 +4,7 @@
 // Node or Go cluster on NATS, so that an application can be migrated node
 // by node.
 //
-//	siobridge --from URL --from-dialect D [--from-channel C] --to URL --to-dialect D [--to-channel C] [flags]
+//	siobridge --from URL --from-dialect D [--from-channel C] --to URL --to-dialect D [--to-channel C] [--to-sharded-mode M] [flags]
 //
 // Both directions are relayed at once (--one-way: from -> to only). What
 // the bridge publishes on one side is remembered (by digest, bounded) and

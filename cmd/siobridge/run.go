@@ -25,7 +25,7 @@ const (
 	exitUsage  = 2
 )
 
-type endpoint struct{ url, dialect, channel string }
+type endpoint struct{ url, dialect, channel, shardedMode string }
 
 type options struct {
 	from, to     endpoint
@@ -53,6 +53,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		fs.StringVar(&e.p.dialect, e.name+"-dialect", "", "python | python-pickle | node")
 		fs.StringVar(&e.p.channel, e.name+"-channel", "", "channel (python; default flask-socketio) or key prefix (node; default socket.io)")
 	}
+	fs.StringVar(&o.to.shardedMode, "to-sharded-mode", "", "with --to-dialect node-sharded: the subscriptionMode of its servers, "+dialectname.ShardedModes+" (default dynamic)")
 	var nss listFlag
 	fs.Var(&nss, "namespace", "namespace whose node broadcasts are relayed (repeatable; default /; python channels carry every namespace)")
 	fs.BoolVar(&o.oneWay, "one-way", false, "relay from -> to only")
@@ -84,6 +85,24 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		o.namespaces = []string{"/"}
 	}
 	return o, nil
+}
+
+// newDialects returns the dialects of the two sides.
+func newDialects(o *options) ([2]dialect.Dialect, error) {
+	var ds [2]dialect.Dialect
+	for i, e := range []endpoint{o.from, o.to} {
+		var err error
+		if ds[i], err = dialectname.New(e.dialect, e.channel); err != nil {
+			return ds, err
+		}
+	}
+	if o.to.shardedMode != "" {
+		var err error
+		if ds[1], err = dialectname.NewWithMode(o.to.dialect, o.to.channel, o.to.shardedMode); err != nil {
+			return ds, fmt.Errorf("--to-sharded-mode: %w", err)
+		}
+	}
+	return ds, nil
 }
 
 // checkOverlap refuses two sides that would receive each other's
@@ -146,12 +165,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "siobridge: %v\n", err)
 		return exitUsage
 	}
-	var dialects [2]dialect.Dialect
-	for i, e := range []endpoint{o.from, o.to} {
-		if dialects[i], err = dialectname.New(e.dialect, e.channel); err != nil {
-			fmt.Fprintf(stderr, "siobridge: %v\n", err)
-			return exitUsage
-		}
+	dialects, err := newDialects(o)
+	if err != nil {
+		fmt.Fprintf(stderr, "siobridge: %v\n", err)
+		return exitUsage
 	}
 	if !dialectname.RelaySource(o.from.dialect) {
 		fmt.Fprintf(stderr, "siobridge: --from dialect %s: cannot be relayed from yet (its broadcasts travel on per-room channels or in a stream, which a relay does not read); it can be relayed to\n", o.from.dialect)

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/siobridge/siobridge/dialect"
+	"github.com/siobridge/siobridge/dialect/nodesharded"
 	"github.com/siobridge/siobridge/internal/dialectname"
 )
 
@@ -25,6 +27,8 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"--from", "redis://x", "--from-dialect", "node", "--to", "redis://y", "--to-dialect", "node", "extra"}, exitUsage, "unexpected argument"},
 		{[]string{"--from", "redis://h:6379/0", "--from-dialect", "python-pickle", "--from-channel", "c", "--to", "redis://h:6379/1", "--to-dialect", "python", "--to-channel", "c"}, exitUsage, "overlap"},
 		{[]string{"--from", "redis://h/0", "--from-dialect", "node", "--from-channel", "k", "--to", "redis://h/1", "--to-dialect", "node", "--to-channel", "k"}, exitUsage, "overlap"},
+		{[]string{"--from", "redis://x", "--from-dialect", "node", "--to", "redis://y", "--to-dialect", "node", "--to-sharded-mode", "static"}, exitUsage, "--to-sharded-mode"},
+		{[]string{"--from", "redis://x", "--from-dialect", "node", "--to", "redis://y", "--to-dialect", "node-sharded", "--to-sharded-mode", "public"}, exitUsage, "--to-sharded-mode"},
 		{[]string{"--from", "nosuch://x", "--from-dialect", "node", "--to", "redis://y", "--to-dialect", "python"}, exitBroker, "cannot connect"},
 	} {
 		var out, errb bytes.Buffer
@@ -47,9 +51,27 @@ func TestCheckOverlapAllows(t *testing.T) {
 	} {
 		a, _ := dialectname.New(c.da, c.ca)
 		b, _ := dialectname.New(c.db, c.cb)
-		o := &options{from: endpoint{"redis://h/0", c.da, c.ca}, to: endpoint{"redis://h/0", c.db, c.cb}, namespaces: []string{"/"}, nodeRequests: true}
+		o := &options{from: endpoint{"redis://h/0", c.da, c.ca, ""}, to: endpoint{"redis://h/0", c.db, c.cb, ""}, namespaces: []string{"/"}, nodeRequests: true}
 		if err := checkOverlap(o, [2]dialect.Dialect{a, b}); err != nil {
 			t.Errorf("%+v: %v", c, err)
+		}
+	}
+}
+
+// --to-sharded-mode gives the node-sharded side its servers' mode.
+func TestToShardedMode(t *testing.T) {
+	for _, mode := range []nodesharded.Mode{"", nodesharded.Static, nodesharded.Dynamic, nodesharded.DynamicPrivate} {
+		o, err := parseArgs([]string{"--from", "redis://x", "--from-dialect", "node", "--to", "redis+cluster://y", "--to-dialect", "node-sharded", "--to-sharded-mode", string(mode)}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := newDialects(o)
+		want := mode
+		if want == "" {
+			want = nodesharded.Dynamic
+		}
+		if err != nil || ds[1].(*nodesharded.Dialect).Mode() != want {
+			t.Errorf("--to-sharded-mode %q: %v, %v", mode, ds[1], err)
 		}
 	}
 }

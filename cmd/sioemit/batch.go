@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/emitter"
 	"github.com/siobridge/siobridge/op"
 )
@@ -63,6 +64,10 @@ func (c *cli) batch(dry bool) int {
 		ops     operatorCache
 		readErr error
 	)
+	// a dialect that writes JSON arguments straight into its encoding
+	// gets them as text
+	_, p.raw = c.d.(dialect.EmitAppender)
+	p.raw = p.raw && !dry
 	for lineNo := 1; ; lineNo++ {
 		line, tooLong, err := r.next()
 		if err != nil {
@@ -99,7 +104,7 @@ func (c *cli) batch(dry bool) int {
 			sent.Add(1)
 			continue
 		}
-		if err := pl.add(lineNo, ops.get(c, t), l.event, l.args); err != nil {
+		if err := pl.add(lineNo, ops.get(c, t), &l); err != nil {
 			lineFailed(lineNo, err)
 			continue
 		}
@@ -251,8 +256,14 @@ func newPipeline(c *cli, sent, failed *atomic.Int64) *pipeline {
 // add encodes an emit of line lineNo into the current chunk, and starts
 // publishing the chunk once it is full. An error is the line's own (the
 // emit cannot be encoded).
-func (p *pipeline) add(lineNo int, opr *emitter.Operator, event string, args []any) error {
-	if err := p.cur.b.Emit(opr, event, args...); err != nil {
+func (p *pipeline) add(lineNo int, opr *emitter.Operator, l *batchLine) error {
+	var err error
+	if l.argsJSON != nil {
+		err = p.cur.b.EmitJSON(opr, l.event, l.argsJSON)
+	} else {
+		err = p.cur.b.Emit(opr, l.event, l.args...)
+	}
+	if err != nil {
 		return err
 	}
 	if p.cur.b.Len() == 1 {

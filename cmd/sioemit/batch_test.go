@@ -58,7 +58,7 @@ func runBatch(t testing.TB, bus queue.Bus, in io.Reader, args ...string) (code i
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDialect(o.dialect, o.channel)
+	d, err := newDialect(o.dialect, o.channel, o.shardedMode)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 type batchLine struct {
 	event            string
 	args             []any
+	argsJSON         []byte // the args' text, in raw mode (lineParser.raw), instead of args
 	to, except       []string
 	hasTo, hasExcept bool
 	namespace        string
@@ -54,6 +55,12 @@ type lineParser struct {
 	// dialects encode an emit's arguments and keep none of them): making
 	// a map costs more than the rest of a small line.
 	maps, free []map[string]any
+	// raw makes parse keep the args as their JSON text (batchLine.argsJSON)
+	// for a dialect that writes them straight from it, unless they hold a
+	// {"$binary":...} object (then parse decodes them after all).
+	raw       bool
+	sawBinary bool
+	recent    [16]string // the last strings interned, by a hash of length and middle byte
 }
 
 // Bounds of the reused maps.
@@ -110,6 +117,22 @@ func (p *lineParser) parse(line []byte, l *batchLine) error {
 				return err
 			}
 		case "args":
+			if p.raw {
+				start := p.pos
+				p.sawBinary = false
+				if err := p.skip(0); err != nil {
+					return err
+				}
+				if !p.sawBinary {
+					l.argsJSON = p.b[start:p.pos]
+					if len(l.argsJSON) > 0 && l.argsJSON[0] != '[' && string(l.argsJSON) != "null" {
+						p.pos = start
+						return p.fail("args must be an array")
+					}
+					return nil
+				}
+				p.pos = start // decode them: binary arguments
+			}
 			if l.args, err = p.argList(); err != nil {
 				return err
 			}
@@ -329,33 +352,9 @@ func (p *lineParser) object(depth int) (any, error) {
 // *big.Int or float64).
 func (p *lineParser) number() (any, error) {
 	start := p.pos
-	p.eat('-')
-	digits := p.pos
-	if p.eat('0') {
-		// no leading zeros
-	} else {
-		for p.pos < len(p.b) && p.b[p.pos] >= '0' && p.b[p.pos] <= '9' {
-			p.pos++
-		}
-	}
-	if p.pos == digits {
-		return nil, p.fail("invalid number")
-	}
-	integer := true
-	if p.eat('.') {
-		integer = false
-		if !p.digits() {
-			return nil, p.fail("invalid number")
-		}
-	}
-	if p.eat('e') || p.eat('E') {
-		integer = false
-		if !p.eat('+') {
-			p.eat('-')
-		}
-		if !p.digits() {
-			return nil, p.fail("invalid number")
-		}
+	digits, integer, err := p.scanNumber()
+	if err != nil {
+		return nil, err
 	}
 	if integer && p.pos-digits <= 18 {
 		var n int64
@@ -372,6 +371,77 @@ func (p *lineParser) number() (any, error) {
 		return nil, p.fail("%v", err)
 	}
 	return v, nil
+}
+
+// scanNumber moves past a JSON number and returns where its digits start
+// (after a minus sign) and whether it is an integer.
+func (p *lineParser) scanNumber() (digits int, integer bool, err error) {
+	p.eat('-')
+	digits = p.pos
+	if p.eat('0') {
+		// no leading zeros
+	} else {
+		for p.pos < len(p.b) && p.b[p.pos] >= '0' && p.b[p.pos] <= '9' {
+			p.pos++
+		}
+	}
+	if p.pos == digits {
+		return 0, false, p.fail("invalid number")
+	}
+	integer = true
+	if p.eat('.') {
+		integer = false
+		if !p.digits() {
+			return 0, false, p.fail("invalid number")
+		}
+	}
+	if p.eat('e') || p.eat('E') {
+		integer = false
+		if !p.eat('+') {
+			p.eat('-')
+		}
+		if !p.digits() {
+			return 0, false, p.fail("invalid number")
+		}
+	}
+	return digits, integer, nil
+}
+
+// skip validates the JSON value at p.pos and moves past it, noting a
+// member named "$binary" in p.sawBinary.
+func (p *lineParser) skip(depth int) error {
+	if p.pos >= len(p.b) {
+		return p.fail("unexpected end of line")
+	}
+	switch c := p.b[p.pos]; {
+	case c == '"':
+		_, err := p.rawString()
+		return err
+	case c == '[' || c == '{':
+		if depth > maxLineDepth {
+			return p.fail("nested deeper than %d levels", maxLineDepth)
+		}
+		p.pos++
+		if c == '[' {
+			return p.list(']', func() error { return p.skip(depth + 1) })
+		}
+		return p.list('}', func() error {
+			name, err := p.memberName()
+			if err != nil {
+				return err
+			}
+			if string(name) == "$binary" {
+				p.sawBinary = true
+			}
+			return p.skip(depth + 1)
+		})
+	case c == '-' || c >= '0' && c <= '9':
+		_, _, err := p.scanNumber()
+		return err
+	case p.literal("true"), p.literal("false"), p.literal("null"):
+		return nil
+	}
+	return p.fail("invalid character %q looking for a value", p.b[p.pos])
 }
 
 func (p *lineParser) digits() bool {
@@ -411,10 +481,17 @@ func (p *lineParser) str() (string, error) {
 
 // intern returns b as a string; short strings are shared between lines.
 func (p *lineParser) intern(b []byte) string {
-	if len(b) > maxInternLen {
+	if len(b) == 0 || len(b) > maxInternLen {
 		return string(b)
 	}
+	// a line mostly repeats the last lines' strings: a small
+	// direct-mapped cache answers them without hashing
+	slot := &p.recent[(len(b)+int(b[len(b)/2]))%len(p.recent)]
+	if *slot == string(b) {
+		return *slot
+	}
 	if s, ok := p.names[string(b)]; ok {
+		*slot = s
 		return s
 	}
 	s := string(b)
@@ -424,6 +501,7 @@ func (p *lineParser) intern(b []byte) string {
 	if len(p.names) < maxInternSize {
 		p.names[s] = s
 	}
+	*slot = s
 	return s
 }
 
@@ -453,33 +531,11 @@ func (p *lineParser) rawString() ([]byte, error) {
 }
 
 func (p *lineParser) slowString(start int) ([]byte, error) {
-	out := append(p.esc[:0], p.b[start:p.pos]...)
-	defer func() { p.esc = out[:0] }()
-	for p.pos < len(p.b) {
-		c := p.b[p.pos]
-		switch {
-		case c == '"':
-			p.pos++
-			return out, nil
-		case c < 0x20:
-			return nil, p.fail("control character in a string")
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(p.b[p.pos:])
-			p.pos += size
-			out = utf8.AppendRune(out, r) // RuneError for invalid bytes
-		case c != '\\':
-			out = append(out, c)
-			p.pos++
-		default:
-			p.pos++
-			if p.pos >= len(p.b) {
-				return nil, p.fail("unterminated string")
-			}
-			var err error
-			if out, p.pos, err = jsonstr.AppendEscape(out, p.b, p.pos); err != nil {
-				return nil, p.fail("%v", err)
-			}
-		}
+	out, pos, err := jsonstr.AppendString(append(p.esc[:0], p.b[start:p.pos]...), p.b, p.pos)
+	p.esc = out[:0]
+	p.pos = pos
+	if err != nil {
+		return nil, p.fail("%v", err)
 	}
-	return nil, p.fail("unterminated string")
+	return out, nil
 }

@@ -107,11 +107,22 @@ func FuzzLineParser(f *testing.F) {
 	for _, s := range lineSeeds {
 		f.Add(s)
 	}
-	var p lineParser
+	var p, raw lineParser
+	raw.raw = true
 	f.Fuzz(func(t *testing.T, s string) {
-		var got batchLine
+		var got, gotRaw batchLine
+		rawErr := raw.parse([]byte(s), &gotRaw)
+		if rawErr == nil && gotRaw.argsJSON != nil && !json.Valid(gotRaw.argsJSON) {
+			t.Fatalf("%q: raw mode took args %q, not JSON", s, gotRaw.argsJSON)
+		}
 		if err := p.parse([]byte(s), &got); err != nil {
 			return
+		}
+		if rawErr != nil {
+			t.Fatalf("%q: accepted, but not in raw mode: %v", s, rawErr)
+		}
+		if gotRaw.event != got.event || gotRaw.namespace != got.namespace || fmt.Sprint(gotRaw.to, gotRaw.except) != fmt.Sprint(got.to, got.except) {
+			t.Fatalf("%q: raw mode read %#v, value mode %#v", s, gotRaw, got)
 		}
 		want, err := refLine([]byte(s))
 		if err != nil {
@@ -124,6 +135,36 @@ func FuzzLineParser(f *testing.F) {
 			t.Fatalf("%q:\n got %#v\nwant %#v", s, got, want)
 		}
 	})
+}
+
+// TestRawArgs: in raw mode the args stay JSON text, unless they hold a
+// binary argument; errors are the value mode's.
+func TestRawArgs(t *testing.T) {
+	p := lineParser{raw: true}
+	var l batchLine
+	for line, want := range map[string]string{
+		`{"event":"e","args":[{"n":1}, "x"]}`: `[{"n":1}, "x"]`,
+		`{"args": null ,"event":"e"}`:         `null`,
+		`{"event":"e"}`:                       ``,
+	} {
+		if err := p.parse([]byte(line), &l); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if string(l.argsJSON) != want || l.args != nil {
+			t.Errorf("%s: argsJSON %q args %v, want %q", line, l.argsJSON, l.args, want)
+		}
+	}
+	if err := p.parse([]byte(`{"event":"e","args":["a",{"$binary":"AQI="}]}`), &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.argsJSON != nil || fmt.Sprint(l.args) != "[a [1 2]]" {
+		t.Errorf("binary line: argsJSON %q args %v", l.argsJSON, l.args)
+	}
+	for _, bad := range []string{`{"event":"e","args":{"a":1}}`, `{"event":"e","args":"x"}`, `{"event":"e","args":[1,]}`, `{"event":"e","args":[` + strings.Repeat("[", 1002) + strings.Repeat("]", 1002) + `]}`} {
+		if err := p.parse([]byte(bad), &l); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
 }
 
 // TestLineParserReusesMaps: once warm, decoding a usual line allocates

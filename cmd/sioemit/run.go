@@ -16,6 +16,7 @@ import (
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/emitter"
 	"github.com/siobridge/siobridge/internal/brokerflags"
+	"github.com/siobridge/siobridge/internal/dialectname"
 	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue"
 )
@@ -33,8 +34,12 @@ const usageText = `usage:
 
 flags:
   --url URL            broker URL (env SIOEMIT_URL; default redis://127.0.0.1:6379/0)
-  --dialect NAME       python | python-pickle | node | node-sharded | node-streams (env SIOEMIT_DIALECT; default python)
-  --channel NAME       channel / key prefix (env SIOEMIT_CHANNEL; default flask-socketio, or socket.io for the node dialects)
+  --dialect NAME       ` + brokerflags.DialectNames + ` (env SIOEMIT_DIALECT; default python)
+  --sharded-mode MODE  ` + dialectname.ShardedModes + `: with --dialect node-sharded, the
+                       subscriptionMode of the servers' createShardedAdapter, which decides the
+                       channel of an emit to one room (env SIOEMIT_SHARDED_MODE; default dynamic)
+  --channel NAME       channel / key prefix (env SIOEMIT_CHANNEL; default flask-socketio, or socket.io for the node
+                       dialects; node-streams: the channel prefix and the stream)
   -n, --namespace NS   default /
   --to ROOM            repeatable: a room or a sid (join/leave/disconnect act on these sockets)
   --except ROOM        repeatable (python peers: socket ids only)
@@ -56,6 +61,7 @@ with --batch: 2 if any line was invalid, else 1 if any publish failed
 
 type options struct {
 	url, dialect, channel, namespace string
+	shardedMode                      string // "" = the dialect's default
 	to, except                       []string
 	ack, dryRun, close, volatile     bool
 	timeout                          time.Duration
@@ -73,11 +79,12 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 
 func parseArgs(args []string, getenv func(string) string) (*options, error) {
 	o := &options{
-		url:       getenv("SIOEMIT_URL"),
-		dialect:   getenv("SIOEMIT_DIALECT"),
-		channel:   getenv("SIOEMIT_CHANNEL"),
-		namespace: "/",
-		timeout:   5 * time.Second,
+		url:         getenv("SIOEMIT_URL"),
+		dialect:     getenv("SIOEMIT_DIALECT"),
+		channel:     getenv("SIOEMIT_CHANNEL"),
+		shardedMode: getenv("SIOEMIT_SHARDED_MODE"),
+		namespace:   "/",
+		timeout:     5 * time.Second,
 	}
 	if o.url == "" {
 		o.url = "redis://127.0.0.1:6379/0"
@@ -127,6 +134,8 @@ func parseArgs(args []string, getenv func(string) string) (*options, error) {
 			o.dialect, err = value()
 		case "channel":
 			o.channel, err = value()
+		case "sharded-mode":
+			o.shardedMode, err = value()
 		case "n", "namespace":
 			o.namespace, err = value()
 		case "to":
@@ -235,7 +244,7 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "sioemit: %v\n\n%s", err, usageText)
 		return exitUsage
 	}
-	d, err := newDialect(o.dialect, o.channel)
+	d, err := newDialect(o.dialect, o.channel, o.shardedMode)
 	if err != nil {
 		fmt.Fprintf(stderr, "sioemit: %v\n", err)
 		return exitUsage

@@ -41,6 +41,9 @@ func TestUsageErrors(t *testing.T) {
 		{"--ack", "--to", "a", "--to", "b", "x"},
 		{"--except", "x", "--to", "s", "disconnect"},
 		{"--to"},
+		{"--sharded-mode", "static", "x"}, // python
+		{"--dialect", "node", "--sharded-mode", "dynamic", "x"},
+		{"--dialect", "node-sharded", "--sharded-mode", "dynamic-public", "x"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCLI(t, nil, "", c...)
@@ -99,6 +102,46 @@ func TestDryRun(t *testing.T) {
 	code, out, _ = runCLI(t, nil, "", "--dry-run", "close-room", "r1")
 	if code != 0 || !strings.Contains(out, "close_room") {
 		t.Fatalf("close-room: %d %q", code, out)
+	}
+}
+
+// --sharded-mode (and SIOEMIT_SHARDED_MODE) choose the channel of an
+// emit to one room as the servers' subscriptionMode does.
+func TestShardedMode(t *testing.T) {
+	sid := "8Hq2nC0d3xYbR7aAAAAB" // 20 characters: a socket id
+	for _, c := range []struct {
+		mode, to, want string
+	}{
+		{"", "r1", "socket.io#/#r1#"},
+		{"", sid, "socket.io#/#"},
+		{"dynamic", "r1", "socket.io#/#r1#"},
+		{"static", "r1", "socket.io#/#"},
+		{"static", sid, "socket.io#/#"},
+		{"dynamic-private", sid, "socket.io#/#" + sid + "#"},
+		{"dynamic-private", "r1", "socket.io#/#r1#"},
+	} {
+		args := []string{"--dry-run", "--dialect", "node-sharded", "--to", c.to, "ev"}
+		if c.mode != "" {
+			args = append([]string{"--sharded-mode", c.mode}, args...)
+		}
+		code, out, stderr := runCLI(t, nil, "", args...)
+		if channel, _, _ := strings.Cut(out, "\t"); code != 0 || channel != c.want {
+			t.Errorf("mode %q, to %s: exit %d, channel %q, want %q (%s)", c.mode, c.to, code, channel, c.want, stderr)
+		}
+		env := map[string]string{"SIOEMIT_DIALECT": "node-sharded", "SIOEMIT_SHARDED_MODE": c.mode}
+		code, out, stderr = runCLI(t, env, "", "--dry-run", "--to", c.to, "ev")
+		if channel, _, _ := strings.Cut(out, "\t"); code != 0 || channel != c.want {
+			t.Errorf("SIOEMIT_SHARDED_MODE=%q, to %s: exit %d, channel %q, want %q (%s)", c.mode, c.to, code, channel, c.want, stderr)
+		}
+	}
+	// in a batch too
+	code, out, stderr := runCLI(t, nil, `{"event":"a","to":["r1"]}`+"\n", "--dry-run", "--dialect", "node-sharded", "--sharded-mode", "static", "--batch", "-")
+	if code != 0 || !strings.HasPrefix(out, "socket.io#/#\t") {
+		t.Errorf("batch in static mode: exit %d, %q (%s)", code, out, stderr)
+	}
+	code, _, stderr = runCLI(t, map[string]string{"SIOEMIT_SHARDED_MODE": "static"}, "", "--dry-run", "ev")
+	if code != exitUsage || !strings.Contains(stderr, "node-sharded") {
+		t.Errorf("SIOEMIT_SHARDED_MODE with the python dialect: exit %d, %q", code, stderr)
 	}
 }
 

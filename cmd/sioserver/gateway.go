@@ -150,6 +150,9 @@ func emitHint(o *options, busURL string) string {
 	if o.dialect != "python" {
 		args = append(args, "--dialect", o.dialect)
 	}
+	if o.shardedMode != "" {
+		args = append(args, "--sharded-mode", o.shardedMode)
+	}
 	if o.channel != "" {
 		args = append(args, "--channel", o.channel)
 	}

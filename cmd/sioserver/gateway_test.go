@@ -249,6 +249,7 @@ func TestEnvironment(t *testing.T) {
 		"auth-secret":          {"0123456789abcdef0123456789abcdef", func(o *options) any { return o.authSecret }, "0123456789abcdef0123456789abcdef"},
 		"auth-jwks":            {jwksFile(t), func(o *options) any { return o.authJWKS != "" }, true},
 		"recovery":             {"2m", func(o *options) any { return o.recovery }, 2 * time.Minute},
+		"sharded-mode":         {"static", func(o *options) any { return o.shardedMode }, "static"}, // with SIOSERVER_DIALECT=node-sharded
 	}
 	newFlagSet(&options{}).VisitAll(func(f *flag.Flag) {
 		if _, ok := cases[f.Name]; !ok && !noEnv[f.Name] {
@@ -257,6 +258,9 @@ func TestEnvironment(t *testing.T) {
 	})
 	for name, c := range cases {
 		env := map[string]string{envName(name): c.value}
+		if name == "sharded-mode" {
+			env[envName("dialect")] = "node-sharded"
+		}
 		o, err := parseFlags(nil, func(k string) string { return env[k] })
 		if err != nil {
 			t.Errorf("%s=%s: %v", envName(name), c.value, err)

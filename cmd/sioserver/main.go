@@ -18,7 +18,7 @@
 // dialect). --no-broker runs it alone.
 //
 //	sioserver [--addr HOST:PORT] [--url URL | --embedded-nats HOST:PORT | --no-broker]
-//	          [--dialect NAME] [--channel NAME] [--namespace NS]... [--cors ORIGIN]...
+//	          [--dialect NAME [--sharded-mode MODE]] [--channel NAME] [--namespace NS]... [--cors ORIGIN]...
 //	          [--static DIR] [--allow-client-rooms] [--allow-client-publish]
 //	          [--shutdown-timeout DUR] [--log-level LEVEL] [--recovery DUR] [--version]
 //

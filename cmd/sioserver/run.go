@@ -57,12 +57,17 @@ flags (each also read from the environment variable SIOSERVER_<NAME>, e.g.
 SIOSERVER_ADDR, SIOSERVER_ALLOW_CLIENT_ROOMS=true; lists comma-separated;
 a flag wins over its variable):
   --addr HOST:PORT          listen address (default 127.0.0.1:5000)
-  --url URL                 broker: redis://, rediss://, redis+sentinel://, unix://, amqp://,
-                            amqps://, nats://, tls://; without it, the embedded NATS server
+  --url URL                 broker: redis://, rediss://, redis+sentinel://, redis+cluster://,
+                            unix://, amqp://, amqps://, nats://, tls://; without it, the
+                            embedded NATS server
   --embedded-nats HOST:PORT address of the embedded NATS server (default 127.0.0.1:4222; port 0
                             picks a free one); a NATS server already answering there is used
   --no-broker               no broker at all: one process that workers cannot reach
   --dialect NAME            ` + brokerflags.DialectNames + ` (default python)
+  --sharded-mode MODE       ` + dialectname.ShardedModes + `: with --dialect node-sharded, the
+                            subscriptionMode of the cluster's createShardedAdapter (default
+                            dynamic: a channel per room; static: the main channel only;
+                            dynamic-private: a channel per room, socket ids included)
   --channel NAME            channel / key prefix (default flask-socketio, or socket.io for node)
   --namespace NS            repeatable: the namespaces served (default /)
   --cors ORIGIN             repeatable: accepted cross-origin origins ("*" for any)
@@ -107,6 +112,7 @@ exit status: 0 after SIGINT/SIGTERM, 1 cannot listen or reach the broker,
 // options are the parsed flags (and SIOSERVER_* variables).
 type options struct {
 	addr, url, dialect, channel, static string
+	shardedMode                         string // --sharded-mode; "" = the dialect's default
 	embeddedNATS                        string
 	parser, admin, adminMode            string
 	recoveryStore                       string
@@ -177,6 +183,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.noBroker, "no-broker", false, "")
 	fs.StringVar(&o.dialect, "dialect", "python", "")
 	fs.StringVar(&o.channel, "channel", "", "")
+	fs.StringVar(&o.shardedMode, "sharded-mode", "", "")
 	fs.Var(listFlag{&o.namespaces}, "namespace", "")
 	fs.Var(listFlag{&o.cors}, "cors", "")
 	fs.StringVar(&o.static, "static", "", "")
@@ -245,6 +252,9 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	if !dialectname.ServerCapable(o.dialect) {
 		return nil, fmt.Errorf("--dialect %s: emitters only (servers: python, python-pickle, node, node-sharded, node-streams)", o.dialect)
 	}
+	if _, err := dialectname.NewWithMode(o.dialect, o.channel, o.shardedMode); err != nil {
+		return nil, fmt.Errorf("--sharded-mode: %w", err)
+	}
 	if o.url != "" {
 		u, err := url.Parse(o.url)
 		if err != nil || !slices.Contains(queue.Schemes(), u.Scheme) {
@@ -310,7 +320,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
 	started := time.Now()
-	d, _ := dialectname.New(o.dialect, o.channel) // checked by parseFlags
+	d, _ := dialectname.NewWithMode(o.dialect, o.channel, o.shardedMode) // checked by parseFlags
 
 	busURL := o.url
 	if o.embedded() {
@@ -437,7 +447,8 @@ func clusterBus(ctx context.Context, o *options, busURL string, log *slog.Logger
 	if o.embedded() { // a NATS server: its outages logged
 		return natsbus.Open(ctx, busURL, natsbus.WithLogger(log))
 	}
-	return brokerflags.Open(ctx, busURL)
+	// the bus's outages and followed failovers in the log
+	return brokerflags.OpenLogged(ctx, busURL, log)
 }
 
 // newServer builds the Socket.IO server: namespaces, client operations,

@@ -19,7 +19,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/siobridge/siobridge/internal/testenv"
-	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server/servertest"
 )
 
@@ -47,6 +46,9 @@ func TestFlagErrors(t *testing.T) {
 		{"--static", file},
 		{"--allow-client-rooms=maybe"},
 		{"extra"},
+		{"--sharded-mode", "static"}, // the python dialect
+		{"--dialect", "node", "--sharded-mode", "dynamic"},
+		{"--dialect", "node-sharded", "--sharded-mode", "dynamic-public"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
@@ -67,6 +69,15 @@ func TestFlagErrors(t *testing.T) {
 		return ""
 	}, io.Discard, &errb); code != exitUsage {
 		t.Errorf("bad SIOSERVER_URL: exit %d (%s)", code, errb.String())
+	}
+	// SIOSERVER_SHARDED_MODE is --sharded-mode, refused for other dialects too
+	env := map[string]string{"SIOSERVER_DIALECT": "node-sharded", "SIOSERVER_SHARDED_MODE": "dynamic-private"}
+	if o, err := parseFlags(nil, func(k string) string { return env[k] }); err != nil || o.shardedMode != "dynamic-private" {
+		t.Errorf("SIOSERVER_SHARDED_MODE: %+v, %v", o, err)
+	}
+	env["SIOSERVER_DIALECT"] = "python"
+	if _, err := parseFlags(nil, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "node-sharded") {
+		t.Errorf("SIOSERVER_SHARDED_MODE with the python dialect: %v", err)
 	}
 	var out bytes.Buffer
 	if code := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &out, io.Discard); code != exitOK || !strings.Contains(out.String(), "--allow-client-publish") {
@@ -335,31 +346,23 @@ func TestTwoInstancesOnRedis(t *testing.T) {
 
 // Two sioserver --dialect node-sharded processes on a 3-master Redis
 // Cluster (redis+cluster://): each subscribes to room r's channel when its
-// client joins, and a publish from one reaches both exactly once.
+// client joins, and a publish from one reaches both exactly once; with
+// --sharded-mode static, neither subscribes to r's channel and the
+// publishes go through the main channel.
 func TestTwoInstancesOnRedisCluster(t *testing.T) {
 	c := testenv.StartRedisCluster(t, 3, 0)
-	twoInstancesThen(t, c.URL(), "node-sharded", func(channel string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		bus, err := queue.Open(ctx, c.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bus.Close()
-		counter := bus.(interface {
-			NumShardSub(ctx context.Context, channel string) (int, error)
+	t.Run("dynamic", func(t *testing.T) {
+		twoInstancesThen(t, c.URL(), "node-sharded", func(channel string) {
+			waitShardSub(t, c.URL(), channel+"#/#r#", 2)
 		})
-		for {
-			n, err := counter.NumShardSub(ctx, channel+"#/#r#")
-			if err == nil && n == 2 {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("SHARDNUMSUB of room r: %d, %v; want 2", n, err)
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
+	})
+	t.Run("static", func(t *testing.T) {
+		var room string
+		twoInstancesThen(t, c.URL(), "node-sharded", func(channel string) {
+			waitShardSub(t, c.URL(), channel+"#/#", 2)
+			room = channel + "#/#r#"
+		}, "--sharded-mode", "static")
+		waitShardSub(t, c.URL(), room, 0) // after the exchange, the processes still up
 	})
 }
 
@@ -379,10 +382,11 @@ func TestTwoInstancesOnRabbitMQAndNATS(t *testing.T) {
 func twoInstances(t *testing.T, url, dialect string) { twoInstancesThen(t, url, dialect, nil) }
 
 // twoInstancesThen is twoInstances, calling joined(channel) once both
-// clients joined room r (to wait for what a dialect subscribes per room).
-func twoInstancesThen(t *testing.T, url, dialect string, joined func(channel string)) {
+// clients joined room r (to wait for what a dialect subscribes per room);
+// extra flags are added to both.
+func twoInstancesThen(t *testing.T, url, dialect string, joined func(channel string), extra ...string) {
 	channel := fmt.Sprintf("sioserver-test-%d", time.Now().UnixNano())
-	flags := []string{"--url", url, "--dialect", dialect, "--channel", channel, "--allow-client-rooms", "--allow-client-publish"}
+	flags := append([]string{"--url", url, "--dialect", dialect, "--channel", channel, "--allow-client-rooms", "--allow-client-publish"}, extra...)
 	a, b := dial(t, start(t, flags...), "/"), dial(t, start(t, flags...), "/")
 	wantTrue(t, ack(t, a, "/", "join", "r"))
 	wantTrue(t, ack(t, b, "/", "join", "r"))

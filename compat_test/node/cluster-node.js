@@ -1,8 +1,9 @@
 // A socket.io 4.8 server with @socket.io/redis-adapter 8, one node of a
 // mixed cluster, driven through stdin.   node cluster-node.js PORT KEY
 // (PORT 0: a free port, reported in the ready line.)
-// node cluster-node.js PORT KEY HOST:PORT[,HOST:PORT...]: the sharded adapter
-// (createShardedAdapter, dynamic mode, channelPrefix KEY) on that Redis Cluster.
+// node cluster-node.js PORT KEY HOST:PORT[,HOST:PORT...] [MODE]: the sharded
+// adapter (createShardedAdapter, channelPrefix KEY, subscriptionMode MODE:
+// static, dynamic (the default) or dynamic-private) on that Redis Cluster.
 // node cluster-node.js PORT KEY streams:REDIS_URL [RECOVERY_MS]: the Redis
 // Streams adapter (@socket.io/redis-streams-adapter createAdapter,
 // streamName and channelPrefix KEY) on that Redis; with RECOVERY_MS,
@@ -30,9 +31,11 @@ const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapte
 const streams = require("@socket.io/redis-streams-adapter");
 const { createClient, createCluster } = require("redis");
 
-const [port, key, where, recoveryMs] = [Number(process.argv[2]), process.argv[3] || "socket.io", process.argv[4], Number(process.argv[5] || 0)];
+const [port, key, where, fifth] = [Number(process.argv[2]), process.argv[3] || "socket.io", process.argv[4], process.argv[5]];
 const streamsURL = where && where.startsWith("streams:") ? where.slice("streams:".length) : "";
 const clusterNodes = streamsURL ? "" : where;
+const mode = (!streamsURL && fifth) || "dynamic";
+const recoveryMs = streamsURL ? Number(fifth || 0) : 0;
 
 // xreaders counts the connections whose last command is XREAD.
 async function xreaders(c) {
@@ -57,7 +60,7 @@ async function main() {
     pub.on("error", (e) => console.error("redis pub", e.message));
     sub.on("error", (e) => console.error("redis sub", e.message));
     await Promise.all([pub.connect(), sub.connect()]);
-    io = new Server({ adapter: createShardedAdapter(pub, sub, { channelPrefix: key, subscriptionMode: "dynamic" }) });
+    io = new Server({ adapter: createShardedAdapter(pub, sub, { channelPrefix: key, subscriptionMode: mode }) });
   } else {
     const pair = await redisPair();
     pub = pair.pub;

@@ -18,6 +18,10 @@ type (
 	kv   = Field
 )
 
+// errNotPlain is wrapped by appendMsgpack's errors for values that are
+// not op's plain data (op.Normalize makes them plain).
+var errNotPlain = errors.New("not plain data")
+
 // appendMsgpack encodes v the way notepack.io 3 does: smallest integer
 // forms, floats as float64, strings as str, []byte as bin, maps with
 // JavaScript's Object.keys order (integer-like keys ascending first, then
@@ -44,6 +48,9 @@ func appendMsgpack(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return binary.BigEndian.AppendUint64(append(b, 0xcf), x), nil
 	case *big.Int:
+		if x == nil {
+			return nil, fmt.Errorf("%w: node: nil *big.Int", errNotPlain)
+		}
 		if x.IsInt64() {
 			return appendInt(b, x.Int64()), nil
 		}
@@ -52,11 +59,7 @@ func appendMsgpack(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("node: integer %s does not fit in 64 bits; JavaScript peers cannot represent it", x)
 	case float64:
-		if x == math.Trunc(x) && !math.IsInf(x, 0) && math.Abs(x) < 1<<63 {
-			// notepack writes integral numbers as integers (JS has one number type)
-			return appendInt(b, int64(x)), nil
-		}
-		return binary.BigEndian.AppendUint64(append(b, 0xcb), math.Float64bits(x)), nil
+		return appendFloat(b, x), nil
 	case string:
 		return appendStr(b, x), nil
 	case []byte:
@@ -116,23 +119,34 @@ func appendMsgpack(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return b, nil
 	}
-	return nil, fmt.Errorf("node: cannot encode a value of type %T", v)
+	return nil, fmt.Errorf("%w: node: cannot encode a value of type %T", errNotPlain, v)
 }
 
 // appendStr writes a msgpack str (without boxing the string in an any).
 func appendStr(b []byte, x string) []byte {
-	n := len(x)
+	return append(appendStrHeader(b, len(x)), x...)
+}
+
+// appendStrHeader writes the header of a msgpack str of n bytes.
+func appendStrHeader(b []byte, n int) []byte {
 	switch {
 	case n < 32:
-		b = append(b, 0xa0|byte(n))
+		return append(b, 0xa0|byte(n))
 	case n < 1<<8:
-		b = append(b, 0xd9, byte(n))
+		return append(b, 0xd9, byte(n))
 	case n < 1<<16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+		return binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
 	}
-	return append(b, x...)
+	return binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+}
+
+// appendFloat writes a number the way notepack does: integral numbers as
+// integers (JavaScript has one number type), the others as float64.
+func appendFloat(b []byte, x float64) []byte {
+	if x == math.Trunc(x) && !math.IsInf(x, 0) && math.Abs(x) < 1<<63 {
+		return appendInt(b, int64(x))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xcb), math.Float64bits(x))
 }
 
 func appendLen(b []byte, n int, fix, b16, b32 byte) []byte {

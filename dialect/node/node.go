@@ -67,10 +67,11 @@ type Options struct {
 
 // Dialect is the node dialect. It is safe for concurrent use.
 type Dialect struct {
-	key    string
-	uid    string
-	chans  sync.Map // chanKey -> broadcast channel name
-	nchans atomic.Int64
+	key      string
+	uid      string
+	chans    sync.Map // chanKey -> *chanEntry
+	nchans   atomic.Int64
+	lastChan atomic.Pointer[chanEntry] // the channel of the last BroadcastChannel call
 }
 
 // New returns a node dialect.
@@ -108,22 +109,36 @@ func (d *Dialect) BroadcastChannel(ns string, rooms []string) string {
 		room = rooms[0]
 	}
 	key := chanKey{ns, room, one}
-	if c, ok := d.chans.Load(key); ok {
-		return c.(string)
+	// consecutive emits mostly go to one channel: check the last first,
+	// which costs string comparisons instead of hashing the key
+	if last := d.lastChan.Load(); last != nil && last.chanKey == key {
+		return last.channel
 	}
-	c := d.key + "#" + ns + "#"
-	if one {
-		c += room + "#"
+	var e *chanEntry
+	if v, ok := d.chans.Load(key); ok {
+		e = v.(*chanEntry)
+	} else {
+		c := d.key + "#" + ns + "#"
+		if one {
+			c += room + "#"
+		}
+		e = &chanEntry{key, c}
+		if d.nchans.Add(1) <= maxCachedChannels { // bounded: sids make endless room names
+			d.chans.Store(key, e)
+		}
 	}
-	if d.nchans.Add(1) <= maxCachedChannels { // bounded: sids make endless room names
-		d.chans.Store(key, c)
-	}
-	return c
+	d.lastChan.Store(e)
+	return e.channel
 }
 
 type chanKey struct {
 	ns, room string
 	one      bool
+}
+
+type chanEntry struct {
+	chanKey
+	channel string
 }
 
 // maxCachedChannels bounds the broadcast channel names kept per dialect.
@@ -263,18 +278,53 @@ func (d *Dialect) encodeEmit(x *op.Emit) ([]queue.Message, error) {
 		}
 		return []queue.Message{{Channel: d.requestChannel(ns), Data: b}}, nil
 	}
-	// [uid, {type, data, nsp}, {rooms, flags, except}] (the emitter's
-	// key order), written directly: this is the hot path of every emit.
-	b := bufpool.Get(64 + len(x.Event) + len(ns) + 16*len(x.Args))
+	b, m, err := d.appendEmit(bufpool.Get(64+len(x.Event)+len(ns)+16*len(x.Args)), x, ns, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.Data = b
+	return []queue.Message{m}, nil
+}
+
+// AppendEmit appends the payload of an emit without acknowledgement to
+// dst (dialect.EmitAppender); arguments in JSON text are transcoded to
+// msgpack as they are read.
+func (d *Dialect) AppendEmit(dst []byte, x *op.Emit, argsJSON []byte) ([]byte, queue.Message, error) {
+	if x.Ack != nil {
+		return dst, queue.Message{}, errors.New("node: AppendEmit of an emit with acknowledgement")
+	}
+	if err := op.ValidateEvent(x.Event); err != nil {
+		return dst, queue.Message{}, err
+	}
+	start := len(dst)
+	out, m, err := d.appendEmit(dst, x, op.NamespaceOrRoot(x.Namespace), argsJSON)
+	if err != nil {
+		return dst[:start], queue.Message{}, err
+	}
+	return out, m, nil
+}
+
+// appendEmit writes [uid, {type, data, nsp}, {rooms, flags, except}] (the
+// emitter's key order) directly: this is the hot path of every emit.
+func (d *Dialect) appendEmit(b []byte, x *op.Emit, ns string, argsJSON []byte) ([]byte, queue.Message, error) {
 	b = append(b, 0x93)
 	b = appendStr(b, d.origin(x.Origin))
 	b = append(b, 0x83, 0xa4, 't', 'y', 'p', 'e', 0x02, 0xa4, 'd', 'a', 't', 'a')
-	b = appendLen(b, 1+len(x.Args), 0x90, 0xdc, 0xdd)
-	b = appendStr(b, x.Event)
 	var err error
-	for _, a := range x.Args {
-		if b, err = appendMsgpack(b, a, 1); err != nil {
-			return nil, err
+	if argsJSON != nil {
+		if b, err = appendJSONArgs(b, x.Event, argsJSON); err != nil {
+			return b, queue.Message{}, err
+		}
+	} else {
+		b = appendLen(b, 1+len(x.Args), 0x90, 0xdc, 0xdd)
+		b = appendStr(b, x.Event)
+		for _, a := range x.Args {
+			if b, err = appendMsgpack(b, a, 1); err != nil {
+				if errors.Is(err, errNotPlain) {
+					err = dialect.ErrNoFastPath // normalize them first
+				}
+				return b, queue.Message{}, err
+			}
 		}
 	}
 	b = append(b, 0xa3, 'n', 's', 'p')
@@ -301,7 +351,7 @@ func (d *Dialect) encodeEmit(x *op.Emit) ([]queue.Message, error) {
 	}
 	b = append(b, 0xa6, 'e', 'x', 'c', 'e', 'p', 't')
 	b = appendStrings(b, x.Except)
-	return []queue.Message{{Channel: d.BroadcastChannel(ns, x.Rooms), Data: b}}, nil
+	return b, queue.Message{Channel: d.BroadcastChannel(ns, x.Rooms)}, nil
 }
 
 func appendStrings(b []byte, s []string) []byte {

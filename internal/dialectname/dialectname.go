@@ -12,10 +12,29 @@ import (
 	"github.com/siobridge/siobridge/dialect/python"
 )
 
+// ShardedModes lists the subscription modes of node-sharded, for help
+// texts.
+const ShardedModes = "static | dynamic | dynamic-private"
+
 // New returns the dialect called name on channel (the python channel or
 // the node key prefix; "" = the dialect's default). node-sharded uses the
-// sharded adapter's default subscription mode, dynamic.
-func New(name, channel string) (dialect.Dialect, error) {
+// sharded adapter's default subscription mode, dynamic. node-streams takes
+// channel as both the Pub/Sub channel prefix and the stream's name (Node:
+// createAdapter(client, {channelPrefix: NAME, streamName: NAME}); both
+// default to "socket.io"), so that clusters of different channels share a
+// Redis without seeing each other, and trims the stream with the
+// adapter's MAXLEN ~ 10000.
+func New(name, channel string) (dialect.Dialect, error) { return NewWithMode(name, channel, "") }
+
+// NewWithMode is New with node-sharded's subscription mode (the
+// subscriptionMode of createShardedAdapter: static, dynamic or
+// dynamic-private; "" = dynamic). It must be the mode of the cluster's
+// servers. A mode with another dialect is an error: only node-sharded
+// has one.
+func NewWithMode(name, channel, mode string) (dialect.Dialect, error) {
+	if mode != "" && name != "node-sharded" {
+		return nil, fmt.Errorf("a subscription mode (%s) is for the node-sharded dialect only, not %s", mode, name)
+	}
 	switch name {
 	case "python":
 		return python.New(python.Options{Channel: channel}), nil
@@ -24,7 +43,7 @@ func New(name, channel string) (dialect.Dialect, error) {
 	case "node":
 		return node.New(node.Options{Key: channel}), nil
 	case "node-sharded":
-		d, err := nodesharded.New(nodesharded.Options{Key: channel})
+		d, err := nodesharded.New(nodesharded.Options{Key: channel, Mode: nodesharded.Mode(mode)})
 		if err != nil {
 			return nil, err
 		}

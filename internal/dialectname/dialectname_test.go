@@ -1,6 +1,11 @@
 package dialectname
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/siobridge/siobridge/dialect/nodesharded"
+)
 
 func TestNames(t *testing.T) {
 	for _, c := range []struct {
@@ -29,5 +34,25 @@ func TestNames(t *testing.T) {
 	}
 	if d, _ := New("node-streams", "k"); d.ReplySubscription("/").Channels[0] != "k#/#emitter#" {
 		t.Errorf("node-streams key: %+v", d.ReplySubscription("/"))
+	}
+}
+
+func TestShardedMode(t *testing.T) {
+	for _, mode := range []nodesharded.Mode{nodesharded.Static, nodesharded.Dynamic, nodesharded.DynamicPrivate} {
+		d, err := NewWithMode("node-sharded", "", string(mode))
+		if err != nil || d.(*nodesharded.Dialect).Mode() != mode {
+			t.Errorf("NewWithMode(node-sharded, %s): %v %v", mode, d, err)
+		}
+	}
+	if d, err := NewWithMode("node-sharded", "", ""); err != nil || d.(*nodesharded.Dialect).Mode() != nodesharded.Dynamic {
+		t.Errorf("the default mode: %v %v", d, err)
+	}
+	if _, err := NewWithMode("node-sharded", "", "dynamic-public"); err == nil || !strings.Contains(err.Error(), "dynamic-public") {
+		t.Errorf("an unknown mode: %v", err)
+	}
+	for _, name := range []string{"python", "python-pickle", "node"} {
+		if _, err := NewWithMode(name, "", "static"); err == nil || !strings.Contains(err.Error(), "node-sharded") {
+			t.Errorf("a mode with %s: %v", name, err)
+		}
 	}
 }

@@ -76,3 +76,36 @@ func hex4(in []byte, pos int) (rune, bool) {
 	}
 	return r, true
 }
+
+// ErrString is wrapped by the errors of AppendString other than escapes.
+var ErrString = errors.New("invalid JSON string")
+
+// AppendString decodes the JSON string whose contents start at in[pos],
+// just after its opening quote: it appends the characters to dst and
+// returns dst and the position after the closing quote. Invalid UTF-8
+// becomes U+FFFD, as encoding/json decodes it. On error the position is
+// where decoding stopped.
+func AppendString(dst, in []byte, pos int) ([]byte, int, error) {
+	for pos < len(in) {
+		c := in[pos]
+		switch {
+		case c == '"':
+			return dst, pos + 1, nil
+		case c < 0x20:
+			return dst, pos, fmt.Errorf("%w: control character in a string", ErrString)
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(in[pos:])
+			pos += size
+			dst = utf8.AppendRune(dst, r) // RuneError for invalid bytes
+		case c != '\\':
+			dst = append(dst, c)
+			pos++
+		default:
+			var err error
+			if dst, pos, err = AppendEscape(dst, in, pos+1); err != nil {
+				return dst, pos, err
+			}
+		}
+	}
+	return dst, pos, fmt.Errorf("%w: unterminated string", ErrString)
+}

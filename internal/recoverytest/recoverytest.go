@@ -21,8 +21,9 @@ import (
 )
 
 // Node is a Go server of a cluster with a shared recovery store. Its
-// clients join room "r" and get Data "data of <sid>" when they connect
-// afresh; event "data" answers Data.
+// clients join room "r" and get Data "data of <sid>" (followed by the
+// "Data" string of their auth, if any) when they connect afresh; event
+// "data" answers Data.
 type Node struct {
 	Srv       *server.Server
 	recovered chan bool
@@ -30,15 +31,15 @@ type Node struct {
 }
 
 // NewNode starts a server on bus in dialect d with store, connection
-// state recovery for a minute, and a send queue large enough for a replay
-// of a few thousand events.
-func NewNode(t *testing.T, bus queue.Bus, d dialect.Dialect, store server.RecoveryStore) *Node {
+// state recovery for a minute, a send queue large enough for a replay of
+// a few thousand events, and opts.
+func NewNode(t *testing.T, bus queue.Bus, d dialect.Dialect, store server.RecoveryStore, opts ...server.Option) *Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	n := &Node{recovered: make(chan bool, 16), gone: make(chan string, 16)}
-	n.Srv = server.New(server.WithConnectionStateRecovery(time.Minute, true), server.WithRecoveryStore(store),
-		server.WithAdapter(bus, d), server.WithEngineOptions(engineio.Options{SendQueueSize: 4096}))
+	n.Srv = server.New(append([]server.Option{server.WithConnectionStateRecovery(time.Minute, true), server.WithRecoveryStore(store),
+		server.WithAdapter(bus, d), server.WithEngineOptions(engineio.Options{SendQueueSize: 4096})}, opts...)...)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -51,7 +52,9 @@ func NewNode(t *testing.T, bus queue.Bus, d dialect.Dialect, store server.Recove
 	ns.OnConnect(func(s *server.Socket, auth json.RawMessage) error {
 		if !s.Recovered() {
 			s.Join("r")
-			s.SetData("data of " + s.ID())
+			var a struct{ Data string } // what a client asks for (large, for a hostile one)
+			json.Unmarshal(auth, &a)
+			s.SetData("data of " + s.ID() + a.Data)
 		}
 		n.recovered <- s.Recovered()
 		return nil

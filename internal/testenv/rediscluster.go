@@ -114,16 +114,42 @@ func waitField(t testing.TB, addr string, cmd []string, field, want string, time
 // Master returns the node that serves key's slot now.
 func (c *RedisCluster) Master(key string) *Process {
 	c.t.Helper()
+	if n := c.master(key); n != nil {
+		return n
+	}
+	c.t.Fatalf("no master serves %q", key)
+	return nil
+}
+
+// master returns the node that serves key's slot now, nil when none does
+// (a node that does not answer is skipped).
+func (c *RedisCluster) master(key string) *Process {
 	for _, n := range c.Nodes {
 		out, err := RedisCommand(n.Addr, "GET", key)
-		if err == nil && !strings.HasPrefix(out, "MOVED") {
+		if err == nil && !strings.HasPrefix(out, "MOVED") && !strings.HasPrefix(out, "CLUSTERDOWN") {
 			if role, _ := RedisCommand(n.Addr, "ROLE"); strings.HasPrefix(role, "master") {
 				return n
 			}
 		}
 	}
-	c.t.Fatalf("no master serves %q", key)
 	return nil
+}
+
+// WaitNewMaster waits until a node other than old serves key's slot (the
+// replica of a killed master promoted by the cluster) and returns it; the
+// test fails after timeout.
+func (c *RedisCluster) WaitNewMaster(key string, old *Process, timeout time.Duration) *Process {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if n := c.master(key); n != nil && n != old {
+			return n
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no node took over %q from %s after %s", key, old.Addr, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // RedisSentinel is a master, a replica and a sentinel watching them under
@@ -176,6 +202,24 @@ func StartRedisSentinel(t testing.TB) *RedisSentinel {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("sentinel does not know the replica after 30 s: %q %v", out, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Failover runs SENTINEL FAILOVER, again while the sentinel answers that
+// no replica is fit yet (NOGOODSLAVE: it has not checked the replica's
+// link to the master since it learnt of it), for up to 30 s.
+func (s *RedisSentinel) Failover(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := RedisCommand(s.Sentinel.Addr, "SENTINEL", "FAILOVER", s.MasterName)
+		if err == nil && out == "OK" {
+			return
+		}
+		if !strings.HasPrefix(out, "NOGOODSLAVE") || time.Now().After(deadline) {
+			t.Fatalf("SENTINEL FAILOVER: %q %v", out, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -168,3 +168,11 @@ func NATSConfig(t testing.TB, users ...NATSUser) string {
 	}
 	return path
 }
+
+// StartNATSWith starts again a nats-server of StartNATS, on the same
+// address, with args instead of the ones StartNATS was given.
+func (p *Process) StartNATSWith(args ...string) {
+	p.t.Helper()
+	p.args = append(p.args[:4:4], args...)
+	p.Start()
+}

@@ -124,10 +124,10 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 		b.mu.Unlock()
 		return nil, queue.ErrClosed
 	}
+	s.wg.Add(1) // before Close can find s: its Wait must not race this Add
 	b.subs[s] = struct{}{}
 	s.start = strconv.FormatInt(b.lastMs, 10) + "-" + strconv.FormatInt(b.seq, 10)
 	b.mu.Unlock()
-	s.wg.Add(1)
 	go s.run()
 	return s, nil
 }

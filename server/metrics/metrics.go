@@ -29,6 +29,7 @@
 //	siobridge_queue_messages_received_total    counter   queue messages received
 //	siobridge_queue_messages_total{outcome}    counter   the same by outcome: applied, malformed, unsupported, own, reply
 //	siobridge_queue_publish_errors_total       counter   failed publishes of the server's own operations
+//	siobridge_recovery_sessions_total{outcome} counter   connection state recovery's sessions: saved, not_saved (refused or failed by the store), restored
 //	siobridge_bus_up                           gauge     1 while the bus is connected to its broker (Options.Bus)
 //	siobridge_bus_reconnects_total             counter   reconnections of the bus after a broker outage (Options.Bus)
 //	siobridge_bus_published_total              counter   messages the bus handed to the broker (Options.Bus)
@@ -76,6 +77,7 @@ type Collector struct {
 	connects, connectErrors, eventsIn, eventsOut                     *prometheus.Desc
 	broadcasts, deliveries, latency                                  *prometheus.Desc
 	queueReceived, queueMessages, queuePublishErrs                   *prometheus.Desc
+	recoverySessions                                                 *prometheus.Desc
 	busUp, busReconnects, busPublished, busDelivered, busPublishErrs *prometheus.Desc
 	busDisconnected                                                  *prometheus.Desc
 }
@@ -100,6 +102,7 @@ func NewCollector(srv *server.Server, o Options) *Collector {
 		queueReceived:    d("queue_messages_received_total", "Messages the server received from the queue."),
 		queueMessages:    d("queue_messages_total", "Messages received from the queue, by outcome: applied, malformed, unsupported (or addressed to others), own (this server's, skipped), reply (routed to a waiting call).", "outcome"),
 		queuePublishErrs: d("queue_publish_errors_total", "Failed publishes of the server's own operations to the queue."),
+		recoverySessions: d("recovery_sessions_total", "Sessions of connection state recovery, by outcome: saved (kept as their client dropped), not_saved (the store refused or failed to keep them: their client comes back to a fresh session), restored (taken back by their client).", "outcome"),
 		busUp:            d("bus_up", "1 while the bus is connected to its broker, else 0."),
 		busReconnects:    d("bus_reconnects_total", "Reconnections of the bus to its broker after an outage."),
 		busDisconnected:  d("bus_disconnected_seconds_total", "Time the bus has spent without its broker, the outage under way included."),
@@ -112,7 +115,7 @@ func NewCollector(srv *server.Server, o Options) *Collector {
 // Describe sends the descriptions of every metric (prometheus.Collector).
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.sockets, c.namespaces, c.rooms, c.connects, c.connectErrors,
-		c.eventsIn, c.eventsOut, c.broadcasts, c.deliveries, c.latency, c.queueReceived, c.queueMessages, c.queuePublishErrs} {
+		c.eventsIn, c.eventsOut, c.broadcasts, c.deliveries, c.latency, c.queueReceived, c.queueMessages, c.queuePublishErrs, c.recoverySessions} {
 		ch <- d
 	}
 	if _, ok := c.bus.(queue.HealthReporter); ok {
@@ -155,6 +158,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	count(c.queueMessages, q.Own, "own")
 	count(c.queueMessages, q.Replies, "reply")
 	count(c.queuePublishErrs, q.PublishErrs)
+	count(c.recoverySessions, st.Recovery.Saved, "saved")
+	count(c.recoverySessions, st.Recovery.NotSaved, "not_saved")
+	count(c.recoverySessions, st.Recovery.Restored, "restored")
 	if h, ok := c.bus.(queue.HealthReporter); ok {
 		up := 0
 		if h.Connected() {

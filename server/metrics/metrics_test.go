@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -264,5 +265,48 @@ func TestBusOutage(t *testing.T) {
 	after := value(t, fams, "siobridge_bus_disconnected_seconds_total")
 	if after < 0.3 || after <= during {
 		t.Errorf("siobridge_bus_disconnected_seconds_total: %v during the outage, %v after it (the broker was away over 0.3 s)", during, after)
+	}
+}
+
+// siobridge_recovery_sessions_total counts connection state recovery's
+// sessions: one saved as its client dropped, then restored.
+func TestRecoverySessions(t *testing.T) {
+	srv := server.New(server.WithConnectionStateRecovery(time.Minute, true))
+	defer srv.Shutdown(context.Background())
+	srv.Of("/").OnConnect(func(s *server.Socket, auth json.RawMessage) error { s.Join("r"); return nil })
+	hs := httptest.NewServer(metrics.Handler(srv, metrics.Options{}))
+	defer hs.Close()
+	c, err := servertest.New(srv, servertest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Connect("/", nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.Of("/").To("r").Emit("end")
+	evs, err := c.WaitFor("/", "end", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := map[string]any{"pid": c.PID("/"), "offset": servertest.LastOffset(evs)}
+	c.Drop()
+	sessions := func(outcome string, want float64) func(map[string]*dto.MetricFamily) bool {
+		return func(f map[string]*dto.MetricFamily) bool {
+			return value(t, f, "siobridge_recovery_sessions_total", "outcome", outcome) == want
+		}
+	}
+	waitFor(t, hs.URL, "a session saved", sessions("saved", 1))
+	c2, err := c.Redial(servertest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := c2.Connect("/", auth); err != nil {
+		t.Fatal(err)
+	}
+	fams := waitFor(t, hs.URL, "a session restored", sessions("restored", 1))
+	if got := value(t, fams, "siobridge_recovery_sessions_total", "outcome", "not_saved"); got != 0 {
+		t.Errorf("not_saved = %v", got)
 	}
 }

@@ -36,7 +36,12 @@ const (
 	// oldest packets go first (the clients whose offset they covered get
 	// a fresh session).
 	DefaultLogBytes = 64 << 20
-	// DefaultSessionBytes bounds the session bucket.
+	// DefaultSessionBytes bounds the session bucket (MaxBytes of its
+	// stream). When a session does not fit, it is not kept: Save fails,
+	// the server logs it and counts it (server.Stats Recovery.NotSaved),
+	// the disconnect goes on, and the client gets a fresh session when it
+	// comes back. The sessions already kept stay recoverable (taking one
+	// makes room) until they expire (MaxAge).
 	DefaultSessionBytes = 32 << 20
 	// maxPID bounds the pids looked up (longer ones are not ours).
 	maxPID = 64
@@ -53,14 +58,25 @@ type Options struct {
 	MaxAge time.Duration
 	// LogBytes bounds the packet stream (DefaultLogBytes).
 	LogBytes int64
-	// SessionBytes bounds the session bucket (DefaultSessionBytes).
+	// SessionBytes bounds the session bucket, in bytes as JetStream
+	// counts them (a session is its JSON, Data included, plus its key
+	// and about 100 bytes): see DefaultSessionBytes for what happens
+	// when it is full.
 	SessionBytes int64
 	// Replicas of the stream and bucket in a JetStream cluster (1).
 	Replicas int
 }
 
+// ErrUnavailable is what the store's calls return while its NATS
+// connection is down (reconnecting): they fail at once instead of
+// leaving a request in nats.go's reconnect buffer, which would be sent
+// after the reconnection (an emit reported failed but delivered later,
+// out of order; a session reported lost but kept).
+var ErrUnavailable = errors.New("NATS connection down")
+
 // Store is a server.RecoveryLog on JetStream. Safe for concurrent use.
 type Store struct {
+	nc      *nats.Conn
 	js      js.JetStream
 	stream  js.Stream
 	kv      js.KeyValue
@@ -97,7 +113,7 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream recovery store: %w", err)
 	}
-	s := &Store{js: j, name: o.Name + "-recovery", subject: o.Name + ".recovery."}
+	s := &Store{nc: nc, js: j, name: o.Name + "-recovery", subject: o.Name + ".recovery."}
 	s.stream, err = j.CreateOrUpdateStream(ctx, js.StreamConfig{Name: s.name, Subjects: []string{s.subject + ">"},
 		MaxBytes: o.LogBytes, MaxAge: o.MaxAge, Discard: js.DiscardOld, Replicas: o.Replicas})
 	if err != nil {
@@ -110,6 +126,14 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		return nil, fmt.Errorf("jetstream recovery store: bucket %s-sessions: %w", o.Name, err)
 	}
 	return s, nil
+}
+
+// up returns ErrUnavailable, for op, unless the connection is up.
+func (s *Store) up(op string) error {
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("jetstream recovery store: %s: %w (%s)", op, ErrUnavailable, st)
+	}
+	return nil
 }
 
 // nspSubject is the subject of namespace nsp's packets.
@@ -132,6 +156,9 @@ func (s *Store) Save(ctx context.Context, sess server.RecoverySession) error {
 	if err != nil {
 		return fmt.Errorf("jetstream recovery store: session %s: %w", sess.SID, err)
 	}
+	if err := s.up("session " + sess.SID); err != nil {
+		return err
+	}
 	if _, err := s.kv.Put(ctx, sess.PID, b); err != nil {
 		return fmt.Errorf("jetstream recovery store: session %s: %w", sess.SID, err)
 	}
@@ -143,6 +170,9 @@ func (s *Store) Save(ctx context.Context, sess server.RecoverySession) error {
 func (s *Store) Take(ctx context.Context, pid string) (server.RecoverySession, bool, error) {
 	if pid == "" || len(pid) > maxPID {
 		return server.RecoverySession{}, false, nil
+	}
+	if err := s.up("take session"); err != nil {
+		return server.RecoverySession{}, false, err
 	}
 	e, err := s.kv.Get(ctx, pid)
 	if errors.Is(err, js.ErrKeyNotFound) || errors.Is(err, js.ErrInvalidKey) {
@@ -178,6 +208,9 @@ func (s *Store) Append(ctx context.Context, p server.LoggedPacket) error {
 		Atts: p.Attachments, Origin: p.Origin, Local: p.Local})
 	if err != nil {
 		return fmt.Errorf("jetstream recovery store: append: %w", err)
+	}
+	if err := s.up("append"); err != nil {
+		return err
 	}
 	if _, err := s.js.Publish(ctx, s.nspSubject(p.Namespace), b); err != nil {
 		return fmt.Errorf("jetstream recovery store: append: %w", err)
@@ -226,9 +259,15 @@ func decode(m js.Msg) (uint64, server.LoggedPacket, error) {
 // Follow implements server.RecoveryLog: an ordered consumer from the
 // packet after the last one delivered (the stream's end when New ran).
 // Malformed packets are skipped. One Follow at a time.
+//
+// While the connection is down, Follow waits; once it is back, it makes
+// a new consumer from the same place (the stream is kept on disk by the
+// NATS server, so nothing logged is skipped or delivered twice). When
+// that fails (JetStream not answering), Follow returns the error, and
+// the server calls it again a second later, from the same place.
 func (s *Store) Follow(ctx context.Context, deliver func(server.LoggedPacket)) error {
 	c, err := s.js.OrderedConsumer(ctx, s.name, js.OrderedConsumerConfig{
-		DeliverPolicy: js.DeliverByStartSequencePolicy, OptStartSeq: s.next})
+		DeliverPolicy: js.DeliverByStartSequencePolicy, OptStartSeq: s.next, MaxResetAttempts: 1})
 	if err != nil {
 		return fmt.Errorf("jetstream recovery store: follow: %w", err)
 	}
@@ -261,6 +300,9 @@ func (s *Store) Follow(ctx context.Context, deliver func(server.LoggedPacket)) e
 // on nsp's subject; complete is false when the stream's first packet is
 // after after+1 once read (packets go from the front only).
 func (s *Store) Replay(ctx context.Context, nsp, afterOffset, uptoOffset string, f func(server.LoggedPacket)) (bool, error) {
+	if err := s.up("replay"); err != nil {
+		return false, err
+	}
 	after, ok := sequence(afterOffset)
 	if !ok {
 		return false, nil
