@@ -60,10 +60,11 @@ func startGoClusterNode(t *testing.T, key string) (*server.Server, string, *atom
 	return startGoMember(t, openBus(t, redisURL), node.New(node.Options{Key: key}))
 }
 
-// startGoMember is startGoClusterNode on bus in dialect d.
-func startGoMember(t *testing.T, bus queue.Bus, d dialect.Dialect) (*server.Server, string, *atomic.Int64) {
+// startGoMember is startGoClusterNode on bus in dialect d, with the
+// server options opts.
+func startGoMember(t *testing.T, bus queue.Bus, d dialect.Dialect, opts ...server.Option) (*server.Server, string, *atomic.Int64) {
 	t.Helper()
-	srv := server.New(server.WithAdapter(bus, d))
+	srv := server.New(append([]server.Option{server.WithAdapter(bus, d)}, opts...)...)
 	srv.OnConnect("/", func(s *server.Socket, _ json.RawMessage) error {
 		if r := s.Request().URL.Query().Get("room"); r != "" {
 			s.Join(r)
@@ -465,4 +466,80 @@ func sentinelExpect(t *testing.T, root *server.Namespace, nn *nodeClusterNode, a
 			}
 		}
 	}
+}
+
+// checkServerCounts checks that the Node node nn and the Go server srv
+// each count want servers.
+func checkServerCounts(t *testing.T, ctx context.Context, nn *nodeClusterNode, srv *server.Server, want int) {
+	t.Helper()
+	if n := nn.do(t, map[string]any{"op": "serverCount"}); n != float64(want) {
+		t.Fatalf("Node serverCount() = %v, want %d", n, want)
+	}
+	if n, err := srv.ServerCount(ctx); err != nil || n != want {
+		t.Fatalf("Go ServerCount = %d, %v; want %d", n, err, want)
+	}
+}
+
+// checkMixedRequests checks the requests of a ClusterAdapter cluster (the
+// sharded and the streams adapters) of the Node node nn and the Go node
+// root, whose "ping" handler counts in pings, with the client sidNR on
+// nn and sidGR on the Go node in room r ("node-r" and "go-r" for expect,
+// clients answering "ask"): each node's fetchSockets(r),
+// serverSideEmitWithAck and emitWithAck(r) cover the other.
+func checkMixedRequests(t *testing.T, ctx context.Context, nn *nodeClusterNode, root *server.Namespace, pings *atomic.Int64, sidNR, sidGR string, expect func(what, event string, want map[string]int)) {
+	t.Helper()
+	fetched := asMaps(t, nn.do(t, map[string]any{"op": "fetchSockets", "rooms": []string{"r"}}))
+	if got := sortedIDs(fetched); !reflect.DeepEqual(got, sorted(sidNR, sidGR)) {
+		t.Fatalf("Node fetchSockets(r) = %v, want %v", got, sorted(sidNR, sidGR))
+	}
+	ours, err := root.To("r").FetchSockets(ctx)
+	if err != nil || len(ours) != 2 {
+		t.Fatalf("Go FetchSockets(r): %v, %v", ours, err)
+	}
+	if got := nn.do(t, map[string]any{"op": "serverSideEmitWithAck", "event": "ping", "args": []any{1}}); !reflect.DeepEqual(got, []any{"go pong [1]"}) {
+		t.Fatalf("Node serverSideEmitWithAck = %#v", got)
+	}
+	if pings.Load() != 1 {
+		t.Fatalf("Go node received %d pings", pings.Load())
+	}
+	answers, err := root.ServerSideEmitWithAck(ctx, "ping", 2)
+	if err != nil || !reflect.DeepEqual(answers, []any{"node pong [2]"}) {
+		t.Fatalf("Go ServerSideEmitWithAck = %#v, %v", answers, err)
+	}
+	if got, ok := nn.do(t, map[string]any{"op": "emitWithAck", "rooms": []string{"r"}, "event": "ask", "args": []any{"n"}}).([]any); !ok || len(got) != 2 {
+		t.Fatalf("Node emitWithAck(r) = %#v", got)
+	}
+	replies, err := root.To("r").EmitWithAck(ctx, "ask", "g")
+	if err != nil || len(replies) != 2 {
+		t.Fatalf("Go EmitWithAck(r) = %#v, %v", replies, err)
+	}
+	expect("asks", "ask", map[string]int{"node-r": 2, "go-r": 2})
+}
+
+// checkMixedBroadcasts checks the broadcasts of a mixed cluster of the
+// Node node nn and the Go node root, with the clients "node-r" (sidNR,
+// room r) on nn, "go-r" (gR, room r) and "go-x" (sidGX, room x) on the
+// Go node: room broadcasts with binary both ways, emits to a socket id
+// of the other node and a Go emit to all reach each matching client once.
+func checkMixedBroadcasts(t *testing.T, nn *nodeClusterNode, root *server.Namespace, gR *peer, sidNR, sidGX string, expect func(what, event string, want map[string]int)) {
+	t.Helper()
+	nn.do(t, map[string]any{"op": "emit", "rooms": []string{"r"}, "event": "n2r", "args": []any{"hi", map[string]any{"$binary": "AQI="}}})
+	expect("Node room emit", "n2r", map[string]int{"node-r": 1, "go-r": 1})
+	if l := gR.events("n2r")[0]; !reflect.DeepEqual(l["args"], []any{"hi", map[string]any{"$binary": "AQI="}}) {
+		t.Fatalf("Go-node client received %#v", l["args"])
+	}
+	nn.do(t, map[string]any{"op": "emit", "rooms": []string{sidGX}, "event": "n-sid"})
+	expect("Node emit to a Go sid", "n-sid", map[string]int{"go-x": 1})
+	if err := root.To("r").Emit("g2r", "hi", []byte{3}); err != nil {
+		t.Fatal(err)
+	}
+	expect("Go room emit", "g2r", map[string]int{"node-r": 1, "go-r": 1})
+	if err := root.To(sidNR).Emit("g-sid"); err != nil {
+		t.Fatal(err)
+	}
+	expect("Go emit to a Node sid", "g-sid", map[string]int{"node-r": 1})
+	if err := root.Emit("g-all"); err != nil {
+		t.Fatal(err)
+	}
+	expect("Go emit to all", "g-all", map[string]int{"node-r": 1, "go-r": 1, "go-x": 1})
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,9 +200,16 @@ func isEventWith(name string, firstArg any) func(map[string]any) bool {
 // sioemit runs the CLI and returns its exit code and output.
 func sioemit(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return sioemitStdin(t, "", args...)
+}
+
+// sioemitStdin is sioemit with stdin as the CLI's standard input.
+func sioemitStdin(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sioemitBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -216,7 +224,12 @@ func sioemit(t *testing.T, args ...string) (int, string, string) {
 
 func mustSioemit(t *testing.T, args ...string) string {
 	t.Helper()
-	code, out, errOut := sioemit(t, args...)
+	return mustSioemitStdin(t, "", args...)
+}
+
+func mustSioemitStdin(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	code, out, errOut := sioemitStdin(t, stdin, args...)
 	if code != 0 {
 		t.Fatalf("sioemit %q: exit %d\n%s%s", args, code, out, errOut)
 	}

@@ -3,7 +3,6 @@ package compat_test
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -52,35 +51,8 @@ func TestShardedMixedCluster(t *testing.T) {
 
 	expect := sentinelExpect(t, root, nn, all, true)
 
-	t.Run("serverCount", func(t *testing.T) {
-		if n := nn.do(t, map[string]any{"op": "serverCount"}); n != 2.0 {
-			t.Fatalf("Node serverCount() = %v, want 2", n)
-		}
-		if n, err := srv.ServerCount(ctx); err != nil || n != 2 {
-			t.Fatalf("Go ServerCount = %d, %v; want 2", n, err)
-		}
-	})
-	t.Run("broadcasts both ways", func(t *testing.T) {
-		nn.do(t, map[string]any{"op": "emit", "rooms": []string{"r"}, "event": "n2r", "args": []any{"hi", map[string]any{"$binary": "AQI="}}})
-		expect("Node room emit", "n2r", map[string]int{"node-r": 1, "go-r": 1})
-		if l := gR.events("n2r")[0]; !reflect.DeepEqual(l["args"], []any{"hi", map[string]any{"$binary": "AQI="}}) {
-			t.Fatalf("Go-node client received %#v", l["args"])
-		}
-		nn.do(t, map[string]any{"op": "emit", "rooms": []string{sidGX}, "event": "n-sid"})
-		expect("Node emit to a Go sid", "n-sid", map[string]int{"go-x": 1})
-		if err := root.To("r").Emit("g2r", "hi", []byte{3}); err != nil {
-			t.Fatal(err)
-		}
-		expect("Go room emit", "g2r", map[string]int{"node-r": 1, "go-r": 1})
-		if err := root.To(sidNR).Emit("g-sid"); err != nil {
-			t.Fatal(err)
-		}
-		expect("Go emit to a Node sid", "g-sid", map[string]int{"node-r": 1})
-		if err := root.Emit("g-all"); err != nil {
-			t.Fatal(err)
-		}
-		expect("Go emit to all", "g-all", map[string]int{"node-r": 1, "go-r": 1, "go-x": 1})
-	})
+	t.Run("serverCount", func(t *testing.T) { checkServerCounts(t, ctx, nn, srv, 2) })
+	t.Run("broadcasts both ways", func(t *testing.T) { checkMixedBroadcasts(t, nn, root, gR, sidNR, sidGX, expect) })
 	t.Run("rooms come and go on the Go node", func(t *testing.T) {
 		nn.do(t, map[string]any{"op": "socketsJoin", "rooms": []string{sidGX}, "to": []string{"r5"}})
 		waitShardSubs(t, bus, room("r5"), 1)
@@ -89,34 +61,7 @@ func TestShardedMixedCluster(t *testing.T) {
 		nn.do(t, map[string]any{"op": "socketsLeave", "rooms": []string{sidGX}, "to": []string{"r5"}})
 		waitShardSubs(t, bus, room("r5"), 0)
 	})
-	t.Run("requests both ways", func(t *testing.T) {
-		fetched := asMaps(t, nn.do(t, map[string]any{"op": "fetchSockets", "rooms": []string{"r"}}))
-		if got := sortedIDs(fetched); !reflect.DeepEqual(got, sorted(sidNR, sidGR)) {
-			t.Fatalf("Node fetchSockets(r) = %v, want %v", got, sorted(sidNR, sidGR))
-		}
-		ours, err := root.To("r").FetchSockets(ctx)
-		if err != nil || len(ours) != 2 {
-			t.Fatalf("Go FetchSockets(r): %v, %v", ours, err)
-		}
-		if got := nn.do(t, map[string]any{"op": "serverSideEmitWithAck", "event": "ping", "args": []any{1}}); !reflect.DeepEqual(got, []any{"go pong [1]"}) {
-			t.Fatalf("Node serverSideEmitWithAck = %#v", got)
-		}
-		if pings.Load() != 1 {
-			t.Fatalf("Go node received %d pings", pings.Load())
-		}
-		answers, err := root.ServerSideEmitWithAck(ctx, "ping", 2)
-		if err != nil || !reflect.DeepEqual(answers, []any{"node pong [2]"}) {
-			t.Fatalf("Go ServerSideEmitWithAck = %#v, %v", answers, err)
-		}
-		if got, ok := nn.do(t, map[string]any{"op": "emitWithAck", "rooms": []string{"r"}, "event": "ask", "args": []any{"n"}}).([]any); !ok || len(got) != 2 {
-			t.Fatalf("Node emitWithAck(r) = %#v", got)
-		}
-		replies, err := root.To("r").EmitWithAck(ctx, "ask", "g")
-		if err != nil || len(replies) != 2 {
-			t.Fatalf("Go EmitWithAck(r) = %#v, %v", replies, err)
-		}
-		expect("asks", "ask", map[string]int{"node-r": 2, "go-r": 2})
-	})
+	t.Run("requests both ways", func(t *testing.T) { checkMixedRequests(t, ctx, nn, root, pings, sidNR, sidGR, expect) })
 	t.Run("sioemit", func(t *testing.T) {
 		mustSioemit(t, "--dialect", "node-sharded", "--channel", key, "--url", rc.URL(), "--to", "r", "cli", `"x"`)
 		expect("sioemit", "cli", map[string]int{"node-r": 1, "go-r": 1})

@@ -1,8 +1,9 @@
 // Package dialect defines how ops are written on a message queue for one
 // family of Socket.IO peers. The implementations are dialect/python (the
 // "python" JSON dialect of python-socketio >= 5.15.1 and the "python-pickle"
-// dialect of python-socketio < 5.14) and dialect/node (@socket.io/redis-adapter
-// 8 and @socket.io/redis-emitter 5).
+// dialect of python-socketio < 5.14), dialect/node (@socket.io/redis-adapter
+// 8 and @socket.io/redis-emitter 5), dialect/nodesharded (its sharded
+// adapter) and dialect/nodestreams (@socket.io/redis-streams-adapter 0.3).
 //
 // A dialect is pure code: it owns channel names, host ids and uids, the
 // payload encoding and version quirks, and never touches the network.

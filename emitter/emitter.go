@@ -230,6 +230,9 @@ func (e *Emitter) subscribeReplies(ctx context.Context, ns string) error {
 
 func subKey(s queue.Subscription) string {
 	parts := append(append([]string(nil), s.Channels...), s.Patterns...)
+	for _, st := range s.Streams {
+		parts = append(parts, "stream:"+st)
+	}
 	sort.Strings(parts)
 	return strings.Join(parts, ",")
 }

@@ -50,6 +50,11 @@ type Emit struct {
 	Ack *AckRequest
 	// Origin identifies the publishing process (python host_id, node uid).
 	Origin string
+	// Offset is the emit's place in a log that the dialect's peers use as
+	// connection-state-recovery offset: set by decoders of such dialects
+	// (node-streams: the stream entry id, "1700000000000-0"), empty
+	// otherwise. Encoders ignore it (the log gives it).
+	Offset string
 }
 
 // AckRequest asks for acknowledgements of an Emit.

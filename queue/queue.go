@@ -41,6 +41,19 @@ type Message struct {
 	// and deliver it like any message (see each bus); on delivery it tells
 	// the message came through a Sharded subscription.
 	Sharded bool
+	// Stream appends the message as an entry of the stream named Channel
+	// (Redis Streams: XADD, as @socket.io/redis-streams-adapter does)
+	// instead of publishing it; Data holds the entry's field/value pairs,
+	// written with AppendStreamField. On delivery (a Subscription's
+	// Streams) it is set, with ID. Buses without streams refuse such a
+	// message with an error wrapping ErrStreamsUnsupported.
+	Stream bool
+	// MaxLen, for a Stream message, trims the stream to about MaxLen
+	// entries as the entry is added (XADD MAXLEN ~ MaxLen); 0 does not trim.
+	MaxLen int64
+	// ID is the stream entry's id, on delivery of a Stream message
+	// ("1700000000000-0" on Redis); empty otherwise.
+	ID string
 }
 
 // Subscription lists what to receive.
@@ -55,6 +68,14 @@ type Subscription struct {
 	// Sharded Pub/Sub has no patterns: a Sharded subscription with
 	// Patterns is refused (ErrPatternsUnsupported).
 	Sharded bool
+	// Streams are streams to read (Redis Streams: XREAD), from the entries
+	// appended after Subscribe returns, in order, resuming after the last
+	// entry read when the connection comes back; each entry is delivered as
+	// a Message with Stream and ID set and Channel the stream's name. Buses
+	// without streams refuse such a subscription with an error wrapping
+	// ErrStreamsUnsupported. A subscription may hold channels and streams:
+	// its handler is still called one message at a time.
+	Streams []string
 }
 
 // Handler receives the messages of a subscription. The bus calls it from one
@@ -84,6 +105,15 @@ type Bus interface {
 type Subscriber interface {
 	// Close ends the subscription; no handler call starts after it returns.
 	Close() error
+}
+
+// StreamReader is implemented by the Subscribers of subscriptions with
+// Streams. StreamStart returns the id of the entry after which the
+// subscription started reading stream (the first entry it delivers comes
+// after it; "0-0" for a stream that was empty); ok is false for a stream
+// it does not read.
+type StreamReader interface {
+	StreamStart(stream string) (id string, ok bool)
 }
 
 // SubscriberCounter is implemented by buses that can count the subscribers
@@ -148,6 +178,11 @@ type HealthReporter interface {
 // ErrPatternsUnsupported is returned by Subscribe on buses whose broker
 // cannot match channel patterns.
 var ErrPatternsUnsupported = errors.New("queue: this bus does not support pattern subscriptions")
+
+// ErrStreamsUnsupported is wrapped by the errors of Publish and Subscribe
+// on buses whose broker has no streams (Message.Stream,
+// Subscription.Streams).
+var ErrStreamsUnsupported = errors.New("queue: this bus does not support streams")
 
 // ErrClosed is returned by operations on a closed bus.
 var ErrClosed = errors.New("queue: bus is closed")

@@ -301,6 +301,9 @@ func subKey(s queue.Subscription) string {
 	for _, p := range s.Patterns {
 		parts = append(parts, "p:"+p)
 	}
+	for _, st := range s.Streams {
+		parts = append(parts, "s:"+st)
+	}
 	sort.Strings(parts)
 	return strings.Join(parts, "\n")
 }
@@ -350,8 +353,12 @@ func (m *member) run() {
 			case err == nil:
 				m.subs[key] = s
 				m.lastErr = nil
+				m.streamsStarted(sub, s)
 			case errors.Is(err, queue.ErrPatternsUnsupported):
 				m.failed[key] = fmt.Errorf("server: the %s dialect needs pattern subscriptions: %w", m.d.Name(), err)
+				m.lastErr = m.failed[key]
+			case errors.Is(err, queue.ErrStreamsUnsupported):
+				m.failed[key] = fmt.Errorf("server: the %s dialect needs a bus with streams (Redis): %w", m.d.Name(), err)
 				m.lastErr = m.failed[key]
 			case errors.Is(err, queue.ErrForbidden):
 				// retrying cannot help until the broker's permissions change
@@ -364,7 +371,7 @@ func (m *member) run() {
 			m.notifyLocked()
 			m.mu.Unlock()
 			if err != nil && m.ctx.Err() == nil {
-				m.s.log.Error("server: cluster subscription failed", "dialect", m.d.Name(), "channels", sub.Channels, "patterns", sub.Patterns, "err", err)
+				m.s.log.Error("server: cluster subscription failed", "dialect", m.d.Name(), "channels", sub.Channels, "patterns", sub.Patterns, "streams", sub.Streams, "err", err)
 			}
 		}
 		var after <-chan time.Time
@@ -379,6 +386,23 @@ func (m *member) run() {
 		case <-after:
 		case <-m.ctx.Done():
 			return
+		}
+	}
+}
+
+// streamsStarted moves the cut of a recovery log fed by the adapter to
+// where the new subscription s starts reading its streams: the entries
+// before were not delivered here (a restore reads them from the log), those
+// after will be.
+func (m *member) streamsStarted(sub queue.Subscription, s queue.Subscriber) {
+	sl := m.s.recovery.fed()
+	sr, ok := s.(queue.StreamReader)
+	if sl == nil || !ok {
+		return
+	}
+	for _, st := range sub.Streams {
+		if id, ok := sr.StreamStart(st); ok {
+			sl.moved(st, id)
 		}
 	}
 }
@@ -452,6 +476,9 @@ func (s *Server) BusConnected() bool {
 // receive decodes one queue message and performs it.
 func (m *member) receive(msg queue.Message) {
 	received := m.s.stats.queueReceipt()
+	if sl := m.s.recovery.fed(); sl != nil && msg.Stream {
+		defer sl.moved(msg.Channel, msg.ID) // every entry read moves the log's cut
+	}
 	o, err := m.d.Decode(msg)
 	if err != nil {
 		if errors.Is(err, dialect.ErrUnsupported) {
@@ -491,6 +518,14 @@ func (m *member) isOwn(o op.Op) bool {
 // handle performs one decoded op, received at received (for Stats; zero
 // when not sampled).
 func (m *member) handle(o op.Op, received time.Time) outcome {
+	if e, ok := o.(*op.Emit); ok && e.Offset != "" && e.Ack == nil && !e.Volatile {
+		if sl := m.s.recovery.fed(); sl != nil { // a logged broadcast: every node delivers it, its sender too
+			if err := sl.deliverEmit(m.s, e); err != nil {
+				m.s.log.Warn("server: logged emit not delivered", "event", e.Event, "offset", e.Offset, "err", err)
+			}
+			return applied
+		}
+	}
 	if m.isOwn(o) {
 		return own
 	}
@@ -754,6 +789,20 @@ func (b *Broadcast) localOnly() bool {
 		}
 	}
 	return true
+}
+
+// publishEmit publishes b's emit without delivering it here: it comes
+// back through the adapter with its offset (a recovery log fed by the
+// adapter), after the operations made before it.
+func (m *member) publishEmit(b *Broadcast, event string, args []any) error {
+	if m == nil || !m.publishing {
+		return errNoAdapter
+	}
+	plain, err := op.NormalizeArgs(args)
+	if err != nil {
+		return fmt.Errorf("server: emit %q: %w", event, err)
+	}
+	return m.send(&op.Emit{Target: b.target(), Event: event, Args: plain}, nil, false)
 }
 
 func (m *member) emit(b *Broadcast, event string, args []any) error {

@@ -407,6 +407,7 @@ type Broadcast struct {
 	except   []string
 	volatile bool
 	local    bool // Local: this server's sockets only, nothing published
+	private  bool // Socket.Emit with recovery: the socket's own id, Local but logged as Node logs it
 
 	fromQueue bool      // performs a queue message (Stats)
 	received  time.Time // when that message arrived, when sampled (Stats)

@@ -44,6 +44,12 @@ func QueueSubscription(d dialect.Dialect, nss ...string) queue.Subscription {
 				sub.Patterns = append(sub.Patterns, p)
 			}
 		}
+		for _, st := range s.Streams {
+			if !seen["s"+st] {
+				seen["s"+st] = true
+				sub.Streams = append(sub.Streams, st)
+			}
+		}
 	}
 	return sub
 }

@@ -128,9 +128,8 @@ func newRecovery(c *recoveryConfig) *recovery {
 	if r.store == nil {
 		r.store = newMemoryStore(c.maxAge, c.sessionBytes, func() time.Time { return r.now() })
 	}
-	if l, ok := r.store.(RecoveryLog); ok {
+	if l, ok := r.store.(RecoveryReplayer); ok {
 		r.shared = newSharedLog(r, l)
-		r.epoch = sharedEpoch
 	}
 	return r
 }
@@ -141,7 +140,7 @@ func newRecovery(c *recoveryConfig) *recovery {
 type socketCSR struct {
 	pid       string
 	recovered bool
-	offset    uint64               // restored: the client's last offset
+	offset    string               // restored: the client's last offset
 	rooms     []string             // restored: the rooms to join back
 	out       [][]engineio.Message // guarded by Socket.mu
 	flushing  bool                 // a goroutine is sending out
@@ -211,10 +210,16 @@ func (r *recovery) restore(s *Socket, auth json.RawMessage) bool {
 	}
 	s.csr.pid = engineio.NewID()
 	var a recoveryAuth
-	if json.Unmarshal(auth, &a) != nil || a.PID == nil || a.Offset == nil {
+	if json.Unmarshal(auth, &a) != nil || a.PID == nil || a.Offset == nil || len(*a.Offset) > recoveryMaxOffset {
 		return false
 	}
-	seq, ok := r.parseOffset(*a.Offset)
+	var seq uint64
+	ok := false
+	if r.shared != nil {
+		_, ok = r.shared.log.CompareOffsets(*a.Offset, *a.Offset)
+	} else {
+		seq, ok = r.parseOffset(*a.Offset)
+	}
 	if !ok {
 		return false
 	}
@@ -225,11 +230,12 @@ func (r *recovery) restore(s *Socket, auth json.RawMessage) bool {
 		s.n.s.log.Warn("socket.io: recovery: session not read", "err", err)
 	}
 	now := r.now()
-	if !ok || sess.Namespace != s.n.name || now.Sub(sess.At) > r.maxAge || (r.shared == nil && !s.n.plog.holds(seq, now)) {
+	// a store shared with Node keeps no namespace (Node's sessions have none)
+	if !ok || sess.Namespace != "" && sess.Namespace != s.n.name || now.Sub(sess.At) > r.maxAge || (r.shared == nil && !s.n.plog.holds(seq, now)) {
 		return false
 	}
 	s.id, s.csr.pid, s.data, s.csr.recovered = sess.SID, sess.PID, sess.Data, true
-	s.csr.offset, s.csr.rooms = seq, sess.Rooms
+	s.csr.offset, s.csr.rooms = *a.Offset, sess.Rooms
 	return true
 }
 
@@ -245,10 +251,11 @@ func (r *recovery) add(n *Namespace, s *Socket) bool {
 	if r.shared != nil {
 		return r.shared.add(n, s)
 	}
+	seq, _ := r.parseOffset(s.csr.offset) // checked by restore
 	l := n.plog
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.holdsLocked(s.csr.offset, r.now()) {
+	if !l.holdsLocked(seq, r.now()) {
 		return false
 	}
 	n.mu.Lock()
@@ -266,7 +273,7 @@ func (r *recovery) add(n *Namespace, s *Socket) bool {
 		rooms[room] = struct{}{}
 	}
 	s.csr.rooms = nil
-	for _, e := range l.after(s.csr.offset) {
+	for _, e := range l.after(seq) {
 		if e.reaches(rooms) {
 			s.mu.Lock()
 			s.csr.out = append(s.csr.out, e.msgs) // s is connecting: sent after the CONNECT reply
@@ -383,12 +390,14 @@ func (e *logEntry) reaches(rooms map[string]struct{}) bool {
 type recording struct {
 	l      *packetLog
 	b      *Broadcast
-	seq    uint64
+	seq    uint64 // in the namespace's own log
 	queued []*Socket
 }
 
 // record starts logging b's emit; nil (a no-op recording) without
-// recovery, for volatile broadcasts.
+// recovery, for volatile broadcasts, and with a shared log (which
+// delivers its packets itself; its Local broadcasts fed by the adapter
+// get no offset, as Node's local ones).
 func (b *Broadcast) record() *recording {
 	l := b.n.plog
 	if l == nil || b.volatile || l.r.shared != nil { // a shared log delivers its packets itself

@@ -38,9 +38,9 @@ type RecoveryStore interface {
 	Take(ctx context.Context, pid string) (sess RecoverySession, ok bool, err error)
 }
 
-// LoggedPacket is a broadcast in a shared packet log (RecoveryLog).
+// LoggedPacket is a broadcast in a shared packet log (RecoveryReplayer).
 type LoggedPacket struct {
-	Seq         uint64   // its place in the log, given by the log; the first is 1
+	Offset      string   // its place in the log, given by the log: the offset its clients get
 	Namespace   string   // its namespace
 	Rooms       []string // Broadcast.To: none for every socket
 	Except      []string // Broadcast.Except
@@ -50,26 +50,47 @@ type LoggedPacket struct {
 	Local       bool     // Broadcast.Local: delivered live by Origin only (replayed by any node)
 }
 
-// RecoveryLog is a packet log shared by the nodes of a cluster: a
-// RecoveryStore that implements it carries the logged broadcasts (those
-// without acknowledgement and not volatile) of every node in one order,
-// so that offsets mean the same on every node and a client recovers on
-// any of them. Broadcast.Emit appends the packet; every node, the
-// appending one included, delivers it to its sockets when Follow hands
-// it back, and the offset it carries is its Seq.
-type RecoveryLog interface {
+// RecoveryReplayer is a packet log shared by the nodes of a cluster, as
+// connection state recovery reads it: a RecoveryStore that also replays
+// the broadcasts a client missed and orders the offsets it gave, which
+// mean the same on every node, so that a client recovers on any of them.
+// Only broadcasts without acknowledgement and not volatile are logged.
+//
+// Its packets get into the log in one of two ways. A RecoveryLog carries
+// them itself (adapter/nats/jetstream). Otherwise they are the cluster's
+// own broadcasts, which the adapter's dialect writes in the log and reads
+// back with their offsets (node-streams: the Redis stream of
+// @socket.io/redis-streams-adapter, whose entry ids are the offsets;
+// adapter/redis/streamstore): WithAdapter with such a dialect is then
+// needed, each node's broadcasts reach its own sockets when they come
+// back from the log, and its private emits (Socket.Emit) go through the
+// log as well, as Node's do.
+type RecoveryReplayer interface {
 	RecoveryStore
-	// Append adds p (Seq unset) to the log.
+	// Replay calls f, in order, for the packets of namespace nsp after
+	// offset after, up to upto included. complete is false when after is
+	// not in the log, or some packets after it are no longer kept
+	// (pruned by size or age), or there are more than the log replays at
+	// once: then none of what f was given may be used.
+	Replay(ctx context.Context, nsp, after, upto string, f func(LoggedPacket)) (complete bool, err error)
+	// CompareOffsets orders two offsets of the log: negative when a comes
+	// first, zero when they are the same, positive otherwise. ok is false
+	// when either is not an offset of this log.
+	CompareOffsets(a, b string) (c int, ok bool)
+}
+
+// RecoveryLog is a RecoveryReplayer that carries the logged broadcasts of
+// every node in one order itself: Broadcast.Emit appends the packet;
+// every node, the appending one included, delivers it to its sockets when
+// Follow hands it back.
+type RecoveryLog interface {
+	RecoveryReplayer
+	// Append adds p (Offset unset) to the log.
 	Append(ctx context.Context, p LoggedPacket) error
 	// Follow calls deliver, from one goroutine, for every packet appended
 	// from the time the store was opened, in log order, until ctx ends;
 	// it returns then (or on a fatal error).
 	Follow(ctx context.Context, deliver func(LoggedPacket)) error
-	// Replay calls f, in order, for the packets of namespace nsp whose
-	// Seq is in (after, upto]. complete is false when some packets of the
-	// log after after are no longer kept (pruned by size or age): then
-	// none of what f was given may be used.
-	Replay(ctx context.Context, nsp string, after, upto uint64, f func(LoggedPacket)) (complete bool, err error)
 }
 
 // WithRecoveryStore makes connection state recovery keep its sessions in
@@ -77,7 +98,8 @@ type RecoveryLog interface {
 // without it, it does nothing). When store also implements RecoveryLog,
 // the broadcasts are logged there instead of in the process: a client
 // dropped from one node recovers on another, with its id, rooms, Data
-// (as JSON decodes it) and every packet it missed, in order. Such a
+// (as JSON decodes it) and every packet it missed, in order; the same
+// for a RecoveryReplayer fed by the adapter's dialect (see there). Such a
 // store's log and sessions have their own bounds (see its constructor);
 // WithRecoveryLimits does not apply to them. The server follows the log
 // from New to Shutdown.

@@ -58,9 +58,12 @@ func (l *stuckLog) Follow(ctx context.Context, deliver func(server.LoggedPacket)
 	<-l.release
 	return ctx.Err()
 }
-func (l *stuckLog) Replay(context.Context, string, uint64, uint64, func(server.LoggedPacket)) (bool, error) {
+func (l *stuckLog) Replay(context.Context, string, string, string, func(server.LoggedPacket)) (bool, error) {
 	return false, nil
 }
+func (l *stuckLog) CompareOffsets(a, b string) (int, bool) { return 0, false }
+
+var _ server.RecoveryLog = (*stuckLog)(nil)
 
 // TestShutdownWithStuckRecoveryLog: Shutdown returns when its context
 // ends although the log's Follow does not.

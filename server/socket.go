@@ -219,7 +219,9 @@ func (s *Socket) packet(t parser.Type, id uint64, hasID bool, args []any) error 
 // []any and map[string]any) travel as binary attachments.
 func (s *Socket) Emit(event string, args ...any) error {
 	if s.n.s.recovery != nil { // through the broadcast path, for an offset (as Node)
-		return s.n.To(s.id).Local().Emit(event, args...)
+		b := s.n.To(s.id).Local()
+		b.private = true
+		return b.Emit(event, args...)
 	}
 	return s.packet(parser.Event, 0, false, append([]any{event}, args...))
 }

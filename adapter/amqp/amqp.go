@@ -266,6 +266,9 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 }
 
 func (b *Bus) publish(ctx context.Context, msgs []queue.Message) error {
+	if err := queue.NoStreams(msgs); err != nil {
+		return err
+	}
 	_, pub, err := b.current(ctx)
 	if err != nil {
 		return err
@@ -314,6 +317,9 @@ func (b *Bus) publish(ctx context.Context, msgs []queue.Message) error {
 // Subscribe declares a queue for sub's channels and consumes it. Patterns
 // are not supported (queue.ErrPatternsUnsupported).
 func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Handler) (queue.Subscriber, error) {
+	if err := queue.NoStreamSubscription(sub); err != nil {
+		return nil, fmt.Errorf("amqp: subscribe: %w", err)
+	}
 	if len(sub.Patterns) > 0 {
 		return nil, queue.ErrPatternsUnsupported
 	}

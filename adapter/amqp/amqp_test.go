@@ -283,3 +283,8 @@ func BenchmarkPublish(b *testing.B) {
 func TestShardedIgnored(t *testing.T) {
 	testenv.CheckShardedIgnored(t, open(t), uniq(t))
 }
+
+// TestStreamsRefused: see testenv.CheckStreamsRefused.
+func TestStreamsRefused(t *testing.T) {
+	testenv.CheckStreamsRefused(t, open(t), uniq(t))
+}

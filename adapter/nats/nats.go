@@ -212,6 +212,9 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 }
 
 func (b *Bus) publish(ctx context.Context, msgs []queue.Message) error {
+	if err := queue.NoStreams(msgs); err != nil {
+		return err
+	}
 	if b.nc.IsClosed() {
 		return queue.ErrClosed
 	}
@@ -263,6 +266,9 @@ func (b *Bus) refusal(before error, subjects []string) error {
 // Subscribe subscribes to sub's channels and returns once the server has
 // registered the subscriptions. Patterns are not supported.
 func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Handler) (queue.Subscriber, error) {
+	if err := queue.NoStreamSubscription(sub); err != nil {
+		return nil, fmt.Errorf("nats: subscribe: %w", err)
+	}
 	if len(sub.Patterns) > 0 {
 		return nil, queue.ErrPatternsUnsupported
 	}

@@ -247,3 +247,10 @@ func TestShardedIgnored(t *testing.T) {
 	testenv.Need(t, "nats", testenv.NATSAddr)
 	testenv.CheckShardedIgnored(t, open(t, "nats://"+testenv.NATSAddr), fmt.Sprintf("siobridge-sharded-%d", time.Now().UnixNano()))
 }
+
+// TestStreamsRefused: NATS core has no streams (see
+// testenv.CheckStreamsRefused).
+func TestStreamsRefused(t *testing.T) {
+	testenv.Need(t, "nats", testenv.NATSAddr)
+	testenv.CheckStreamsRefused(t, open(t, "nats://"+testenv.NATSAddr), fmt.Sprintf("siobridge-streams-%d", time.Now().UnixNano()))
+}

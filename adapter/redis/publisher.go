@@ -17,7 +17,7 @@ import (
 	"github.com/siobridge/siobridge/queue"
 )
 
-// publisher is the fast PUBLISH (and SPUBLISH) path: group commit over a few dedicated
+// publisher is the fast PUBLISH (SPUBLISH, XADD) path: group commit over a few dedicated
 // connections. Callers append their commands (already in RESP form) to the
 // open batch under a mutex and wait for that batch's completion; one of the
 // connection goroutines takes the whole batch, writes it with one write
@@ -90,6 +90,54 @@ func appendPublish(b []byte, channel string, data []byte, sharded bool) []byte {
 	return append(b, '\r', '\n')
 }
 
+// appendXAdd writes XADD stream [MAXLEN ~ maxLen] * field value ... in
+// RESP, the pairs read from data (queue.AppendStreamField's form).
+func appendXAdd(b []byte, stream string, maxLen int64, data []byte) ([]byte, error) {
+	pairs, err := queue.StreamFieldCount(data)
+	if err != nil {
+		return b, fmt.Errorf("XADD %q: %w", stream, err)
+	}
+	if pairs == 0 {
+		return b, fmt.Errorf("XADD %q: an entry needs a field", stream)
+	}
+	args := 3 + 2*pairs
+	if maxLen > 0 {
+		args += 3
+	}
+	b = append(b, '*')
+	b = strconv.AppendInt(b, int64(args), 10)
+	b = append(b, "\r\n$4\r\nXADD\r\n"...)
+	b = appendBulk(b, stream)
+	if maxLen > 0 {
+		b = append(b, "$6\r\nMAXLEN\r\n$1\r\n~\r\n"...)
+		b = appendBulk(b, strconv.FormatInt(maxLen, 10))
+	}
+	b = append(b, "$1\r\n*\r\n"...)
+	queue.StreamFields(data, func(f, v []byte) bool {
+		b = appendBulk(appendBulk(b, f), v)
+		return true
+	})
+	return b, nil
+}
+
+// appendBulk writes s as a RESP bulk string.
+func appendBulk[T string | []byte](b []byte, s T) []byte {
+	b = append(b, '$')
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, '\r', '\n')
+	b = append(b, s...)
+	return append(b, '\r', '\n')
+}
+
+// appendMessage writes the command that sends m: XADD for a Stream
+// message, else PUBLISH or SPUBLISH.
+func appendMessage(b []byte, m *queue.Message) ([]byte, error) {
+	if m.Stream {
+		return appendXAdd(b, m.Channel, m.MaxLen, m.Data)
+	}
+	return appendPublish(b, m.Channel, m.Data, m.Sharded), nil
+}
+
 // publish queues msgs in the open batch and waits for its result.
 func (p *publisher) publish(ctx context.Context, msgs []queue.Message) error {
 	p.mu.Lock()
@@ -102,8 +150,14 @@ func (p *publisher) publish(ctx context.Context, msgs []queue.Message) error {
 		p.mu.Unlock()
 		return errors.New("redis: more than 64 MiB of publishes waiting for the server")
 	}
-	for _, m := range msgs {
-		bt.buf = appendPublish(bt.buf, m.Channel, m.Data, m.Sharded)
+	mark := len(bt.buf)
+	for i := range msgs {
+		var err error
+		if bt.buf, err = appendMessage(bt.buf, &msgs[i]); err != nil {
+			bt.buf = bt.buf[:mark] // none of msgs is sent
+			p.mu.Unlock()
+			return err
+		}
 	}
 	bt.n += len(msgs)
 	p.mu.Unlock()
@@ -277,6 +331,16 @@ func (c *rawConn) roundTrip(buf []byte, n int) error {
 		}
 		switch line[0] {
 		case ':', '+':
+		case '$': // XADD's entry id
+			n, err := strconv.Atoi(string(line[1 : len(line)-2]))
+			if err != nil {
+				return fmt.Errorf("redis: bad bulk reply %q", line)
+			}
+			if n >= 0 {
+				if _, err := c.r.Discard(n + 2); err != nil {
+					return err
+				}
+			}
 		case '-':
 			if first == nil {
 				first = errors.New("redis: " + string(line[1:len(line)-2]))

@@ -7,6 +7,9 @@
 // subscriptions marked Sharded use sharded Pub/Sub instead (Redis >= 7:
 // SPUBLISH, SSUBSCRIBE, counted by NumShardSub), as the sharded adapter of
 // @socket.io/redis-adapter does; it is a separate set of channels.
+// Streams (queue.Message.Stream, queue.Subscription.Streams) are Redis
+// Streams: XADD to append an entry, XREAD BLOCK to follow a stream, as
+// @socket.io/redis-streams-adapter does.
 //
 // URLs: redis://[user:password@]host:port/db, rediss:// (TLS),
 // unix:///path/to/socket?db=N, and
@@ -291,8 +294,10 @@ func parseSentinel(rest string) (*goredis.FailoverOptions, error) {
 // Client returns the underlying go-redis client.
 func (b *Bus) Client() goredis.UniversalClient { return b.client }
 
-// Publish sends msgs with PUBLISH, in order, in the next pipeline. It
-// returns when Redis has answered, or when ctx ends.
+// Publish sends msgs with PUBLISH (SPUBLISH for Sharded messages, XADD
+// for Stream messages: XADD stream [MAXLEN ~ MaxLen] * field value ...),
+// in order, in the next pipeline. It returns when Redis has answered, or
+// when ctx ends.
 func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -394,7 +399,7 @@ func (b *Bus) flush(batch []*pubReq) {
 	}
 	ctx, cancel := context.WithDeadline(b.ctx, deadline)
 	defer cancel()
-	cmds := make([]*goredis.IntCmd, 0, len(live))
+	cmds := make([]goredis.Cmder, 0, len(live))
 	var err error
 	if cc, ok := b.client.(*goredis.ClusterClient); ok {
 		err = publishCluster(ctx, cc, live, &cmds)
@@ -426,10 +431,27 @@ func (b *Bus) flush(batch []*pubReq) {
 	}
 }
 
-// publishCmd queues m on p: SPUBLISH when it is sharded, PUBLISH
-// otherwise.
-func publishCmd(ctx context.Context, p goredis.Pipeliner, m queue.Message) *goredis.IntCmd {
-	if m.Sharded {
+// publishCmd queues m on p: XADD for a Stream message, SPUBLISH when it
+// is sharded, PUBLISH otherwise. A Stream message whose Data is not
+// field/value pairs gives a failed command (nothing is queued).
+func publishCmd(ctx context.Context, p goredis.Pipeliner, m queue.Message) goredis.Cmder {
+	switch {
+	case m.Stream:
+		var values []any
+		err := queue.StreamFields(m.Data, func(f, v []byte) bool {
+			values = append(values, string(f), string(v))
+			return true
+		})
+		if err == nil && len(values) == 0 {
+			err = errors.New("an entry needs a field")
+		}
+		if err != nil {
+			c := goredis.NewStringCmd(ctx, "xadd", m.Channel)
+			c.SetErr(fmt.Errorf("XADD %q: %w", m.Channel, err))
+			return c
+		}
+		return p.XAdd(ctx, &goredis.XAddArgs{Stream: m.Channel, MaxLen: m.MaxLen, Approx: m.MaxLen > 0, ID: "*", Values: values})
+	case m.Sharded:
 		return p.SPublish(ctx, m.Channel, m.Data)
 	}
 	return p.Publish(ctx, m.Channel, m.Data)
@@ -446,11 +468,13 @@ func publishCmd(ctx context.Context, p goredis.Pipeliner, m queue.Message) *gore
 // MOVED, the slot map is read again and the refused messages are sent
 // again through the cluster client, which follows the redirection.
 // Failed lookups fail their messages.
-func publishCluster(ctx context.Context, cc *goredis.ClusterClient, live []*pubReq, cmds *[]*goredis.IntCmd) error {
+func publishCluster(ctx context.Context, cc *goredis.ClusterClient, live []*pubReq, cmds *[]goredis.Cmder) error {
 	pipes := map[string]goredis.Pipeliner{}
 	var order []goredis.Pipeliner
+	var sent []queue.Message // of each command
 	for _, r := range live {
 		for _, m := range r.msgs {
+			sent = append(sent, m)
 			node, err := cc.MasterForKey(ctx, m.Channel)
 			if err != nil {
 				c := goredis.NewIntCmd(ctx, "publish", m.Channel)
@@ -473,7 +497,7 @@ func publishCluster(ctx context.Context, cc *goredis.ClusterClient, live []*pubR
 	}
 	var moved []int
 	for i, c := range *cmds {
-		if c.Name() == "spublish" && redirected(c.Err()) {
+		if (c.Name() == "spublish" || c.Name() == "xadd") && redirected(c.Err()) {
 			moved = append(moved, i)
 		}
 	}
@@ -481,8 +505,7 @@ func publishCluster(ctx context.Context, cc *goredis.ClusterClient, live []*pubR
 		cc.ReloadState(ctx)
 		p := cc.Pipeline()
 		for _, i := range moved {
-			args := (*cmds)[i].Args() // spublish channel data
-			(*cmds)[i] = p.SPublish(ctx, args[1].(string), args[2])
+			(*cmds)[i] = publishCmd(ctx, p, sent[i])
 		}
 		p.Exec(ctx)
 	}
@@ -522,6 +545,14 @@ func redirected(err error) bool {
 // (SUNSUBSCRIBE from the server, a MOVED answer, or a slot map that
 // changed: a resharding or a failover) its channels are subscribed again
 // on the new owner.
+//
+// Each stream of sub.Streams is read by a goroutine of its own with XREAD
+// BLOCK (StreamBlock) COUNT StreamReadCount on a connection of its own (of
+// the stream's master on a cluster), from the stream's last entry when
+// Subscribe runs: the entries appended after it returns are delivered in
+// order, with Message.ID. After a connection loss (a Redis restart, a
+// failover) the reader reconnects and resumes after the last entry it
+// delivered, so no entry still in the stream is missed or delivered twice.
 func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Handler) (queue.Subscriber, error) {
 	b.mu.Lock()
 	closed := b.closed
@@ -529,21 +560,42 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 	if closed {
 		return nil, queue.ErrClosed
 	}
-	if len(sub.Channels)+len(sub.Patterns) == 0 {
-		return nil, errors.New("redis: subscribe: no channel and no pattern")
+	if len(sub.Channels)+len(sub.Patterns)+len(sub.Streams) == 0 {
+		return nil, errors.New("redis: subscribe: no channel, no pattern and no stream")
 	}
 	if sub.Sharded && len(sub.Patterns) > 0 {
 		return nil, fmt.Errorf("redis: subscribe to %s: sharded Pub/Sub has no patterns: %w", describe(sub), queue.ErrPatternsUnsupported)
 	}
 	s := &subscriber{bus: b, sub: sub, h: h}
+	if len(sub.Streams) > 0 && len(sub.Channels)+len(sub.Patterns)+len(sub.Streams) > 1 {
+		// several goroutines deliver: the handler still gets one message at a time
+		var mu sync.Mutex
+		s.h = func(m queue.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			h(m)
+		}
+	}
 	var err error
-	if sub.Sharded {
+	switch {
+	case len(sub.Channels)+len(sub.Patterns) == 0:
+	case sub.Sharded:
 		err = b.mux.add(ctx, s)
-	} else {
+	default:
 		err = s.start(ctx)
 	}
 	if err != nil {
 		return nil, err
+	}
+	for _, key := range sub.Streams {
+		r, err := b.startStream(ctx, key, s.h)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.mu.Lock()
+		s.streams = append(s.streams, r)
+		s.mu.Unlock()
 	}
 	b.mu.Lock()
 	if b.closed {
@@ -617,7 +669,12 @@ func (s *subscriber) deliver(ps *goredis.PubSub) {
 // starts, so the handler is never called concurrently; messages published
 // in between are lost, as in any outage of Redis Pub/Sub.
 func (s *subscriber) restart(ctx context.Context) error {
-	if s.sub.Sharded { // shardMux.restart moves them
+	s.mu.Lock()
+	for _, r := range s.streams {
+		r.restart()
+	}
+	s.mu.Unlock()
+	if s.sub.Sharded || len(s.sub.Channels)+len(s.sub.Patterns) == 0 { // shardMux.restart moves the sharded ones
 		return nil
 	}
 	s.restartMu.Lock()
@@ -644,6 +701,9 @@ func describe(sub queue.Subscription) string {
 	for _, p := range sub.Patterns {
 		parts = append(parts, "pattern "+strconv.Quote(p))
 	}
+	for _, st := range sub.Streams {
+		parts = append(parts, "stream "+strconv.Quote(st))
+	}
 	if sub.Sharded {
 		return "sharded " + strings.Join(parts, ", ")
 	}
@@ -665,6 +725,8 @@ type subscriber struct {
 	// a sharded subscription: its messages come from the bus's shardMux
 	inbox *inbox
 	stop  chan struct{}
+
+	streams []*streamReader // one per stream read
 }
 
 // Close unsubscribes and waits for the delivery goroutine to end. It must
@@ -674,7 +736,16 @@ func (s *subscriber) Close() error {
 		s.bus.mu.Lock()
 		delete(s.bus.subs, s)
 		s.bus.mu.Unlock()
-		if s.sub.Sharded {
+		s.mu.Lock()
+		streams := s.streams
+		s.mu.Unlock()
+		for _, r := range streams {
+			r.close()
+		}
+		switch {
+		case len(s.sub.Channels)+len(s.sub.Patterns) == 0:
+			return
+		case s.sub.Sharded:
 			s.bus.mux.remove(s)
 			return
 		}
@@ -694,6 +765,19 @@ func (s *subscriber) Close() error {
 		s.wg.Wait()
 	})
 	return s.err
+}
+
+// StreamStart implements queue.StreamReader: the id of the stream's last
+// entry when Subscribe ran ("0-0" for an empty stream).
+func (s *subscriber) StreamStart(stream string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.streams {
+		if r.key == stream {
+			return r.start, true
+		}
+	}
+	return "", false
 }
 
 // NumSub returns the number of subscribers of channel (PUBSUB NUMSUB).

@@ -23,11 +23,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"))
 }
 
-func open(t *testing.T, url string) *Bus {
+func open(t *testing.T, url string, opts ...Option) *Bus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := Open(ctx, url)
+	b, err := Open(ctx, url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,11 +212,7 @@ func TestOpenThroughRegistry(t *testing.T) {
 func TestOutageAndResubscribe(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	var logs testenv.LogBuffer
-	b, err := Open(context.Background(), "redis://"+srv.Addr, WithLogger(logs.Logger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := open(t, "redis://"+srv.Addr, WithLogger(logs.Logger()))
 	if !b.Connected() {
 		t.Fatal("not Connected after Open")
 	}

@@ -171,7 +171,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if !dialectname.RelaySource(o.from.dialect) {
-		fmt.Fprintf(stderr, "siobridge: --from dialect %s: cannot be relayed from yet (its room broadcasts travel on per-room channels); it can be relayed to\n", o.from.dialect)
+		fmt.Fprintf(stderr, "siobridge: --from dialect %s: cannot be relayed from yet (its broadcasts travel on per-room channels or in a stream, which a relay does not read); it can be relayed to\n", o.from.dialect)
 		return exitUsage
 	}
 	if err := checkOverlap(o, dialects); err != nil {

@@ -23,6 +23,7 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"--from", "redis://x", "--from-dialect", "php", "--to", "redis://y", "--to-dialect", "node"}, exitUsage, `unknown dialect "php"`},
 		{[]string{"--from", "redis://x", "--from-dialect", "node", "--to", "redis://x", "--to-dialect", "node"}, exitUsage, "same url"},
 		{[]string{"--from", "redis://x", "--from-dialect", "node-sharded", "--to", "redis://y", "--to-dialect", "node"}, exitUsage, "cannot be relayed from"},
+		{[]string{"--from", "redis://x", "--from-dialect", "node-streams", "--to", "redis://y", "--to-dialect", "node"}, exitUsage, "cannot be relayed from"},
 		{[]string{"--from", "redis://x", "--from-dialect", "node", "--to", "redis://y", "--to-dialect", "node", "extra"}, exitUsage, "unexpected argument"},
 		{[]string{"--from", "redis://h:6379/0", "--from-dialect", "python-pickle", "--from-channel", "c", "--to", "redis://h:6379/1", "--to-dialect", "python", "--to-channel", "c"}, exitUsage, "overlap"},
 		{[]string{"--from", "redis://h/0", "--from-dialect", "node", "--from-channel", "k", "--to", "redis://h/1", "--to-dialect", "node", "--to-channel", "k"}, exitUsage, "overlap"},

@@ -38,7 +38,8 @@ flags:
   --sharded-mode MODE  ` + dialectname.ShardedModes + `: with --dialect node-sharded, the
                        subscriptionMode of the servers' createShardedAdapter, which decides the
                        channel of an emit to one room (env SIOEMIT_SHARDED_MODE; default dynamic)
-  --channel NAME       channel / key prefix (env SIOEMIT_CHANNEL; default flask-socketio, or socket.io for node)
+  --channel NAME       channel / key prefix (env SIOEMIT_CHANNEL; default flask-socketio, or socket.io for the node
+                       dialects; node-streams: the channel prefix and the stream)
   -n, --namespace NS   default /
   --to ROOM            repeatable: a room or a sid (join/leave/disconnect act on these sockets)
   --except ROOM        repeatable (python peers: socket ids only)
@@ -394,12 +395,32 @@ func (c *cli) printMsgs(msgs []queue.Message) {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
 	for _, m := range msgs {
+		if m.Stream {
+			fmt.Fprintf(c.stdout, "%s\t%s\n", m.Channel, streamEntry(m))
+			continue
+		}
 		payload := string(m.Data)
 		if !isText(m.Data) {
 			payload = hex.EncodeToString(m.Data)
 		}
 		fmt.Fprintf(c.stdout, "%s\t%s\n", m.Channel, payload)
 	}
+}
+
+// streamEntry is the XADD of a stream entry, its values quoted as Go
+// strings: XADD MAXLEN ~ 10000 * uid "emitter" nsp "/" ...
+func streamEntry(m queue.Message) string {
+	var b strings.Builder
+	b.WriteString("XADD")
+	if m.MaxLen > 0 {
+		fmt.Fprintf(&b, " MAXLEN ~ %d", m.MaxLen)
+	}
+	b.WriteString(" *")
+	queue.StreamFields(m.Data, func(f, v []byte) bool {
+		fmt.Fprintf(&b, " %s %s", f, strconv.Quote(string(v)))
+		return true
+	})
+	return b.String()
 }
 
 func isText(b []byte) bool {

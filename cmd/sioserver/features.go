@@ -11,6 +11,10 @@ import (
 
 	natsbus "github.com/siobridge/siobridge/adapter/nats"
 	"github.com/siobridge/siobridge/adapter/nats/jetstream"
+	redisbus "github.com/siobridge/siobridge/adapter/redis"
+	"github.com/siobridge/siobridge/adapter/redis/streamstore"
+	"github.com/siobridge/siobridge/dialect"
+	"github.com/siobridge/siobridge/dialect/nodestreams"
 	"github.com/siobridge/siobridge/queue"
 	"github.com/siobridge/siobridge/server"
 	"github.com/siobridge/siobridge/server/admin"
@@ -48,13 +52,17 @@ func checkFeatures(o *options) error {
 		return fmt.Errorf("--recovery %s is negative", o.recovery)
 	}
 	switch o.recoveryStore {
-	case "memory":
+	case "", "memory":
+	case "stream":
+		if o.recovery == 0 || o.dialect != "node-streams" {
+			return errors.New("--recovery-store stream needs --recovery DURATION and --dialect node-streams (the stream of @socket.io/redis-streams-adapter)")
+		}
 	case "jetstream":
 		if u, err := url.Parse(o.url); o.recovery == 0 || err != nil || (u.Scheme != "nats" && u.Scheme != "tls") {
 			return errors.New("--recovery-store jetstream needs --recovery DURATION and --url nats://... (a NATS server with JetStream; the embedded one runs without)")
 		}
 	default:
-		return fmt.Errorf("--recovery-store %q: want memory or jetstream", o.recoveryStore)
+		return fmt.Errorf("--recovery-store %q: want memory, jetstream or stream", o.recoveryStore)
 	}
 	switch o.adminMode {
 	case string(admin.Development), string(admin.Production):
@@ -90,11 +98,34 @@ func featureOptions(o *options) []server.Option {
 		server.WithConnectionStateRecovery(o.recovery, true)} // 0: off
 }
 
-// recoveryStore returns the server option of --recovery-store jetstream:
-// sessions and the packet log on the JetStream of the NATS bus, so that
-// a client recovers on any node of the cluster (none for memory).
-func recoveryStore(ctx context.Context, o *options, bus queue.Bus) ([]server.Option, error) {
-	if o.recoveryStore != "jetstream" {
+// recoveryStoreName is --recovery-store, its default resolved: stream
+// with --dialect node-streams and --recovery, memory otherwise.
+func recoveryStoreName(o *options) string {
+	switch {
+	case o.recoveryStore != "":
+		return o.recoveryStore
+	case o.dialect == "node-streams" && o.recovery > 0:
+		return "stream"
+	}
+	return "memory"
+}
+
+// recoveryStore returns the server option of --recovery-store jetstream
+// (sessions and the packet log on the JetStream of the NATS bus) or
+// stream (sessions and offsets on the Redis stream of the node-streams
+// dialect d, as Node's @socket.io/redis-streams-adapter keeps them), so
+// that a client recovers on any node of the cluster (none for memory).
+func recoveryStore(ctx context.Context, o *options, bus queue.Bus, d dialect.Dialect) ([]server.Option, error) {
+	switch recoveryStoreName(o) {
+	case "stream":
+		rb, ok := bus.(*redisbus.Bus)
+		sd, isStreams := d.(*nodestreams.Dialect)
+		if !ok || !isStreams {
+			return nil, fmt.Errorf("--recovery-store stream: the bus is %T and the dialect %s, not Redis and node-streams", bus, d.Name())
+		}
+		return []server.Option{server.WithRecoveryStore(streamstore.New(rb.Client(), sd, streamstore.Options{MaxAge: o.recovery}))}, nil
+	case "jetstream":
+	default:
 		return nil, nil
 	}
 	nb, ok := bus.(*natsbus.Bus)

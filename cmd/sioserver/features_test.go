@@ -143,6 +143,7 @@ func TestFeatureFlagErrors(t *testing.T) {
 		{[]string{"--admin", ":p"}, "--admin wants USER:PASSWORD"},
 		{[]string{"--admin-mode", "debug"}, "--admin-mode"},
 		{[]string{"--recovery-store", "disk"}, "--recovery-store"},
+		{[]string{"--recovery-store", "stream", "--recovery", "1m"}, "needs --recovery DURATION and --dialect node-streams"},
 		{[]string{"--recovery-store", "jetstream", "--recovery", "1m"}, "needs --recovery DURATION and --url nats://"},
 		{[]string{"--recovery-store", "jetstream", "--url", "redis://127.0.0.1:6379/0", "--recovery", "1m"}, "needs --recovery DURATION and --url nats://"},
 		{[]string{"--auth-secret", "short"}, "--auth-secret"},
@@ -352,6 +353,18 @@ func recoverAcross(t *testing.T, first, second *instance) {
 	if err != nil || len(got) != 1 || got[0].Args[0] != "missed" {
 		t.Fatalf("replay %+v %v", got, err)
 	}
+}
+
+// TestRecoveryStoreStream: with --dialect node-streams and --recovery,
+// two sioserver processes on one Redis keep sessions and offsets on the
+// stream (the default store of that dialect): a client cut off from the
+// first recovers on the second.
+func TestRecoveryStoreStream(t *testing.T) {
+	rs := testenv.StartRedis(t)
+	args := []string{"--url", "redis://" + rs.Addr, "--dialect", "node-streams", "--channel", "rec", "--allow-client-rooms",
+		"--allow-client-publish", "--recovery", "1m"}
+	a, b := start(t, args...), start(t, args...)
+	recoverAcross(t, a, b)
 }
 
 // TestRecoveryStoreJetStream: with --recovery-store jetstream, two

@@ -13,7 +13,8 @@
 // With --url it joins a cluster of Socket.IO servers on that broker:
 // other sioserver processes, Go programs using server.WithAdapter,
 // Flask-SocketIO / python-socketio servers (python, python-pickle
-// dialects) or Node socket.io servers with @socket.io/redis-adapter (node
+// dialects) or Node socket.io servers with @socket.io/redis-adapter (node,
+// node-sharded dialects) or @socket.io/redis-streams-adapter (node-streams
 // dialect). --no-broker runs it alone.
 //
 //	sioserver [--addr HOST:PORT] [--url URL | --embedded-nats HOST:PORT | --no-broker]

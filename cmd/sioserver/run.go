@@ -104,11 +104,14 @@ a flag wins over its variable):
   --admin-mode MODE         development (every socket, room and event) | production (statistics
                             only) (default development)
   --recovery DUR            connection state recovery (socket.io >= 4.6): a client cut off comes
-                            back within DUR with its id, rooms and the events it missed (per
-                            node, in memory; see docs/recovery.md); default 0, off
-  --recovery-store NAME     memory (default) | jetstream: sessions and missed events on the
-                            JetStream of the --url nats:// server, so a client recovers on any
-                            sioserver of the cluster (Go nodes only)
+                            back within DUR with its id, rooms and the events it missed (on
+                            the node it left, or across nodes: --recovery-store; see
+                            docs/recovery.md); default 0, off
+  --recovery-store NAME     memory | jetstream | stream: sessions and missed events in the
+                            process (memory, the default), on the JetStream of the --url
+                            nats:// server (Go nodes only), or on the Redis stream of
+                            --dialect node-streams (the default with it: Go and Node nodes), so
+                            a client recovers on any node of the cluster
   --version                 print the version and exit
   -h, --help                this help
 
@@ -204,7 +207,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(levelFlag{&o.logLevel}, "log-level", "")
 	fs.BoolVar(&o.version, "version", false, "")
 	fs.StringVar(&o.parser, "parser", "json", "")
-	fs.StringVar(&o.recoveryStore, "recovery-store", "memory", "")
+	fs.StringVar(&o.recoveryStore, "recovery-store", "", "")
 	fs.StringVar(&o.authSecret, "auth-secret", "", "")
 	fs.StringVar(&o.authJWKS, "auth-jwks", "", "")
 	fs.BoolVar(&o.authExpiry, "auth-disconnect-expired", true, "")
@@ -264,7 +267,7 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 		return nil, fmt.Errorf("--dialect: %w", err)
 	}
 	if !dialectname.ServerCapable(o.dialect) {
-		return nil, fmt.Errorf("--dialect %s: emitters only (servers: python, python-pickle, node, node-sharded)", o.dialect)
+		return nil, fmt.Errorf("--dialect %s: emitters only (servers: python, python-pickle, node, node-sharded, node-streams)", o.dialect)
 	}
 	if _, err := dialectname.NewWithMode(o.dialect, o.channel, o.shardedMode); err != nil {
 		return nil, fmt.Errorf("--sharded-mode: %w", err)
@@ -375,7 +378,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if bus != nil {
 		defer bus.Close()
 	}
-	storeOpts, err := recoveryStore(ctx, o, bus)
+	storeOpts, err := recoveryStore(ctx, o, bus, d)
 	if err != nil {
 		log.Error("sioserver: cannot set up the recovery store", "err", err)
 		return exitFailed

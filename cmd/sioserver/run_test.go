@@ -339,7 +339,7 @@ func TestCORS(t *testing.T) {
 // each in room r; a publish from one reaches both exactly once.
 func TestTwoInstancesOnRedis(t *testing.T) {
 	testenv.Need(t, "redis", testenv.RedisAddr)
-	for _, dialect := range []string{"python", "python-pickle", "node"} {
+	for _, dialect := range []string{"python", "python-pickle", "node", "node-streams"} {
 		t.Run(dialect, func(t *testing.T) { twoInstances(t, redisURL, dialect) })
 	}
 }

@@ -4,12 +4,17 @@
 // node cluster-node.js PORT KEY HOST:PORT[,HOST:PORT...] [MODE]: the sharded
 // adapter (createShardedAdapter, channelPrefix KEY, subscriptionMode MODE:
 // static, dynamic (the default) or dynamic-private) on that Redis Cluster.
+// node cluster-node.js PORT KEY streams:REDIS_URL [RECOVERY_MS]: the Redis
+// Streams adapter (@socket.io/redis-streams-adapter createAdapter,
+// streamName and channelPrefix KEY) on that Redis; with RECOVERY_MS,
+// connectionStateRecovery with that maxDisconnectionDuration.
 // Clients join the room named by their `room` query parameter on connect.
 // Events that other servers emit with serverSideEmit print
 // {"type":"server-side","event":..,"args":[..]}; when the sender waits for
 // acknowledgements, this node answers "node pong " + JSON of the args.
 // Commands (one JSON object per stdin line, "id" echoed in the result):
 //   {"id":1,"op":"emit","rooms":[..],"except":[..],"event":E,"args":[..]}
+//   {"id":1,"op":"emitMany","rooms":[..],"event":E,"count":N}  emits E with 0, 1, ... N-1
 //   {"id":2,"op":"emitWithAck","rooms":[..],"event":E,"args":[..],"timeout":ms}
 //   {"id":3,"op":"fetchSockets","rooms":[..]}
 //   {"id":4,"op":"socketsJoin"|"socketsLeave","rooms":[..],"to":[..]}
@@ -23,14 +28,33 @@ const readline = require("readline");
 const { plain, unplain, redisPair, answerPing } = require("./common");
 const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
-const { createCluster } = require("redis");
+const streams = require("@socket.io/redis-streams-adapter");
+const { createClient, createCluster } = require("redis");
 
-const [port, key, clusterNodes, mode] = [Number(process.argv[2]), process.argv[3] || "socket.io", process.argv[4], process.argv[5] || "dynamic"];
+const [port, key, where, fifth] = [Number(process.argv[2]), process.argv[3] || "socket.io", process.argv[4], process.argv[5]];
+const streamsURL = where && where.startsWith("streams:") ? where.slice("streams:".length) : "";
+const clusterNodes = streamsURL ? "" : where;
+const mode = (!streamsURL && fifth) || "dynamic";
+const recoveryMs = streamsURL ? Number(fifth || 0) : 0;
+
+// xreaders counts the connections whose last command is XREAD.
+async function xreaders(c) {
+  const list = await c.sendCommand(["CLIENT", "LIST"]);
+  return list.split("\n").filter((l) => / cmd=xread /.test(l + " ")).length;
+}
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
 async function main() {
-  let io, pub;
-  if (clusterNodes) {
+  let io, pub, readersBefore = 0;
+  if (streamsURL) {
+    pub = createClient({ url: streamsURL });
+    pub.on("error", (e) => console.error("redis", e.message));
+    await pub.connect();
+    readersBefore = await xreaders(pub);
+    const opts = { adapter: streams.createAdapter(pub, { streamName: key, channelPrefix: key }) };
+    if (recoveryMs) opts.connectionStateRecovery = { maxDisconnectionDuration: recoveryMs };
+    io = new Server(opts);
+  } else if (clusterNodes) {
     pub = createCluster({ rootNodes: clusterNodes.split(",").map((a) => ({ url: "redis://" + a })) });
     const sub = pub.duplicate();
     pub.on("error", (e) => console.error("redis pub", e.message));
@@ -55,6 +79,7 @@ async function main() {
   };
   const ops = {
     emit: async (c) => { sel(c).emit(c.event, ...unplain(c.args || [])); return true; },
+    emitMany: async (c) => { for (let i = 0; i < c.count; i++) sel(c).emit(c.event, i); return true; },
     emitWithAck: async (c) => sel(c).timeout(c.timeout || 5000).emitWithAck(c.event, ...unplain(c.args || [])),
     fetchSockets: async (c) => (await sel(c).fetchSockets()).map((s) => ({ id: s.id, rooms: [...s.rooms], data: s.data, handshake: s.handshake })),
     socketsJoin: async (c) => { sel(c).socketsJoin(c.to); return true; },
@@ -78,10 +103,12 @@ async function main() {
     httpServer.listen(port, "127.0.0.1", resolve);
   });
   // the adapter subscribes asynchronously: wait until this node is counted
-  // (the sharded one: the test waits for PUBSUB SHARDNUMSUB)
+  // (the sharded one: the test waits for PUBSUB SHARDNUMSUB), and the
+  // streams one until it also reads the stream (XREAD from "$": what is
+  // appended before is not for it)
   for (; !clusterNodes;) {
-    const n = await pub.sendCommand(["PUBSUB", "NUMSUB", key + "-request#/#"]);
-    if (Number(n[1]) > 0) break;
+    const n = await pub.sendCommand(["PUBSUB", "NUMSUB", streamsURL ? key + "#/#" : key + "-request#/#"]);
+    if (Number(n[1]) > 0 && (!streamsURL || (await xreaders(pub)) > readersBefore)) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   out({ type: "ready", port: httpServer.address().port });

@@ -3,6 +3,10 @@
 // It connects over WebSocket; stdin commands (JSON lines):
 //   {"cut": true}   closes its Engine.IO transport (socket.io.engine.close()):
 //                   the manager reconnects by itself after 1 s, with {pid, offset}
+//   {"cut": true, "hold": true}  the same, but it stays away until
+//   {"reconnect": URL}           it connects again, to URL (another node
+//                                of the cluster), with {pid, offset}
+//   {"close": true} disconnects (socket.disconnect(): no session kept)
 // Output (JSON lines):
 //   {"type": "connect", "sid", "recovered"}     on every connection
 //   {"type": "disconnect", "reason"}
@@ -32,5 +36,14 @@ s.on("ev", (...args) => {
 s.on("end", () => out({ type: "event", event: "end", ms: Date.now() - connectedAt }));
 readline.createInterface({ input: process.stdin }).on("line", (line) => {
   const cmd = JSON.parse(line);
-  if (cmd.cut) s.io.engine.close();
+  if (cmd.cut) {
+    if (cmd.hold) s.io.reconnection(false);
+    s.io.engine.close();
+  }
+  if (cmd.close) s.disconnect();
+  if (cmd.reconnect) {
+    s.io.uri = cmd.reconnect;
+    s.io.reconnection(true);
+    s.connect();
+  }
 });

@@ -267,21 +267,7 @@ func decodeBytes(b []byte) error {
 
 var decoder, _ = New(Options{})
 
-func TestHostileInputs(t *testing.T) {
-	for _, c := range hostile {
-		for _, n := range []int{1 << 10, 256 << 10} {
-			in := c.Make(n)
-			var err error
-			alloc := testenv.AllocatedBytes(func() { err = decodeBytes(in) })
-			if (err != nil) != c.WantErr {
-				t.Errorf("%s/%d: err %v, want an error: %v", c.Name, n, err, c.WantErr)
-			}
-			if limit := uint64(64*len(in) + 1<<20); alloc > limit {
-				t.Errorf("%s/%d: %d bytes allocated for %d bytes of input (limit %d)", c.Name, n, alloc, len(in), limit)
-			}
-		}
-	}
-}
+func TestHostileInputs(t *testing.T) { testenv.CheckHostile(t, hostile, decodeBytes) }
 
 func BenchmarkHostile(b *testing.B) { testenv.BenchHostile(b, hostile, decodeBytes) }
 
@@ -293,25 +279,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte("\x84\xa4type\x03\xa4data\x82\xa6packet\x82\xa4type\x02\xa4data\x92\xa3bin\xc4\x02\x01\x02\xa4opts\x83\xa5rooms\x90\xa6except\x90\xa5flags\x80\xa3uid\xa1u\xa3nsp\xa1/"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var o op.Op
-		var err error
-		n := testenv.AllocatedBytes(func() { o, err = decoder.Decode(queue.Message{Channel: "socket.io#/#", Data: in}) })
-		if limit := uint64(256*len(in) + 1<<20); n > limit {
-			t.Fatalf("%d bytes of input allocated %d bytes", len(in), n)
-		}
-		if err != nil {
-			if !errors.Is(err, dialect.ErrMalformed) && !errors.Is(err, dialect.ErrUnsupported) {
-				t.Fatalf("error %v wraps neither ErrMalformed nor ErrUnsupported", err)
-			}
-			return
-		}
-		msgs, err := decoder.Encode(o)
-		if err != nil {
-			return // e.g. a reserved event name, or an integer JSON cannot carry
-		}
-		if _, err := decoder.Decode(msgs[0]); err != nil {
-			t.Fatalf("%#v encodes to %q, which does not decode: %v", o, msgs[0].Data, err)
-		}
+		testenv.CheckDecoder(t, decoder, queue.Message{Channel: "socket.io#/#", Data: in})
 	})
 }
 

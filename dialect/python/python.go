@@ -140,7 +140,7 @@ func roomValue(rooms []string) any {
 
 // Encode turns o into one or more messages on the cluster channel.
 func (d *Dialect) Encode(o op.Op) ([]queue.Message, error) {
-	if e, ok := o.(*op.Emit); ok && !d.pickle && e.Ack == nil && !hasBinary(e.Args, 0) {
+	if e, ok := o.(*op.Emit); ok && !d.pickle && e.Ack == nil && !op.HasBinary(e.Args) {
 		return d.encodeJSONEmit(e)
 	}
 	var msgs []odict
@@ -268,30 +268,6 @@ func appendRoomValue(b []byte, rooms []string) []byte {
 		b = appendPyString(b, r)
 	}
 	return append(b, ']')
-}
-
-// hasBinary reports whether v holds a []byte anywhere.
-func hasBinary(v any, depth int) bool {
-	if depth > 1000 {
-		return true // let the general path report the depth
-	}
-	switch x := v.(type) {
-	case []byte:
-		return true
-	case []any:
-		for _, e := range x {
-			if hasBinary(e, depth+1) {
-				return true
-			}
-		}
-	case map[string]any:
-		for _, e := range x {
-			if hasBinary(e, depth+1) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func (d *Dialect) tuple(args []any) any {

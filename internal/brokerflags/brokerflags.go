@@ -16,7 +16,7 @@ import (
 )
 
 // DialectNames lists the values of --dialect, for help texts.
-const DialectNames = "python | python-pickle | node | node-sharded"
+const DialectNames = "python | python-pickle | node | node-sharded | node-streams"
 
 // Open connects to the broker that url names, with every bus of the
 // project registered (queue.Open).

@@ -1,5 +1,5 @@
 // Package dialectname maps the dialect names of the commands' flags
-// (python, python-pickle, node, node-sharded) to dialects.
+// (python, python-pickle, node, node-sharded, node-streams) to dialects.
 package dialectname
 
 import (
@@ -8,6 +8,7 @@ import (
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/dialect/node"
 	"github.com/siobridge/siobridge/dialect/nodesharded"
+	"github.com/siobridge/siobridge/dialect/nodestreams"
 	"github.com/siobridge/siobridge/dialect/python"
 )
 
@@ -17,7 +18,12 @@ const ShardedModes = "static | dynamic | dynamic-private"
 
 // New returns the dialect called name on channel (the python channel or
 // the node key prefix; "" = the dialect's default). node-sharded uses the
-// sharded adapter's default subscription mode, dynamic.
+// sharded adapter's default subscription mode, dynamic. node-streams takes
+// channel as both the Pub/Sub channel prefix and the stream's name (Node:
+// createAdapter(client, {channelPrefix: NAME, streamName: NAME}); both
+// default to "socket.io"), so that clusters of different channels share a
+// Redis without seeing each other, and trims the stream with the
+// adapter's MAXLEN ~ 10000.
 func New(name, channel string) (dialect.Dialect, error) { return NewWithMode(name, channel, "") }
 
 // NewWithMode is New with node-sharded's subscription mode (the
@@ -42,16 +48,23 @@ func NewWithMode(name, channel, mode string) (dialect.Dialect, error) {
 			return nil, err
 		}
 		return d, nil
+	case "node-streams":
+		d, err := nodestreams.New(nodestreams.Options{Key: channel, StreamName: channel})
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
 	}
-	return nil, fmt.Errorf("unknown dialect %q (want python, python-pickle, node or node-sharded)", name)
+	return nil, fmt.Errorf("unknown dialect %q (want python, python-pickle, node, node-sharded or node-streams)", name)
 }
 
 // ServerCapable reports whether a server node can speak the dialect
 // called name, beyond emitting to one: all of them (a node-sharded server
-// subscribes to the channel of each room it holds).
+// subscribes to the channel of each room it holds, a node-streams server
+// reads the stream).
 func ServerCapable(name string) bool {
 	switch name {
-	case "python", "python-pickle", "node", "node-sharded":
+	case "python", "python-pickle", "node", "node-sharded", "node-streams":
 		return true
 	}
 	return false
@@ -59,7 +72,9 @@ func ServerCapable(name string) bool {
 
 // RelaySource reports whether a relay (siobridge) can read the dialect
 // called name: not node-sharded, whose room broadcasts travel on a channel
-// per room that a relay, holding no rooms, does not know to subscribe to.
+// per room that a relay, holding no rooms, does not know to subscribe to,
+// nor node-streams, whose broadcasts and room operations are stream
+// entries (a relay reads channels only).
 func RelaySource(name string) bool {
-	return ServerCapable(name) && name != "node-sharded"
+	return ServerCapable(name) && name != "node-sharded" && name != "node-streams"
 }

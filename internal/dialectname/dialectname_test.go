@@ -11,7 +11,7 @@ func TestNames(t *testing.T) {
 	for _, c := range []struct {
 		name          string
 		server, relay bool
-	}{{"python", true, true}, {"python-pickle", true, true}, {"node", true, true}, {"node-sharded", true, false}} {
+	}{{"python", true, true}, {"python-pickle", true, true}, {"node", true, true}, {"node-sharded", true, false}, {"node-streams", true, false}} {
 		d, err := New(c.name, "")
 		if err != nil || d.Name() != c.name {
 			t.Errorf("New(%q): %v %v", c.name, d, err)
@@ -31,6 +31,9 @@ func TestNames(t *testing.T) {
 	}
 	if d, _ := New("node-sharded", "k"); d.ReplySubscription("/").Channels[0] != "k#/#emitter#" {
 		t.Errorf("node-sharded key: %+v", d.ReplySubscription("/"))
+	}
+	if d, _ := New("node-streams", "k"); d.ReplySubscription("/").Channels[0] != "k#/#emitter#" {
+		t.Errorf("node-streams key: %+v", d.ReplySubscription("/"))
 	}
 }
 

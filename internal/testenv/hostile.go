@@ -1,10 +1,15 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/siobridge/siobridge/dialect"
+	"github.com/siobridge/siobridge/op"
+	"github.com/siobridge/siobridge/queue"
 )
 
 // HostileSizes are the input sizes of the hostile-input benchmarks: the
@@ -65,4 +70,56 @@ func sizeName(n int) string {
 		return fmt.Sprintf("%dMB", n>>20)
 	}
 	return fmt.Sprintf("%dKB", n>>10)
+}
+
+// CheckHostile decodes every case at 1 KiB and 256 KiB: the outcome must
+// be what the case says, and the bytes allocated at most 64 times the
+// input's size (plus 1 MiB).
+func CheckHostile(t *testing.T, cases []HostileCase, decode func([]byte) error) {
+	t.Helper()
+	for _, c := range cases {
+		for _, n := range []int{1 << 10, 256 << 10} {
+			in := c.Make(n)
+			var err error
+			alloc := AllocatedBytes(func() { err = decode(in) })
+			if !c.AnyErr && (err != nil) != c.WantErr {
+				t.Errorf("%s/%d: err %v, want an error: %v", c.Name, n, err, c.WantErr)
+			}
+			if limit := uint64(64*len(in) + 1<<20); alloc > limit {
+				t.Errorf("%s/%d: %d bytes allocated for %d bytes of input (limit %d)", c.Name, n, alloc, len(in), limit)
+			}
+		}
+	}
+}
+
+// CheckDecoder is the body of the dialects' decode fuzzers: decoding m
+// with d allocates at most 256 times its Data's size (plus 1 MiB); an
+// error wraps dialect.ErrMalformed or dialect.ErrUnsupported; an op that
+// decodes and that d encodes again (it may refuse, e.g. a reserved event
+// name) gives a first message that decodes (a stream entry with an id).
+func CheckDecoder(t *testing.T, d dialect.Dialect, m queue.Message) {
+	t.Helper()
+	var o op.Op
+	var err error
+	n := AllocatedBytes(func() { o, err = d.Decode(m) })
+	if limit := uint64(256*len(m.Data) + 1<<20); n > limit {
+		t.Fatalf("%d bytes of input allocated %d bytes", len(m.Data), n)
+	}
+	if err != nil {
+		if !errors.Is(err, dialect.ErrMalformed) && !errors.Is(err, dialect.ErrUnsupported) {
+			t.Fatalf("error %v wraps neither ErrMalformed nor ErrUnsupported", err)
+		}
+		return
+	}
+	msgs, err := d.Encode(o)
+	if err != nil {
+		return
+	}
+	again := msgs[0]
+	if again.Stream {
+		again.ID = "1-1"
+	}
+	if _, err := d.Decode(again); err != nil {
+		t.Fatalf("%#v encodes to %q, which does not decode: %v", o, again.Data, err)
+	}
 }

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -74,5 +75,33 @@ func CheckShardedIgnored(t testing.TB, b queue.Bus, ch string) {
 	}
 	if g := cl.Wait(t, 1, 10*time.Second); string(g[0].Data) != "x" || g[0].Sharded {
 		t.Fatalf("classic subscription got %+v", g)
+	}
+}
+
+// CheckStreamsRefused checks a bus without streams: a Stream message and
+// a subscription to a stream are refused with errors wrapping
+// queue.ErrStreamsUnsupported, and nothing of the refused Publish call
+// reaches a subscriber of ch.
+func CheckStreamsRefused(t testing.TB, b queue.Bus, ch string) {
+	t.Helper()
+	ctx := context.Background()
+	var s Sink
+	sub, err := b.Subscribe(ctx, queue.Subscription{Channels: []string{ch}}, s.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	entry := queue.Message{Channel: ch, Stream: true, Data: queue.AppendStreamField(nil, "f", "v")}
+	if err := b.Publish(ctx, queue.Message{Channel: ch, Data: []byte("before")}, entry); !errors.Is(err, queue.ErrStreamsUnsupported) {
+		t.Fatalf("Stream message: %v", err)
+	}
+	if _, err := b.Subscribe(ctx, queue.Subscription{Channels: []string{ch}, Streams: []string{ch}}, s.Handle); !errors.Is(err, queue.ErrStreamsUnsupported) {
+		t.Fatalf("stream subscription: %v", err)
+	}
+	if err := b.Publish(ctx, queue.Message{Channel: ch, Data: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	if g := s.Wait(t, 1, 10*time.Second); string(g[0].Data) != "after" {
+		t.Fatalf("got %q first", g[0].Data)
 	}
 }

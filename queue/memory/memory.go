@@ -7,7 +7,9 @@ package memory
 
 import (
 	"context"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/siobridge/siobridge/queue"
 )
@@ -18,6 +20,8 @@ type Bus struct {
 	subs   map[*subscriber]struct{}
 	closed bool
 	stats  queue.Stats
+	lastMs int64 // of the last stream entry id
+	seq    int64
 }
 
 // New returns an empty in-memory bus.
@@ -26,13 +30,14 @@ func New() *Bus {
 }
 
 type subscriber struct {
-	bus  *Bus
-	sub  queue.Subscription
-	h    queue.Handler
-	ch   chan queue.Message
-	done chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+	bus   *Bus
+	start string // the last stream entry id given when it subscribed
+	sub   queue.Subscription
+	h     queue.Handler
+	ch    chan queue.Message
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
 }
 
 // Publish delivers msgs to every matching subscriber, in order.
@@ -47,16 +52,22 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 		subs = append(subs, s)
 	}
 	b.stats.Published += uint64(len(msgs))
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		if m.Stream {
+			ids[i] = b.nextIDLocked()
+		}
+	}
 	b.mu.Unlock()
-	for _, m := range msgs {
+	for i, m := range msgs {
 		for _, s := range subs {
-			d, ok := s.matches(m.Channel)
+			d, ok := s.matches(m)
 			if !ok {
 				continue
 			}
 			mm := m
 			mm.Data = append([]byte(nil), m.Data...)
-			mm.Pattern = d
+			mm.Pattern, mm.ID, mm.MaxLen = d, ids[i], 0
 			select {
 			case s.ch <- mm:
 			case <-s.done:
@@ -68,7 +79,27 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 	return nil
 }
 
-func (s *subscriber) matches(channel string) (pattern string, ok bool) {
+// nextIDLocked returns a stream entry id after every one given (b.mu held).
+func (b *Bus) nextIDLocked() string {
+	ms := time.Now().UnixMilli()
+	if ms > b.lastMs {
+		b.lastMs, b.seq = ms, 0
+	} else {
+		b.seq++
+	}
+	return strconv.FormatInt(b.lastMs, 10) + "-" + strconv.FormatInt(b.seq, 10)
+}
+
+func (s *subscriber) matches(m queue.Message) (pattern string, ok bool) {
+	if m.Stream {
+		for _, st := range s.sub.Streams {
+			if st == m.Channel {
+				return "", true
+			}
+		}
+		return "", false
+	}
+	channel := m.Channel
 	for _, c := range s.sub.Channels {
 		if c == channel {
 			return "", true
@@ -95,9 +126,21 @@ func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Han
 	}
 	s.wg.Add(1) // before Close can find s: its Wait must not race this Add
 	b.subs[s] = struct{}{}
+	s.start = strconv.FormatInt(b.lastMs, 10) + "-" + strconv.FormatInt(b.seq, 10)
 	b.mu.Unlock()
 	go s.run()
 	return s, nil
+}
+
+// StreamStart implements queue.StreamReader: the last id the bus gave
+// when s subscribed ("0-0" before any).
+func (s *subscriber) StreamStart(stream string) (string, bool) {
+	for _, st := range s.sub.Streams {
+		if st == stream {
+			return s.start, true
+		}
+	}
+	return "", false
 }
 
 func (s *subscriber) run() {

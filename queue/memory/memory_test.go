@@ -89,3 +89,34 @@ func TestCloseStopsDelivery(t *testing.T) {
 		t.Fatalf("Subscribe on closed bus: %v", err)
 	}
 }
+
+// TestStreams: stream entries reach the subscribers of the stream (not
+// those of a channel of the same name), with increasing ids.
+func TestStreams(t *testing.T) {
+	b := New()
+	defer b.Close()
+	waitS, _ := collect(t, b, queue.Subscription{Streams: []string{"socket.io"}, Channels: []string{"c"}})
+	waitC, _ := collect(t, b, queue.Subscription{Channels: []string{"socket.io"}})
+	var msgs []queue.Message
+	for i := range 5 {
+		msgs = append(msgs, queue.Message{Channel: "socket.io", Stream: true, MaxLen: 10, Data: queue.AppendStreamField(nil, "n", string(rune('0'+i)))})
+	}
+	msgs = append(msgs, queue.Message{Channel: "socket.io", Data: []byte("pub")}, queue.Message{Channel: "c", Data: []byte("c")})
+	if err := b.Publish(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	got := waitS(6)
+	prev := ""
+	for i, m := range got[:5] {
+		if !m.Stream || m.ID == "" || m.ID == prev || m.Channel != "socket.io" || string(m.Data) != string(msgs[i].Data) {
+			t.Fatalf("entry %d: %+v", i, m)
+		}
+		prev = m.ID
+	}
+	if got[5].Stream || string(got[5].Data) != "c" {
+		t.Fatalf("channel message: %+v", got[5])
+	}
+	if c := waitC(1); len(c) != 1 || string(c[0].Data) != "pub" {
+		t.Fatalf("channel subscriber got %+v", c)
+	}
+}

@@ -7,11 +7,13 @@
 package jetstream
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -216,17 +218,41 @@ func (s *Store) Append(ctx context.Context, p server.LoggedPacket) error {
 	return nil
 }
 
-// decode is the LoggedPacket of m.
-func decode(m js.Msg) (server.LoggedPacket, error) {
+// Offsets are "~" then the packet's stream sequence in base 36.
+const offsetPrefix = "~"
+
+func offset(seq uint64) string { return offsetPrefix + strconv.FormatUint(seq, 36) }
+
+// sequence is the stream sequence of an offset (0, false when it is not one).
+func sequence(o string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(o, offsetPrefix)
+	if !ok || len(rest) == 0 || len(rest) > 13 { // 13 base-36 digits hold a uint64
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(rest, 36, 64)
+	return seq, err == nil && seq > 0
+}
+
+// CompareOffsets implements server.RecoveryReplayer.
+func (s *Store) CompareOffsets(a, b string) (int, bool) {
+	x, ok1 := sequence(a)
+	y, ok2 := sequence(b)
+	return cmp.Compare(x, y), ok1 && ok2
+}
+
+// decode is the stream sequence and LoggedPacket of m (seq 0 when m has
+// no metadata).
+func decode(m js.Msg) (uint64, server.LoggedPacket, error) {
 	meta, err := m.Metadata()
 	if err != nil {
-		return server.LoggedPacket{}, fmt.Errorf("jetstream recovery store: packet: %w", err)
+		return 0, server.LoggedPacket{}, fmt.Errorf("jetstream recovery store: packet: %w", err)
 	}
+	seq := meta.Sequence.Stream
 	var p packet
 	if err := json.Unmarshal(m.Data(), &p); err != nil {
-		return server.LoggedPacket{Seq: meta.Sequence.Stream}, fmt.Errorf("jetstream recovery store: packet %d: %w", meta.Sequence.Stream, err)
+		return seq, server.LoggedPacket{Offset: offset(seq)}, fmt.Errorf("jetstream recovery store: packet %d: %w", seq, err)
 	}
-	return server.LoggedPacket{Seq: meta.Sequence.Stream, Namespace: p.Nsp, Rooms: p.Rooms, Except: p.Except,
+	return seq, server.LoggedPacket{Offset: offset(seq), Namespace: p.Nsp, Rooms: p.Rooms, Except: p.Except,
 		Data: p.Data, Attachments: p.Atts, Origin: p.Origin, Local: p.Local}, nil
 }
 
@@ -258,25 +284,30 @@ func (s *Store) Follow(ctx context.Context, deliver func(server.LoggedPacket)) e
 			}
 			return fmt.Errorf("jetstream recovery store: follow: %w", err)
 		}
-		p, err := decode(m)
-		if p.Seq == 0 {
+		seq, p, err := decode(m)
+		if seq == 0 {
 			continue
 		}
-		s.next = p.Seq + 1
+		s.next = seq + 1
 		if err != nil {
-			p = server.LoggedPacket{Seq: p.Seq} // to no namespace: moves the cut only
+			p = server.LoggedPacket{Offset: p.Offset} // to no namespace: moves the cut only
 		}
 		deliver(p)
 	}
 }
 
-// Replay implements server.RecoveryLog with an ephemeral consumer on
-// nsp's subject; complete is false when the stream's first packet is
+// Replay implements server.RecoveryReplayer with an ephemeral consumer
+// on nsp's subject; complete is false when the stream's first packet is
 // after after+1 once read (packets go from the front only).
-func (s *Store) Replay(ctx context.Context, nsp string, after, upto uint64, f func(server.LoggedPacket)) (bool, error) {
+func (s *Store) Replay(ctx context.Context, nsp, afterOffset, uptoOffset string, f func(server.LoggedPacket)) (bool, error) {
 	if err := s.up("replay"); err != nil {
 		return false, err
 	}
+	after, ok := sequence(afterOffset)
+	if !ok {
+		return false, nil
+	}
+	upto, _ := sequence(uptoOffset) // none delivered yet: 0
 	if upto <= after {
 		return s.kept(ctx, after)
 	}
@@ -306,8 +337,8 @@ func (s *Store) Replay(ctx context.Context, nsp string, after, upto uint64, f fu
 		for m := range batch.Messages() {
 			got++
 			pending--
-			p, err := decode(m)
-			if p.Seq > upto {
+			seq, p, err := decode(m)
+			if seq > upto {
 				pending = 0
 				continue
 			}

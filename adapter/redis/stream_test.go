@@ -1,0 +1,237 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/siobridge/siobridge/internal/testenv"
+	"github.com/siobridge/siobridge/queue"
+)
+
+// entry is a Stream message of fields k=v,...
+func entry(stream string, maxLen int64, kv ...string) queue.Message {
+	var data []byte
+	for i := 0; i+1 < len(kv); i += 2 {
+		data = queue.AppendStreamField(data, kv[i], kv[i+1])
+	}
+	return queue.Message{Channel: stream, Stream: true, MaxLen: maxLen, Data: data}
+}
+
+// fields reads a delivered entry back as k=v,... (in Data's order).
+func fields(t testing.TB, m queue.Message) string {
+	t.Helper()
+	var l []string
+	if err := queue.StreamFields(m.Data, func(f, v []byte) bool {
+		l = append(l, string(f)+"="+string(v))
+		return true
+	}); err != nil {
+		t.Fatalf("%+v: %v", m, err)
+	}
+	return strings.Join(l, ",")
+}
+
+// checkStream publishes entries to a fresh stream through b (after one
+// written before the subscription, which must not come) and a Pub/Sub
+// message on a channel of the same subscription, and checks what the
+// subscription delivers and what Redis holds.
+func checkStream(t *testing.T, b *Bus) {
+	ctx := context.Background()
+	key, ch := uniq(t)+"-stream", uniq(t)+"-ch"
+	t.Cleanup(func() { b.client.Del(context.Background(), key) })
+	if err := b.Publish(ctx, entry(key, 0, "n", "before")); err != nil {
+		t.Fatal(err)
+	}
+	var s testenv.Sink
+	sub, err := b.Subscribe(ctx, queue.Subscription{Streams: []string{key}, Channels: []string{ch}}, s.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var msgs []queue.Message
+	for i := range 250 {
+		msgs = append(msgs, entry(key, 1000, "uid", "u1", "nsp", "/", "type", "3", "data", strconv.Itoa(i)))
+	}
+	if err := b.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, queue.Message{Channel: ch, Data: []byte("pubsub")}); err != nil {
+		t.Fatal(err)
+	}
+	got := s.Wait(t, 251, 20*time.Second)
+	prev := "0-0"
+	n := 0
+	for _, m := range got {
+		if !m.Stream {
+			if string(m.Data) != "pubsub" || m.Channel != ch {
+				t.Fatalf("channel message %+v", m)
+			}
+			continue
+		}
+		if want := "data=" + strconv.Itoa(n) + ",nsp=/,type=3,uid=u1"; m.Channel != key || fields(t, m) != want {
+			t.Fatalf("entry %d: %s on %s, want %s", n, fields(t, m), m.Channel, want)
+		}
+		if !idLess(prev, m.ID) {
+			t.Fatalf("entry %d: id %s after %s", n, m.ID, prev)
+		}
+		prev = m.ID
+		n++
+	}
+	if n != 250 {
+		t.Fatalf("%d entries delivered", n)
+	}
+	// the entry as written: its fields in order, and trimmed by MAXLEN ~
+	last, err := b.client.XRevRangeN(ctx, key, "+", "-", 1).Result()
+	if err != nil || len(last) != 1 || last[0].ID != prev {
+		t.Fatalf("last entry %+v %v, want id %s", last, err, prev)
+	}
+	raw, err := b.client.Do(ctx, "XRANGE", key, prev, prev).Slice()
+	if err != nil || fmt.Sprint(raw) != "[["+prev+" [uid u1 nsp / type 3 data 249]]]" {
+		t.Fatalf("XRANGE gives %v %v", raw, err)
+	}
+	if err := b.Publish(ctx, entry(key, 20, "n", "trim")); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := b.client.XLen(ctx, key).Result(); err != nil || l >= 250 {
+		t.Fatalf("XLEN %d %v: not trimmed", l, err)
+	}
+}
+
+// idLess compares two stream entry ids.
+func idLess(a, b string) bool {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	x, _ := strconv.ParseUint(am, 10, 64)
+	y, _ := strconv.ParseUint(bm, 10, 64)
+	if x != y {
+		return x < y
+	}
+	p, _ := strconv.ParseUint(as, 10, 64)
+	q, _ := strconv.ParseUint(bs, 10, 64)
+	return p < q
+}
+
+// TestStreams: entries appended with Stream messages (the fast RESP path)
+// reach a subscription of the stream in order with their ids, together
+// with the Pub/Sub messages of its channels.
+func TestStreams(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	b := open(t, "redis://"+testenv.RedisAddr)
+	if b.fast == nil {
+		t.Fatal("not the fast path")
+	}
+	checkStream(t, b)
+}
+
+// TestStreamsCluster: the same on a Redis Cluster (go-redis pipelines,
+// the reader on the stream's master).
+func TestStreamsCluster(t *testing.T) {
+	c := testenv.StartRedisCluster(t, 3, 0)
+	b := open(t, c.URL())
+	checkStream(t, b)
+}
+
+// TestStreamRefusals: a Stream message without fields is refused and
+// nothing of its Publish call is sent.
+func TestStreamRefusals(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	b := open(t, "redis://"+testenv.RedisAddr)
+	key := uniq(t)
+	ctx := context.Background()
+	for _, m := range []queue.Message{{Channel: key, Stream: true}, {Channel: key, Stream: true, Data: []byte{9, 'x'}}} {
+		if err := b.Publish(ctx, entry(key, 0, "a", "1"), m); err == nil {
+			t.Fatalf("%+v accepted", m)
+		}
+	}
+	if n, err := b.client.XLen(ctx, key).Result(); err != nil || n != 0 {
+		t.Fatalf("XLEN %d %v after refused publishes", n, err)
+	}
+	if _, err := b.Subscribe(ctx, queue.Subscription{}, func(queue.Message) {}); err == nil {
+		t.Fatal("empty subscription accepted")
+	}
+}
+
+// following subscribes to stream key on b, appends an entry n=first and
+// waits until it is delivered.
+func following(t *testing.T, b *Bus, key, first string) *testenv.Sink {
+	t.Helper()
+	s := new(testenv.Sink)
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Streams: []string{key}}, s.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	if err := b.Publish(context.Background(), entry(key, 0, "n", first)); err != nil {
+		t.Fatal(err)
+	}
+	s.Wait(t, 1, 10*time.Second)
+	return s
+}
+
+// TestStreamResumesAfterGap: the reader's connection is killed and it
+// cannot reconnect (a password appears) while entries are appended; once
+// it can, it delivers them, after the last one it had, each once.
+func TestStreamResumesAfterGap(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	s := following(t, open(t, "redis://"+srv.Addr), "st", "0")
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	ctx := context.Background()
+	if err := admin.ConfigSet(ctx, "requirepass", "gap").Err(); err != nil { // admin stays authenticated
+		t.Fatal(err)
+	}
+	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 50; i++ {
+		if err := admin.XAdd(ctx, &goredis.XAddArgs{Stream: "st", Values: []string{"n", strconv.Itoa(i)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.ConfigSet(ctx, "requirepass", "").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := s.Wait(t, 51, 30*time.Second)
+	for i, m := range got {
+		if fields(t, m) != "n="+strconv.Itoa(i) {
+			t.Fatalf("entry %d is %s", i, fields(t, m))
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // nothing more comes (a resume from the start would)
+	if n := s.Count(); n != 51 {
+		t.Fatalf("%d entries delivered, want 51", n)
+	}
+}
+
+// TestStreamRedisRestart: after the Redis server restarts (its stream
+// gone), the reader reconnects by itself and delivers the new entries.
+func TestStreamRedisRestart(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	var logs testenv.LogBuffer
+	b := open(t, "redis://"+srv.Addr, WithLogger(logs.Logger()))
+	s := following(t, b, "st", "before")
+	srv.Stop()
+	srv.Start()
+	// the bus reconnects in the background: append until it takes one
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := b.Publish(context.Background(), entry("st", 0, "n", "after"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish after the restart: %v", err)
+		}
+	}
+	got := s.Wait(t, 2, 30*time.Second)
+	if fields(t, got[1]) != "n=after" || len(got) != 2 {
+		t.Fatalf("after the restart: %s (%d entries)", fields(t, got[1]), len(got))
+	}
+	if !strings.Contains(logs.String(), "reading the stream failed") {
+		t.Fatalf("the lost stream connection was not logged:\n%s", logs.String())
+	}
+}
