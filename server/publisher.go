@@ -20,6 +20,13 @@ const MaxPublishBacklog = 16 << 20
 // broadcasts waiting for the broker exceed MaxPublishBacklog bytes.
 var ErrPublishBacklog = errors.New("server: the cluster's publish backlog is full (the broker is slow or away); the other nodes were not sent this broadcast")
 
+// Bounds of the broadcasts queued one after another that the member
+// publishes in one Publish call (one round trip to the broker).
+const (
+	maxCoalescedMsgs  = 1024
+	maxCoalescedBytes = 1 << 20
+)
+
 // publishLogEvery spaces the log lines of failed background publishes.
 const publishLogEvery = 10 * time.Second
 
@@ -42,6 +49,7 @@ type publisher struct {
 	q       []pubJob
 	pending int // bytes of the queued jobs
 	wake    chan struct{}
+	batch   []queue.Message // the broadcasts of one Publish (run's)
 
 	failMu     sync.Mutex
 	lastLog    time.Time
@@ -120,16 +128,33 @@ func (p *publisher) run() {
 		j := p.q[0]
 		p.q[0] = pubJob{}
 		p.q = p.q[1:]
+		msgs, size := j.msgs, j.size
+		if j.done == nil {
+			// the broadcasts queued behind it go in the same Publish:
+			// one round trip to the broker for all of them, in order
+			for len(p.q) > 0 && p.q[0].done == nil && p.q[0].ctx == j.ctx &&
+				len(msgs)+len(p.q[0].msgs) <= maxCoalescedMsgs && size+p.q[0].size <= maxCoalescedBytes {
+				if len(p.batch) == 0 {
+					p.batch = append(p.batch, msgs...)
+				}
+				p.batch = append(p.batch, p.q[0].msgs...)
+				msgs, size = p.batch, size+p.q[0].size
+				p.q[0] = pubJob{}
+				p.q = p.q[1:]
+			}
+		}
 		if len(p.q) == 0 {
 			p.q = nil
 		}
 		p.mu.Unlock()
 		var err error
 		if err = j.ctx.Err(); err == nil { // a waiter that gave up needs nothing published
-			err = p.m.publishCtx(j.ctx, j.msgs)
+			err = p.m.publishCtx(j.ctx, msgs)
 		}
+		clear(p.batch) // the payloads are the broker's now: keep no reference
+		p.batch = p.batch[:0]
 		p.mu.Lock()
-		p.pending -= j.size
+		p.pending -= size
 		p.mu.Unlock()
 		if j.done != nil {
 			j.done <- err

@@ -20,11 +20,13 @@ import (
 // the gate is open (a slow or absent broker), or refuses it.
 type gateBus struct {
 	*memory.Bus
-	gate chan struct{}
-	fail atomic.Bool
+	gate  chan struct{}
+	fail  atomic.Bool
+	calls atomic.Int64 // Publish calls
 }
 
 func (g *gateBus) Publish(ctx context.Context, msgs ...queue.Message) error {
+	g.calls.Add(1)
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
@@ -99,6 +101,47 @@ func TestClusterEmitDoesNotWaitForTheBroker(t *testing.T) {
 	}
 	if _, err := c.WaitFor("/", "in-r2", 5*time.Second); err != nil {
 		t.Fatal("the join published after the broadcasts did not reach the other node:", err)
+	}
+}
+
+// The broadcasts a member has queued while the broker answers an earlier
+// publish go out together in one Publish (one round trip, not one per
+// broadcast), in their order.
+func TestClusterBroadcastsShareAPublish(t *testing.T) {
+	bus := memory.New()
+	defer bus.Close()
+	d := python.New(python.Options{Channel: "coalesce"})
+	gb := &gateBus{Bus: bus, gate: make(chan struct{})}
+	a, b := memberOn(t, gb, d), memberOn(t, bus, d)
+	c := client(t, b, "/", servertest.Options{})
+	if _, err := c.EmitWithAck("/", 5*time.Second, "join", "r"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	for i := range n {
+		if err := a.Of("/").To("r").Emit("e", i); err != nil {
+			close(gb.gate)
+			t.Fatal(err)
+		}
+	}
+	close(gb.gate)
+	var got []any
+	for deadline := time.Now().Add(10 * time.Second); len(got) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the other node's client got %d of %d broadcasts", len(got), n)
+		}
+		for _, r := range c.Received("/") {
+			got = append(got, r.Args[0])
+		}
+	}
+	for i, v := range got {
+		if fmt.Sprint(v) != fmt.Sprint(i) {
+			t.Fatalf("broadcast %d arrived as %v: order lost", i, v)
+		}
+	}
+	// the first waited at the gate; the others queued behind it
+	if calls := gb.calls.Load(); calls > 3 {
+		t.Fatalf("%d Publish calls for %d queued broadcasts: not coalesced", calls, n)
 	}
 }
 
