@@ -10,26 +10,54 @@
 //   - when a socket disconnects, the server emits "gone" (its id, the
 //     reason) to room "ctl" (the benchmark's control client).
 //
+// With -streams URL it is a node of a node-streams cluster on that Redis
+// (@socket.io/redis-streams-adapter's protocol: broadcasts and their
+// offsets through the stream, sessions in Redis, as
+// sioserver --dialect node-streams --recovery runs), the counterpart of
+// sio-recovery-server.js with the streams adapter.
+//
 // Usage:
 //
-//	go run ./bench/recoveryserver -addr 127.0.0.1:3201 [-recovery 2m]
+//	go run ./bench/recoveryserver -addr 127.0.0.1:3201 [-recovery 2m] [-streams redis://127.0.0.1:6379/0 -key K]
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log"
 	"net/http"
 	"time"
 
+	"github.com/siobridge/siobridge/adapter/redis"
+	"github.com/siobridge/siobridge/adapter/redis/streamstore"
+	"github.com/siobridge/siobridge/dialect/nodestreams"
 	"github.com/siobridge/siobridge/server"
 )
 
 func main() {
 	addr := flag.String("addr", ":3000", "listen address")
 	recovery := flag.Duration("recovery", 2*time.Minute, "maxDisconnection of connection-state recovery (Node's default: 2m)")
+	streams := flag.String("streams", "", "Redis URL: a node-streams cluster node (recovery through the stream) instead of one node in memory")
+	key := flag.String("key", "socket.io", "with -streams: the stream name and channel prefix")
 	flag.Parse()
-	srv := server.New(server.WithTransports("websocket"), server.WithConnectionStateRecovery(*recovery, true))
+	opts := []server.Option{server.WithTransports("websocket"), server.WithConnectionStateRecovery(*recovery, true)}
+	if *streams != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		bus, err := redis.Open(ctx, *streams)
+		cancel()
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer bus.Close()
+		d, err := nodestreams.New(nodestreams.Options{Key: *key, StreamName: *key})
+		if err != nil {
+			log.Fatal(err)
+		}
+		opts = append(opts, server.WithAdapter(bus, d),
+			server.WithRecoveryStore(streamstore.New(bus.Client(), d, streamstore.Options{MaxAge: *recovery})))
+	}
+	srv := server.New(opts...)
 	ns := srv.Of("/")
 	ns.On("join", func(s *server.Socket, room string) { s.Join(room) })
 	r := ns.To("r")
