@@ -181,8 +181,12 @@ func TestStreamsRecoveryAcross(t *testing.T) {
 		c.waitFor("an offset", 10*time.Second, isEvent("ev"))
 		c.send(map[string]any{"cut": true, "hold": true})
 		c.waitFor("the cut", 10*time.Second, isType("disconnect"))
+		cut := time.Now()
 		sessions(1)
 		other("ev", missed) // while the client is away
+		// away for 5 s in all, as a phone switching networks (issue #11's
+		// scenario): the session and the stream entries must outlast it
+		time.Sleep(time.Until(cut.Add(5 * time.Second)))
 		c.send(map[string]any{"reconnect": otherURL + "/?room=r"})
 		back := c.waitFor("the reconnection", 20*time.Second, nthOfType("connect", 2))
 		if back["recovered"] != true || back["sid"] != connected["sid"] {
