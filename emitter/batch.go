@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/siobridge/siobridge/dialect"
+	"github.com/siobridge/siobridge/internal/bufpool"
 	"github.com/siobridge/siobridge/op"
 	"github.com/siobridge/siobridge/queue"
 )
@@ -173,16 +174,85 @@ func (b *Batch) Publish(ctx context.Context) error {
 	if len(b.msgs) == 0 {
 		return nil
 	}
-	msgs, n := b.msgs, b.n
-	b.n, b.bytes = 0, 0
+	msgs, n := b.take()
 	var err error
+	if b.app != nil {
+		err = b.e.sendOwned(ctx, msgs)
+	} else {
+		err = b.e.send(ctx, msgs)
+	}
+	b.reset(msgs)
+	if err != nil {
+		return fmt.Errorf("emitter: publish a batch of %d emits: %w", n, err)
+	}
+	return nil
+}
+
+// PublishAsync is Publish without waiting for the broker, on buses that
+// can queue messages in order (queue.AsyncPublisher: adapter/redis): it
+// queues the batch's emits after everything published before, empties
+// the batch for the next emits at once, and returns a function that waits
+// for the broker and returns what Publish would have (or ctx's error).
+// Batches published one after another this way reach the broker in that
+// order, several in flight at once: a producer keeps the connection busy
+// while it encodes the next batch, and still bounds what is in flight by
+// waiting for the oldest. On other buses it publishes before it returns,
+// within ctx.
+func (b *Batch) PublishAsync(ctx context.Context) (wait func(context.Context) error) {
+	ap, ok := b.e.bus.(queue.AsyncPublisher)
+	if !ok || len(b.msgs) == 0 {
+		err := b.Publish(ctx)
+		return func(context.Context) error { return err }
+	}
+	msgs, n := b.take()
+	var (
+		w   func(context.Context) error
+		err = ErrClosed
+	)
+	if !b.e.isDone.Load() {
+		w, err = ap.PublishAsync(msgs...)
+	}
+	// the bus keeps nothing of msgs once PublishAsync returned
+	if b.app == nil {
+		for _, m := range msgs {
+			bufpool.Put(m.Data)
+		}
+	}
+	b.reset(msgs)
+	if err != nil {
+		b.e.publishErrs.Add(1)
+		err = fmt.Errorf("emitter: publish a batch of %d emits: %w", n, err)
+		return func(context.Context) error { return err }
+	}
+	count := uint64(len(msgs))
+	return func(ctx context.Context) error {
+		if err := w(ctx); err != nil {
+			b.e.publishErrs.Add(1)
+			return fmt.Errorf("emitter: publish a batch of %d emits: %w", n, err)
+		}
+		b.e.published.Add(count)
+		return nil
+	}
+}
+
+// take empties the batch and returns its messages, their Data set.
+func (b *Batch) take() (msgs []queue.Message, n int) {
+	msgs, n = b.msgs, b.n
+	b.n, b.bytes = 0, 0
 	if b.app != nil {
 		start := 0
 		for i, end := range b.ends {
 			msgs[i].Data = b.buf[start:end:end]
 			start = end
 		}
-		err = b.e.sendOwned(ctx, msgs)
+	}
+	return msgs, n
+}
+
+// reset makes the batch's buffers ready for the next emits once msgs (what
+// take returned) are published.
+func (b *Batch) reset(msgs []queue.Message) {
+	if b.app != nil {
 		if cap(b.buf) <= maxKeptBatchBytes {
 			b.buf = b.buf[:0]
 		} else {
@@ -192,8 +262,6 @@ func (b *Batch) Publish(ctx context.Context) error {
 		if cap(b.ends) > maxKeptBatchMsgs {
 			b.ends = nil
 		}
-	} else {
-		err = b.e.send(ctx, msgs)
 	}
 	// The payload buffers went back to the pool (or, on error, to the
 	// garbage collector) or are reused: drop every reference before
@@ -204,8 +272,4 @@ func (b *Batch) Publish(ctx context.Context) error {
 	} else {
 		b.msgs = nil
 	}
-	if err != nil {
-		return fmt.Errorf("emitter: publish a batch of %d emits: %w", n, err)
-	}
-	return nil
 }

@@ -116,6 +116,18 @@ type StreamReader interface {
 	StreamStart(stream string) (id string, ok bool)
 }
 
+// AsyncPublisher is implemented by buses that can queue messages for the
+// broker without waiting for it: PublishAsync queues msgs after every
+// earlier publish of the bus and returns at once (or with an error, and
+// nothing queued); wait returns what Publish would have returned, or
+// ctx's error when ctx ends first. Several batches may be in flight, and
+// reach the broker in the order PublishAsync queued them. Like Publish,
+// PublishAsync keeps neither msgs nor their Data once it returns.
+// (adapter/redis's buses implement it.)
+type AsyncPublisher interface {
+	PublishAsync(msgs ...Message) (wait func(ctx context.Context) error, err error)
+}
+
 // SubscriberCounter is implemented by buses that can count the subscribers
 // of a channel (Redis PUBSUB NUMSUB). The node dialect uses it to know how
 // many servers will answer a request.

@@ -17,15 +17,19 @@ import (
 	"github.com/siobridge/siobridge/queue"
 )
 
-// publisher is the fast PUBLISH (SPUBLISH, XADD) path: group commit over a few dedicated
-// connections. Callers append their commands (already in RESP form) to the
-// open batch under a mutex and wait for that batch's completion; one of the
-// connection goroutines takes the whole batch, writes it with one write
-// call and reads the replies. While one connection waits for its replies
-// the next batch fills, so the pipeline never stalls and no per-message
-// goroutine hand-off happens.
+// publisher is the fast PUBLISH (and SPUBLISH, XADD) path: group commit
+// over one pipelined connection. Callers append their commands (already
+// in RESP form) to the open batch under a mutex and wait for that batch's
+// completion; the connection's writer takes the whole batch and writes it
+// with one write call, and its reader reads the replies of the batches in
+// flight (up to depth) in the order they were written. While replies are
+// awaited the next batches fill and are written, so the pipeline never
+// stalls and no per-message goroutine hand-off happens; and since there
+// is one connection, the publishes reach Redis in the order their Publish
+// calls queued them (one Publish after another returned is after it).
 type publisher struct {
-	opts *goredis.Options
+	opts  *goredis.Options
+	depth int // batches in flight on the connection
 
 	mu     sync.Mutex
 	cur    *batch
@@ -47,13 +51,11 @@ const (
 	maxBacklog    = 64 << 20 // bytes waiting before Publish refuses
 )
 
-func newPublisher(opts *goredis.Options, conns int) *publisher {
-	p := &publisher{opts: opts, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+func newPublisher(opts *goredis.Options, depth int) *publisher {
+	p := &publisher{opts: opts, depth: max(depth, 1), kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	p.cur = &batch{done: make(chan struct{})}
-	for i := 0; i < conns; i++ {
-		p.wg.Add(1)
-		go p.loop()
-	}
+	p.wg.Add(1)
+	go p.loop()
 	return p
 }
 
@@ -140,15 +142,35 @@ func appendMessage(b []byte, m *queue.Message) ([]byte, error) {
 
 // publish queues msgs in the open batch and waits for its result.
 func (p *publisher) publish(ctx context.Context, msgs []queue.Message) error {
+	bt, err := p.enqueue(msgs)
+	if err != nil {
+		return err
+	}
+	return bt.wait(ctx)
+}
+
+// wait waits for the batch's replies, or for ctx to end.
+func (bt *batch) wait(ctx context.Context) error {
+	select {
+	case <-bt.done:
+		return bt.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enqueue appends msgs to the open batch, after everything queued before,
+// and returns that batch.
+func (p *publisher) enqueue(msgs []queue.Message) (*batch, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return queue.ErrClosed
+		return nil, queue.ErrClosed
 	}
 	bt := p.cur
 	if len(bt.buf) > maxBacklog {
 		p.mu.Unlock()
-		return errors.New("redis: more than 64 MiB of publishes waiting for the server")
+		return nil, errors.New("redis: more than 64 MiB of publishes waiting for the server")
 	}
 	mark := len(bt.buf)
 	for i := range msgs {
@@ -156,7 +178,7 @@ func (p *publisher) publish(ctx context.Context, msgs []queue.Message) error {
 		if bt.buf, err = appendMessage(bt.buf, &msgs[i]); err != nil {
 			bt.buf = bt.buf[:mark] // none of msgs is sent
 			p.mu.Unlock()
-			return err
+			return nil, err
 		}
 	}
 	bt.n += len(msgs)
@@ -165,12 +187,7 @@ func (p *publisher) publish(ctx context.Context, msgs []queue.Message) error {
 	case p.kick <- struct{}{}:
 	default:
 	}
-	select {
-	case <-bt.done:
-		return bt.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return bt, nil
 }
 
 // take swaps the open batch for a fresh one.
@@ -185,12 +202,14 @@ func (p *publisher) take() *batch {
 	return bt
 }
 
+// loop is the connection's writer: it writes the batches in the order
+// they were taken and hands them to the connection's reader.
 func (p *publisher) loop() {
 	defer p.wg.Done()
-	var c *rawConn
+	var pc *pipeConn
 	defer func() {
-		if c != nil {
-			c.close()
+		if pc != nil {
+			pc.finish()
 		}
 	}()
 	for {
@@ -204,29 +223,111 @@ func (p *publisher) loop() {
 			if bt == nil {
 				break
 			}
-			// let the other connections pick up what arrives meanwhile
-			select {
-			case p.kick <- struct{}{}:
-			default:
+			if pc != nil && pc.broken() {
+				pc.finish()
+				pc = nil
 			}
-			if c == nil {
-				var err error
-				if c, err = p.dial(); err != nil {
+			if pc == nil {
+				c, err := p.dial()
+				if err != nil {
+					putBuf(bt.buf)
+					bt.buf = nil
 					bt.err = err
 					close(bt.done)
 					continue
 				}
+				pc = startPipe(c, p.depth)
 			}
-			if err := c.roundTrip(bt.buf, bt.n); err != nil {
-				bt.err = err
-				c.close()
-				c = nil
-			}
-			putBuf(bt.buf)
-			bt.buf = nil
-			close(bt.done)
+			pc.send(bt)
 		}
 	}
+}
+
+// pipeConn is one pipelined connection: batches written by the writer
+// (send) and their replies read, in the same order, by its reader.
+type pipeConn struct {
+	c        *rawConn
+	inflight chan *batch // written, replies not yet read
+	dead     chan struct{}
+	once     sync.Once
+	err      error // why it broke (set before dead is closed)
+	wg       sync.WaitGroup
+}
+
+func startPipe(c *rawConn, depth int) *pipeConn {
+	pc := &pipeConn{c: c, inflight: make(chan *batch, depth), dead: make(chan struct{})}
+	pc.wg.Add(1)
+	go pc.read()
+	return pc
+}
+
+// send writes bt and queues it for the reader (waiting while depth
+// batches are in flight); on a broken connection bt fails.
+func (pc *pipeConn) send(bt *batch) {
+	pc.c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err := pc.c.nc.Write(bt.buf)
+	putBuf(bt.buf) // written (or failed): the buffer is free
+	bt.buf = nil
+	if err != nil {
+		pc.fail(err)
+		bt.err = err
+		close(bt.done)
+		return
+	}
+	select {
+	case pc.inflight <- bt:
+	case <-pc.dead:
+		bt.err = pc.err
+		close(bt.done)
+	}
+}
+
+// read reads the replies of the batches in flight until finish.
+func (pc *pipeConn) read() {
+	defer pc.wg.Done()
+	for bt := range pc.inflight {
+		if pc.broken() {
+			bt.err = pc.err
+			close(bt.done)
+			continue
+		}
+		pc.c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		replyErr, err := pc.c.readReplies(bt.n)
+		if err != nil {
+			pc.fail(err)
+			bt.err = err
+		} else {
+			bt.err = replyErr
+		}
+		close(bt.done)
+	}
+}
+
+// fail marks the connection broken (once) and closes it, which ends the
+// reader's wait for replies.
+func (pc *pipeConn) fail(err error) {
+	pc.once.Do(func() {
+		pc.err = err
+		close(pc.dead)
+		pc.c.close()
+	})
+}
+
+func (pc *pipeConn) broken() bool {
+	select {
+	case <-pc.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// finish lets the reader answer what is in flight, then closes the
+// connection. Called by the writer only.
+func (pc *pipeConn) finish() {
+	close(pc.inflight)
+	pc.wg.Wait()
+	pc.fail(queue.ErrClosed)
 }
 
 func (p *publisher) close() {
@@ -236,10 +337,14 @@ func (p *publisher) close() {
 		return
 	}
 	p.closed = true
-	bt := p.cur
 	p.mu.Unlock()
 	close(p.stop)
 	p.wg.Wait()
+	// the writer is gone: what it did not take fails (read p.cur only
+	// now, or a batch it took meanwhile would be answered twice)
+	p.mu.Lock()
+	bt := p.cur
+	p.mu.Unlock()
 	if bt.n > 0 {
 		bt.err = queue.ErrClosed
 		close(bt.done)
@@ -317,39 +422,48 @@ func (c *rawConn) roundTrip(buf []byte, n int) error {
 	if _, err := c.nc.Write(buf); err != nil {
 		return err
 	}
-	var first error
+	replyErr, err := c.readReplies(n)
+	if err != nil {
+		return err
+	}
+	return replyErr
+}
+
+// readReplies reads n replies: replyErr is the first error reply (the
+// other commands still ran), err a broken connection or protocol.
+func (c *rawConn) readReplies(n int) (replyErr, err error) {
 	for i := 0; i < n; i++ {
 		line, err := c.r.ReadSlice('\n')
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return err
+			return nil, err
 		}
 		if len(line) < 3 {
-			return fmt.Errorf("redis: short reply %q", line)
+			return nil, fmt.Errorf("redis: short reply %q", line)
 		}
 		switch line[0] {
 		case ':', '+':
 		case '$': // XADD's entry id
 			n, err := strconv.Atoi(string(line[1 : len(line)-2]))
 			if err != nil {
-				return fmt.Errorf("redis: bad bulk reply %q", line)
+				return nil, fmt.Errorf("redis: bad bulk reply %q", line)
 			}
 			if n >= 0 {
 				if _, err := c.r.Discard(n + 2); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		case '-':
-			if first == nil {
-				first = errors.New("redis: " + string(line[1:len(line)-2]))
+			if replyErr == nil {
+				replyErr = errors.New("redis: " + string(line[1:len(line)-2]))
 			}
 		default:
-			return fmt.Errorf("redis: unexpected reply %q", line)
+			return nil, fmt.Errorf("redis: unexpected reply %q", line)
 		}
 	}
-	return first
+	return replyErr, nil
 }
 
 func (c *rawConn) close() { c.nc.Close() }

@@ -294,6 +294,38 @@ func parseSentinel(rest string) (*goredis.FailoverOptions, error) {
 // Client returns the underlying go-redis client.
 func (b *Bus) Client() goredis.UniversalClient { return b.client }
 
+// published counts the result of a fast-path publish of n messages and
+// gives its error context.
+func (b *Bus) published(n int, err error) error {
+	if err != nil {
+		b.ctr.PublishErrs.Add(1)
+		if errors.Is(err, queue.ErrClosed) {
+			return err
+		}
+		return fmt.Errorf("redis: publish to %s: %w", b.url, forbidden(err))
+	}
+	b.ctr.Published.Add(uint64(n))
+	return nil
+}
+
+// PublishAsync queues msgs after every earlier publish of the bus and
+// returns without waiting for Redis (queue.AsyncPublisher): wait returns
+// what Publish would have. On a redis:// or unix:// bus the publishes of
+// one connection keep their order, so a caller may have several batches
+// in flight and still have them reach Redis in the order it queued them.
+// On the other buses (Sentinel, Cluster) it publishes before it returns.
+func (b *Bus) PublishAsync(msgs ...queue.Message) (wait func(context.Context) error, err error) {
+	if b.fast == nil || len(msgs) == 0 {
+		err := b.Publish(context.Background(), msgs...)
+		return func(context.Context) error { return err }, nil
+	}
+	bt, err := b.fast.enqueue(msgs)
+	if err != nil {
+		return nil, b.published(len(msgs), err)
+	}
+	return func(ctx context.Context) error { return b.published(len(msgs), bt.wait(ctx)) }, nil
+}
+
 // Publish sends msgs with PUBLISH (SPUBLISH for Sharded messages, XADD
 // for Stream messages: XADD stream [MAXLEN ~ MaxLen] * field value ...),
 // in order, in the next pipeline. It returns when Redis has answered, or
@@ -303,15 +335,11 @@ func (b *Bus) Publish(ctx context.Context, msgs ...queue.Message) error {
 		return nil
 	}
 	if b.fast != nil {
-		if err := b.fast.publish(ctx, msgs); err != nil {
-			b.ctr.PublishErrs.Add(1)
-			if errors.Is(err, queue.ErrClosed) {
-				return err
-			}
-			return fmt.Errorf("redis: publish to %s: %w", b.url, forbidden(err))
+		bt, err := b.fast.enqueue(msgs)
+		if err == nil {
+			err = bt.wait(ctx)
 		}
-		b.ctr.Published.Add(uint64(len(msgs)))
-		return nil
+		return b.published(len(msgs), err)
 	}
 	// the request may outlive this call (ctx ends while it is queued):
 	// it keeps its own copy of the data, as the Bus contract requires

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -360,5 +361,51 @@ func TestACLRefusalIsForbidden(t *testing.T) {
 	sub.Close()
 	if err := tenant.Publish(ctx, queue.Message{Channel: allowed, Data: []byte("x")}); err != nil {
 		t.Fatalf("publish to the allowed channel: %v", err)
+	}
+}
+
+// TestPublishAsyncKeepsOrder: batches queued with PublishAsync without
+// waiting reach Redis in the order they were queued, several in flight on
+// the bus's connection, and each wait gives its batch's result; after
+// Close, PublishAsync refuses.
+func TestPublishAsyncKeepsOrder(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	b := open(t, "redis://"+testenv.RedisAddr)
+	ch := uniq(t)
+	var s testenv.Sink
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, s.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	const batches, per = 50, 100
+	var waits []func(context.Context) error
+	for i := 0; i < batches; i++ {
+		msgs := make([]queue.Message, per)
+		for j := range msgs {
+			msgs[j] = queue.Message{Channel: ch, Data: []byte(strconv.Itoa(i*per + j))}
+		}
+		w, err := b.PublishAsync(msgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(msgs) // the bus keeps nothing of them
+		waits = append(waits, w)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, w := range waits {
+		if err := w(ctx); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+	}
+	for i, m := range s.Wait(t, batches*per, 10*time.Second) {
+		if string(m.Data) != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q: order lost", i, m.Data)
+		}
+	}
+	b.Close()
+	if _, err := b.PublishAsync(queue.Message{Channel: ch, Data: []byte("x")}); !errors.Is(err, queue.ErrClosed) {
+		t.Fatalf("PublishAsync after Close: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/emitter"
 	"github.com/siobridge/siobridge/op"
+	"github.com/siobridge/siobridge/queue"
 )
 
 // --batch streams its lines through emitter.Batch: lines are decoded and
@@ -209,25 +210,42 @@ func (r *lineReader) next() (line []byte, tooLong bool, err error) {
 	return r.long, false, nil
 }
 
-// pipeline publishes the chunks of a --batch run in order, one at a time,
-// on its own goroutine, while the next chunk fills.
+// pipeline publishes the chunks of a --batch run in order on its own
+// goroutine while the next chunk fills. A chunk's emits are handed to the
+// bus with Batch.PublishAsync: on a bus that queues them in order
+// (adapter/redis) the chunk is free again at once and up to maxInFlight
+// chunks wait for the broker together, keeping its connection busy; on
+// the others PublishAsync publishes, one chunk at a time. Memory is
+// bounded by two chunks being filled or handed over, plus what the bus
+// holds of at most maxInFlight published chunks.
 type pipeline struct {
 	c            *cli
 	cur, spare   *chunk
-	todo         chan *chunk // to the publishing goroutine
-	done         chan *chunk // published (or failed), back from it
-	busy         bool        // a chunk is being published
-	failedRun    int         // consecutive failed chunks
+	todo         chan *chunk  // to the publishing goroutine
+	done         chan *chunk  // handed to the bus, back from it
+	busy         bool         // a chunk is being handed to the bus
+	failedRun    atomic.Int64 // consecutive failed chunks
 	sent, failed *atomic.Int64
 	wg           sync.WaitGroup
 }
+
+// maxInFlight bounds the chunks waiting for the broker's replies.
+const maxInFlight = 2
 
 // chunk is a batch of emits from consecutive lines.
 type chunk struct {
 	b           *emitter.Batch
 	n           int // emits
 	first, last int // line numbers of the first and last emit
-	err         error
+}
+
+// inFlight is a published chunk waiting for the broker.
+type inFlight struct {
+	wait        func(context.Context) error
+	ctx         context.Context
+	cancel      context.CancelFunc
+	n           int
+	first, last int
 }
 
 func newPipeline(c *cli, sent, failed *atomic.Int64) *pipeline {
@@ -240,17 +258,46 @@ func newPipeline(c *cli, sent, failed *atomic.Int64) *pipeline {
 		sent:   sent,
 		failed: failed,
 	}
+	// on a bus that publishes before PublishAsync returns, the result is
+	// there at once: count it before the next chunk, as gaveUp needs
+	depth := 0
+	if _, ok := c.bus.(queue.AsyncPublisher); ok {
+		depth = maxInFlight
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		var q []inFlight // oldest first
 		for ch := range p.todo {
-			ctx, cancel := context.WithTimeout(context.Background(), c.o.timeout)
-			ch.err = ch.b.Publish(ctx)
-			cancel()
+			f := inFlight{n: ch.n, first: ch.first, last: ch.last}
+			f.ctx, f.cancel = context.WithTimeout(context.Background(), c.o.timeout)
+			f.wait = ch.b.PublishAsync(f.ctx) // the batch is empty again
+			q = append(q, f)
+			for len(q) > depth {
+				p.settle(q[0])
+				q = q[1:]
+			}
 			p.done <- ch
+		}
+		for _, f := range q {
+			p.settle(f)
 		}
 	}()
 	return p
+}
+
+// settle waits for a published chunk's result and counts it.
+func (p *pipeline) settle(f inFlight) {
+	err := f.wait(f.ctx)
+	f.cancel()
+	if err != nil {
+		p.failed.Add(int64(f.n))
+		p.failedRun.Add(1)
+		p.c.errorf("lines %d-%d: %v (%d emits not confirmed; the broker may have taken some)", f.first, f.last, err, f.n)
+		return
+	}
+	p.sent.Add(int64(f.n))
+	p.failedRun.Store(0)
 }
 
 // add encodes an emit of line lineNo into the current chunk, and starts
@@ -277,7 +324,7 @@ func (p *pipeline) add(lineNo int, opr *emitter.Operator, l *batchLine) error {
 }
 
 // flush hands the current chunk to the publishing goroutine once the
-// previous one is done.
+// previous one is handed to the bus.
 func (p *pipeline) flush() {
 	if p.cur.b.Len() == 0 {
 		return
@@ -293,34 +340,24 @@ func (p *pipeline) flush() {
 	p.cur, p.spare = p.spare, nil
 }
 
-// wait waits for the chunk being published and counts its result.
+// wait waits for the chunk being handed to the bus.
 func (p *pipeline) wait() {
 	if !p.busy {
 		return
 	}
-	ch := <-p.done
+	p.spare = <-p.done
 	p.busy = false
-	if ch.err != nil {
-		p.failed.Add(int64(ch.n))
-		p.failedRun++
-		p.c.errorf("lines %d-%d: %v (%d emits not confirmed; the broker may have taken some)", ch.first, ch.last, ch.err, ch.n)
-	} else {
-		p.sent.Add(int64(ch.n))
-		p.failedRun = 0
-	}
-	ch.err = nil
-	p.spare = ch
 }
 
 // gaveUp reports whether too many publishes failed in a row to go on.
-func (p *pipeline) gaveUp() bool { return p.failedRun >= maxFailedChunks }
+func (p *pipeline) gaveUp() bool { return p.failedRun.Load() >= maxFailedChunks }
 
 // unsent returns the emits encoded but not handed to the bus, and the
 // line of the first one (after giving up).
 func (p *pipeline) unsent() (n, first int) { return p.cur.b.Len(), p.cur.first }
 
-// close publishes what is left (unless it gave up) and stops the
-// publishing goroutine.
+// close publishes what is left (unless it gave up), waits for every
+// published chunk's result and stops the publishing goroutine.
 func (p *pipeline) close() {
 	p.flush()
 	p.wait()
