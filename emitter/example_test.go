@@ -139,3 +139,49 @@ func ExampleBatch() {
 	// socket.io#/#news# emit "tick" [map[n:3]] to [news] except []
 	// socket.io#/#news# emit "tick" [map[n:4]] to [news] except []
 }
+
+// Arguments that arrive as JSON text (a file or a queue of JSON lines) go
+// to the dialect as they are: the node dialect writes them straight into
+// its msgpack encoding. PublishAsync queues a batch and returns at once on
+// buses that keep the order of what they queue (adapter/redis); waiting
+// for the oldest batch before queueing a third keeps two in flight.
+func ExampleBatch_EmitJSON() {
+	bus := memory.New()
+	defer bus.Close()
+	d := node.New(node.Options{})
+	sub, seen := watch(bus, d, "socket.io#/#news#")
+	defer sub.Close()
+
+	em := emitter.New(bus, d)
+	defer em.Close()
+	ctx := context.Background()
+	news := em.To("news")
+	b := em.NewBatch()
+	var inFlight []func(context.Context) error
+	for _, line := range []string{`[{"n":1}]`, `["two",2.5]`, `[{"n":3}`, `null`} {
+		if err := b.EmitJSON(news, "tick", []byte(line)); err != nil {
+			fmt.Println("refused:", line) // this emit only
+			continue
+		}
+		if len(inFlight) == 2 {
+			if err := inFlight[0](ctx); err != nil {
+				fmt.Println(err)
+			}
+			inFlight = inFlight[1:]
+		}
+		inFlight = append(inFlight, b.PublishAsync(ctx))
+	}
+	for _, wait := range inFlight {
+		if err := wait(ctx); err != nil {
+			fmt.Println(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		fmt.Println(<-seen)
+	}
+	// Output:
+	// refused: [{"n":3}
+	// socket.io#/#news# emit "tick" [map[n:1]] to [news] except []
+	// socket.io#/#news# emit "tick" [two 2.5] to [news] except []
+	// socket.io#/#news# emit "tick" [] to [news] except []
+}
