@@ -86,6 +86,9 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 
 // WithWriters sets how many pipelines may be in flight at once (default 2).
+// On redis:// and unix:// buses they share one connection and are written
+// in the order they were queued; on Sentinel and Cluster buses each is a
+// go-redis pipeline of its own.
 func WithWriters(n int) Option { return func(c *config) { c.writers = n } }
 
 // Bus is a Redis queue.Bus. It is safe for concurrent use.
