@@ -63,3 +63,6 @@ func MemberSubscribed(srv *Server) []string {
 // MemberOrigin returns the identity of srv's cluster member on the bus
 // (its dialect's Origin), for tests.
 func MemberOrigin(srv *Server) string { return srv.member.d.Origin() }
+
+// MaxCoalescedMsgs bounds the broadcasts a member publishes in one call.
+const MaxCoalescedMsgs = maxCoalescedMsgs

@@ -20,13 +20,19 @@ import (
 // the gate is open (a slow or absent broker), or refuses it.
 type gateBus struct {
 	*memory.Bus
-	gate  chan struct{}
-	fail  atomic.Bool
-	calls atomic.Int64 // Publish calls
+	gate    chan struct{}
+	fail    atomic.Bool
+	calls   atomic.Int64 // Publish calls
+	largest atomic.Int64 // most messages in one call
 }
 
 func (g *gateBus) Publish(ctx context.Context, msgs ...queue.Message) error {
 	g.calls.Add(1)
+	for n := int64(len(msgs)); ; {
+		if old := g.largest.Load(); n <= old || g.largest.CompareAndSwap(old, n) {
+			break
+		}
+	}
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
@@ -106,7 +112,7 @@ func TestClusterEmitDoesNotWaitForTheBroker(t *testing.T) {
 
 // The broadcasts a member has queued while the broker answers an earlier
 // publish go out together in one Publish (one round trip, not one per
-// broadcast), in their order.
+// broadcast), in their order, at most MaxCoalescedMsgs in one call.
 func TestClusterBroadcastsShareAPublish(t *testing.T) {
 	bus := memory.New()
 	defer bus.Close()
@@ -117,7 +123,7 @@ func TestClusterBroadcastsShareAPublish(t *testing.T) {
 	if _, err := c.EmitWithAck("/", 5*time.Second, "join", "r"); err != nil {
 		t.Fatal(err)
 	}
-	const n = 500
+	n := 2*server.MaxCoalescedMsgs + 100
 	for i := range n {
 		if err := a.Of("/").To("r").Emit("e", i); err != nil {
 			close(gb.gate)
@@ -139,9 +145,13 @@ func TestClusterBroadcastsShareAPublish(t *testing.T) {
 			t.Fatalf("broadcast %d arrived as %v: order lost", i, v)
 		}
 	}
-	// the first waited at the gate; the others queued behind it
-	if calls := gb.calls.Load(); calls > 3 {
+	// the first waited at the gate; the others queued behind it, in
+	// calls of at most MaxCoalescedMsgs
+	if calls := gb.calls.Load(); calls > 5 {
 		t.Fatalf("%d Publish calls for %d queued broadcasts: not coalesced", calls, n)
+	}
+	if l := gb.largest.Load(); l > server.MaxCoalescedMsgs {
+		t.Fatalf("one Publish carried %d broadcasts, more than the bound %d", l, server.MaxCoalescedMsgs)
 	}
 }
 
