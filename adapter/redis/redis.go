@@ -55,10 +55,6 @@ import (
 // HealthInterval is how often a bus checks that its broker answers.
 const HealthInterval = 250 * time.Millisecond
 
-// healthInterval is HealthInterval, longer in the test that shows a
-// sentinel's announcement alone moves the subscriptions.
-var healthInterval = HealthInterval
-
 func init() {
 	for _, s := range []string{"redis", "rediss", "unix", "redis+sentinel", "redis+cluster", "rediss+cluster"} {
 		queue.Register(s, func(ctx context.Context, u *url.URL) (queue.Bus, error) {
@@ -160,15 +156,6 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 		b.sentinel = newSentinelWatch(o)
 	}
 	b.mux = newShardMux(b, cfg.shardQueue, cfg.shardTotal)
-	if b.sentinel != nil {
-		// the master the subscriptions will be on, known before a
-		// failover could be announced
-		b.followMaster(ctx)
-		for _, c := range b.sentinel.clients {
-			b.wg.Add(1)
-			go b.listenSwitchMaster(c)
-		}
-	}
 	b.wg.Add(2)
 	go b.monitor()
 	go b.mux.move()
@@ -850,18 +837,13 @@ func (b *Bus) Stats() queue.Stats { return b.ctr.Snapshot() }
 // outages and returns.
 func (b *Bus) monitor() {
 	defer b.wg.Done()
-	t := time.NewTicker(healthInterval)
+	t := time.NewTicker(HealthInterval)
 	defer t.Stop()
-	var switched <-chan struct{}
-	if b.sentinel != nil {
-		switched = b.sentinel.switched
-	}
 	for {
 		select {
 		case <-b.stop:
 			return
 		case <-t.C:
-		case <-switched: // a sentinel announced a new master: check now
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
 		var err error
@@ -896,14 +878,13 @@ func (b *Bus) monitor() {
 
 // sentinelWatch follows the master of a Sentinel-managed bus.
 type sentinelWatch struct {
-	clients  []*goredis.SentinelClient
-	name     string
-	master   string        // the master the subscriptions are on ("" before the first check)
-	switched chan struct{} // a sentinel announced +switch-master (buffer 1)
+	clients []*goredis.SentinelClient
+	name    string
+	master  string // the master the subscriptions are on ("" before the first check)
 }
 
 func newSentinelWatch(o *goredis.FailoverOptions) *sentinelWatch {
-	w := &sentinelWatch{name: o.MasterName, switched: make(chan struct{}, 1)}
+	w := &sentinelWatch{name: o.MasterName}
 	for _, a := range o.SentinelAddrs {
 		w.clients = append(w.clients, goredis.NewSentinelClient(&goredis.Options{
 			Addr: a, Username: o.SentinelUsername, Password: o.SentinelPassword,
@@ -915,36 +896,6 @@ func newSentinelWatch(o *goredis.FailoverOptions) *sentinelWatch {
 func (w *sentinelWatch) close() {
 	for _, c := range w.clients {
 		c.Close()
-	}
-}
-
-// listenSwitchMaster listens to a sentinel's +switch-master announcements
-// until Close and makes the monitor check the master at once, instead of
-// at its next tick: the subscriptions move to a new master as soon as the
-// failover is done, and miss less of what is published there meanwhile.
-// A lost sentinel connection is dialled again (go-redis resubscribes).
-func (b *Bus) listenSwitchMaster(c *goredis.SentinelClient) {
-	defer b.wg.Done()
-	ps := c.Subscribe(b.ctx, "+switch-master")
-	defer ps.Close()
-	ch := ps.Channel()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case m, ok := <-ch:
-			if !ok {
-				return
-			}
-			// "<master name> <old ip> <old port> <new ip> <new port>"
-			if name, _, _ := strings.Cut(m.Payload, " "); name != b.sentinel.name {
-				continue
-			}
-			select {
-			case b.sentinel.switched <- struct{}{}:
-			default:
-			}
-		}
 	}
 }
 

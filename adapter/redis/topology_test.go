@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -246,43 +245,4 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatalf("new master %s: PUBSUB NUMSUB %q %v, want 1 subscriber", now, out, err)
 	}
 	tr.finish("SENTINEL FAILOVER")
-}
-
-// TestSentinelSwitchMasterAnnouncement: with the bus's own checks too far
-// apart to notice, a sentinel's +switch-master announcement alone makes
-// the bus move the subscriptions to the new master. (go-redis also drops
-// its connections to the old master when the sentinel announces the
-// switch, but only after some seconds here; the bus's log line shows the
-// bus moved them.)
-func TestSentinelSwitchMasterAnnouncement(t *testing.T) {
-	defer func(d time.Duration) { healthInterval = d }(healthInterval)
-	st := testenv.StartRedisSentinel(t)
-	healthInterval = time.Hour
-	const ch = "switch-announcement"
-	var logs testenv.LogBuffer
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	bus, err := Open(ctx, st.URL(), WithLogger(logs.Logger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Close()
-	s, err := bus.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, func(queue.Message) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	before, err := st.CurrentMaster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Failover(t)
-	waitFor(t, 30*time.Second, "the subscription on the new master", func() bool {
-		now, err := st.CurrentMaster()
-		if err != nil || now == before {
-			return false
-		}
-		out, err := testenv.RedisCommand(now, "PUBSUB", "NUMSUB", ch)
-		return err == nil && out == ch+" 1" && strings.Contains(logs.String(), "the sentinel switched masters")
-	})
 }
