@@ -33,6 +33,7 @@ type publisher struct {
 
 	mu     sync.Mutex
 	cur    *batch
+	free   [][]byte      // written batches' buffers, for the next ones (guarded by mu)
 	kick   chan struct{} // a batch is waiting to be taken
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -47,7 +48,8 @@ type batch struct {
 }
 
 const (
-	maxBatchBytes = 1 << 20  // capacity kept for the next batch
+	maxBatchBytes = 1 << 20  // capacity of a buffer kept for the next batches...
+	maxKeptBufs   = 4        // ...and how many are kept
 	maxBacklog    = 64 << 20 // bytes waiting before Publish refuses
 )
 
@@ -59,19 +61,45 @@ func newPublisher(opts *goredis.Options, depth int) *publisher {
 	return p
 }
 
-// batch buffers are recycled: allocating (and zeroing) a fresh one per
-// round trip costs more than the round trip's own work.
-var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+// Batch buffers are recycled: allocating (and zeroing) a fresh one per
+// round trip costs more than the round trip's own work, and fresh memory
+// costs page faults. The publisher keeps up to maxKeptBufs written
+// buffers of at most maxBatchBytes (4 MiB at most) in its own list rather
+// than a sync.Pool, which every garbage collection empties: a program
+// that allocates much (a map per emit) collects every few milliseconds.
 
-func getBuf() []byte {
-	return (*bufPool.Get().(*[]byte))[:0]
+// getBuf returns a kept buffer, or nil. Called with p.mu held.
+func (p *publisher) getBuf() []byte {
+	n := len(p.free)
+	if n == 0 {
+		return nil
+	}
+	b := p.free[n-1]
+	p.free[n-1] = nil
+	p.free = p.free[:n-1]
+	return b[:0]
 }
 
-func putBuf(b []byte) {
-	if cap(b) > maxBatchBytes {
+// putBuf keeps b for a next batch, within the bounds.
+func (p *publisher) putBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > maxBatchBytes {
 		return
 	}
-	bufPool.Put(&b)
+	p.mu.Lock()
+	if len(p.free) < maxKeptBufs {
+		p.free = append(p.free, b)
+	}
+	p.mu.Unlock()
+}
+
+// respSize is about what msgs take in RESP (at least that much): enqueue
+// grows a batch's buffer once for them, not by doubling.
+func respSize(msgs []queue.Message) int {
+	n := 0
+	for i := range msgs {
+		n += len(msgs[i].Channel) + len(msgs[i].Data) + 40
+	}
+	return n
 }
 
 // appendPublish writes PUBLISH channel data in RESP, or SPUBLISH (sharded
@@ -173,6 +201,11 @@ func (p *publisher) enqueue(msgs []queue.Message) (*batch, error) {
 		return nil, errors.New("redis: more than 64 MiB of publishes waiting for the server")
 	}
 	mark := len(bt.buf)
+	if need := respSize(msgs); cap(bt.buf)-mark < need {
+		grown := make([]byte, mark, max(2*cap(bt.buf), mark+need))
+		copy(grown, bt.buf)
+		bt.buf = grown
+	}
 	for i := range msgs {
 		var err error
 		if bt.buf, err = appendMessage(bt.buf, &msgs[i]); err != nil {
@@ -198,7 +231,7 @@ func (p *publisher) take() *batch {
 	if bt.n == 0 {
 		return nil
 	}
-	p.cur = &batch{done: make(chan struct{}), buf: getBuf()}
+	p.cur = &batch{done: make(chan struct{}), buf: p.getBuf()}
 	return bt
 }
 
@@ -230,13 +263,13 @@ func (p *publisher) loop() {
 			if pc == nil {
 				c, err := p.dial()
 				if err != nil {
-					putBuf(bt.buf)
+					p.putBuf(bt.buf)
 					bt.buf = nil
 					bt.err = err
 					close(bt.done)
 					continue
 				}
-				pc = startPipe(c, p.depth)
+				pc = startPipe(c, p.depth, p.putBuf)
 			}
 			pc.send(bt)
 		}
@@ -247,15 +280,16 @@ func (p *publisher) loop() {
 // (send) and their replies read, in the same order, by its reader.
 type pipeConn struct {
 	c        *rawConn
-	inflight chan *batch // written, replies not yet read
+	putBuf   func([]byte) // takes a written batch's buffer
+	inflight chan *batch  // written, replies not yet read
 	dead     chan struct{}
 	once     sync.Once
 	err      error // why it broke (set before dead is closed)
 	wg       sync.WaitGroup
 }
 
-func startPipe(c *rawConn, depth int) *pipeConn {
-	pc := &pipeConn{c: c, inflight: make(chan *batch, depth), dead: make(chan struct{})}
+func startPipe(c *rawConn, depth int, putBuf func([]byte)) *pipeConn {
+	pc := &pipeConn{c: c, putBuf: putBuf, inflight: make(chan *batch, depth), dead: make(chan struct{})}
 	pc.wg.Add(1)
 	go pc.read()
 	return pc
@@ -266,7 +300,7 @@ func startPipe(c *rawConn, depth int) *pipeConn {
 func (pc *pipeConn) send(bt *batch) {
 	pc.c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	_, err := pc.c.nc.Write(bt.buf)
-	putBuf(bt.buf) // written (or failed): the buffer is free
+	pc.putBuf(bt.buf) // written (or failed): the buffer is free
 	bt.buf = nil
 	if err != nil {
 		pc.fail(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -407,5 +408,53 @@ func TestPublishAsyncKeepsOrder(t *testing.T) {
 	b.Close()
 	if _, err := b.PublishAsync(queue.Message{Channel: ch, Data: []byte("x")}); !errors.Is(err, queue.ErrClosed) {
 		t.Fatalf("PublishAsync after Close: %v", err)
+	}
+}
+
+// TestPublishBuffersSurviveGC: the fast path's write buffers are kept for
+// the next batches across garbage collections (a sync.Pool is emptied by
+// every collection, and a program that allocates much collects every few
+// milliseconds: each batch then grew a fresh buffer, touching new
+// memory), and what is kept is bounded.
+func TestPublishBuffersSurviveGC(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	b := open(t, "redis://"+testenv.RedisAddr)
+	ch := uniq(t)
+	ctx := context.Background()
+	msgs := make([]queue.Message, 100)
+	for i := range msgs {
+		msgs[i] = queue.Message{Channel: ch, Data: bytes.Repeat([]byte{'x'}, 2000)}
+	}
+	if err := b.Publish(ctx, msgs...); err != nil { // warm up
+		t.Fatal(err)
+	}
+	const rounds = 20
+	alloc := testenv.AllocatedBytes(func() {
+		for range rounds {
+			runtime.GC()
+			runtime.GC()
+			if err := b.Publish(ctx, msgs...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if batch := uint64(len(msgs) * 2000); alloc > rounds*batch/4 {
+		t.Fatalf("%d rounds of a %d-byte batch allocated %d bytes: the write buffers are not reused", rounds, batch, alloc)
+	}
+
+	p := b.fast
+	for range 2 * maxKeptBufs {
+		p.putBuf(make([]byte, 0, 1000))
+	}
+	p.putBuf(make([]byte, 0, maxBatchBytes+1))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) > maxKeptBufs {
+		t.Fatalf("%d buffers kept, want at most %d", len(p.free), maxKeptBufs)
+	}
+	for _, buf := range p.free {
+		if cap(buf) > maxBatchBytes {
+			t.Fatalf("a buffer of %d bytes kept, want at most %d", cap(buf), maxBatchBytes)
+		}
 	}
 }
