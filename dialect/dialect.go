@@ -68,8 +68,10 @@ type Member interface {
 // decoding them into Go values first.
 type EmitAppender interface {
 	// AppendEmit appends the payload of the message that carries e
-	// (e.Ack must be nil) to dst and returns the extended buffer and the
-	// message with its Data unset: the payload is out[len(dst):].
+	// (e.Ack must be nil) to dst, sets *m to the message with its Data
+	// unset, and returns the extended buffer: the payload is
+	// out[len(dst):]. (The message is written in place, where the caller
+	// keeps it: returning it would copy its many fields at every emit.)
 	// e.Args need not be normalized (op.NormalizeArgs): arguments the
 	// dialect does not write as they are give ErrNoFastPath, with dst
 	// unchanged; the caller normalizes them and calls again.
@@ -80,7 +82,7 @@ type EmitAppender interface {
 	// fast path does not take) returns ErrNoFastPath, with dst unchanged:
 	// the caller decodes them and calls again with argsJSON nil. Invalid
 	// JSON is an error.
-	AppendEmit(dst []byte, e *op.Emit, argsJSON []byte) (out []byte, m queue.Message, err error)
+	AppendEmit(dst []byte, m *queue.Message, e *op.Emit, argsJSON []byte) (out []byte, err error)
 }
 
 // ErrNoFastPath is returned by EmitAppender.AppendEmit for arguments in

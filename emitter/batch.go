@@ -137,12 +137,15 @@ func decodeJSONArgs(args []byte) ([]any, error) {
 func (b *Batch) add(argsJSON []byte) error {
 	if b.app != nil {
 		start := len(b.buf)
-		buf, m, err := b.app.AppendEmit(b.buf, &b.scratch, argsJSON)
+		// the dialect writes the message in place: no copy of it
+		b.msgs = append(b.msgs, queue.Message{})
+		m := &b.msgs[len(b.msgs)-1]
+		buf, err := b.app.AppendEmit(b.buf, m, &b.scratch, argsJSON)
 		if err != nil {
+			b.msgs = b.msgs[:len(b.msgs)-1]
 			return err
 		}
 		b.buf = buf
-		b.msgs = append(b.msgs, m)
 		b.ends = append(b.ends, len(buf))
 		b.bytes += len(m.Channel) + len(buf) - start
 		b.n++

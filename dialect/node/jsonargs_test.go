@@ -10,6 +10,7 @@ import (
 
 	"github.com/siobridge/siobridge/dialect"
 	"github.com/siobridge/siobridge/op"
+	"github.com/siobridge/siobridge/queue"
 )
 
 // valuePath is what the fast path must match: the arguments decoded by
@@ -77,7 +78,8 @@ func TestAppendEmitJSON(t *testing.T) {
 		if err != nil {
 			t.Fatalf("value path of %.60q: %v", c.args, err)
 		}
-		fast, m, err := d.AppendEmit([]byte("prefix"), &e, []byte(c.args))
+		var m queue.Message
+		fast, err := d.AppendEmit([]byte("prefix"), &m, &e, []byte(c.args))
 		if err != nil {
 			t.Fatalf("AppendEmit(%.60q): %v", c.args, err)
 		}
@@ -109,7 +111,7 @@ func TestAppendEmitJSONRefusals(t *testing.T) {
 		"[" + strings.Repeat("[", 1001) + strings.Repeat("]", 1001) + "]",
 		`[{` + strings.Repeat(`"k":0,`, 0) + `"a":0,"b":0,"c":0,"d":0,"e":0,"f":0,"g":0,"h":0,"i":0,"j":0,"k":0,"l":0,"m":0,"n":0,"o":0,"p":0,"q":0}]`,
 	} {
-		out, _, err := d.AppendEmit([]byte("keep"), &e, []byte(args))
+		out, err := d.AppendEmit([]byte("keep"), new(queue.Message), &e, []byte(args))
 		if !errors.Is(err, dialect.ErrNoFastPath) {
 			t.Errorf("AppendEmit(%.40q): %v, want ErrNoFastPath", args, err)
 		}
@@ -118,7 +120,7 @@ func TestAppendEmitJSONRefusals(t *testing.T) {
 		}
 	}
 	for _, args := range []string{``, `[`, `[1,]`, `[1 2]`, `{}`, `"x"`, `[01]`, `[-]`, `[1.]`, `[.5]`, `[1e]`, `["a]`, "[\"\x01\"]", `["\x"]`, `[tru]`, `[1] x`, `null x`, `[{"a"}]`, `[{1:2}]`} {
-		out, _, err := d.AppendEmit([]byte("keep"), &e, []byte(args))
+		out, err := d.AppendEmit([]byte("keep"), new(queue.Message), &e, []byte(args))
 		if err == nil || errors.Is(err, dialect.ErrNoFastPath) {
 			t.Errorf("AppendEmit(%q): %v, want an error", args, err)
 		}
@@ -137,7 +139,7 @@ func FuzzAppendEmitJSON(f *testing.F) {
 	d := New(Options{})
 	e := op.Emit{Event: "ev", Target: op.Target{Rooms: []string{"r"}}}
 	f.Fuzz(func(t *testing.T, args string) {
-		fast, _, err := d.AppendEmit(nil, &e, []byte(args))
+		fast, err := d.AppendEmit(nil, new(queue.Message), &e, []byte(args))
 		slow, slowErr := valuePath(t, d, e, args)
 		switch {
 		case errors.Is(err, dialect.ErrNoFastPath):
@@ -159,8 +161,9 @@ func BenchmarkAppendEmitJSON(b *testing.B) {
 	e := op.Emit{Event: "tick", Target: op.Target{Rooms: []string{"bench"}}}
 	args := []byte(`[{"n":12345}]`)
 	var buf []byte
+	var m queue.Message
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		buf, _, _ = d.AppendEmit(buf[:0], &e, args)
+		buf, _ = d.AppendEmit(buf[:0], &m, &e, args)
 	}
 }

@@ -278,42 +278,43 @@ func (d *Dialect) encodeEmit(x *op.Emit) ([]queue.Message, error) {
 		}
 		return []queue.Message{{Channel: d.requestChannel(ns), Data: b}}, nil
 	}
-	b, m, err := d.appendEmit(bufpool.Get(64+len(x.Event)+len(ns)+16*len(x.Args)), x, ns, nil)
+	b, err := d.appendEmit(bufpool.Get(64+len(x.Event)+len(ns)+16*len(x.Args)), x, ns, nil)
 	if err != nil {
 		return nil, err
 	}
-	m.Data = b
-	return []queue.Message{m}, nil
+	return []queue.Message{{Channel: d.BroadcastChannel(ns, x.Rooms), Data: b}}, nil
 }
 
 // AppendEmit appends the payload of an emit without acknowledgement to
 // dst (dialect.EmitAppender); arguments in JSON text are transcoded to
 // msgpack as they are read.
-func (d *Dialect) AppendEmit(dst []byte, x *op.Emit, argsJSON []byte) ([]byte, queue.Message, error) {
+func (d *Dialect) AppendEmit(dst []byte, m *queue.Message, x *op.Emit, argsJSON []byte) ([]byte, error) {
 	if x.Ack != nil {
-		return dst, queue.Message{}, errors.New("node: AppendEmit of an emit with acknowledgement")
+		return dst, errors.New("node: AppendEmit of an emit with acknowledgement")
 	}
 	if err := op.ValidateEvent(x.Event); err != nil {
-		return dst, queue.Message{}, err
+		return dst, err
 	}
 	start := len(dst)
-	out, m, err := d.appendEmit(dst, x, op.NamespaceOrRoot(x.Namespace), argsJSON)
+	ns := op.NamespaceOrRoot(x.Namespace)
+	out, err := d.appendEmit(dst, x, ns, argsJSON)
 	if err != nil {
-		return dst[:start], queue.Message{}, err
+		return dst[:start], err
 	}
-	return out, m, nil
+	*m = queue.Message{Channel: d.BroadcastChannel(ns, x.Rooms)}
+	return out, nil
 }
 
 // appendEmit writes [uid, {type, data, nsp}, {rooms, flags, except}] (the
 // emitter's key order) directly: this is the hot path of every emit.
-func (d *Dialect) appendEmit(b []byte, x *op.Emit, ns string, argsJSON []byte) ([]byte, queue.Message, error) {
+func (d *Dialect) appendEmit(b []byte, x *op.Emit, ns string, argsJSON []byte) ([]byte, error) {
 	b = append(b, 0x93)
 	b = appendStr(b, d.origin(x.Origin))
 	b = append(b, 0x83, 0xa4, 't', 'y', 'p', 'e', 0x02, 0xa4, 'd', 'a', 't', 'a')
 	var err error
 	if argsJSON != nil {
 		if b, err = appendJSONArgs(b, x.Event, argsJSON); err != nil {
-			return b, queue.Message{}, err
+			return b, err
 		}
 	} else {
 		b = appendLen(b, 1+len(x.Args), 0x90, 0xdc, 0xdd)
@@ -323,7 +324,7 @@ func (d *Dialect) appendEmit(b []byte, x *op.Emit, ns string, argsJSON []byte) (
 				if errors.Is(err, errNotPlain) {
 					err = dialect.ErrNoFastPath // normalize them first
 				}
-				return b, queue.Message{}, err
+				return b, err
 			}
 		}
 	}
@@ -351,7 +352,7 @@ func (d *Dialect) appendEmit(b []byte, x *op.Emit, ns string, argsJSON []byte) (
 	}
 	b = append(b, 0xa6, 'e', 'x', 'c', 'e', 'p', 't')
 	b = appendStrings(b, x.Except)
-	return b, queue.Message{Channel: d.BroadcastChannel(ns, x.Rooms)}, nil
+	return b, nil
 }
 
 func appendStrings(b []byte, s []string) []byte {
