@@ -21,7 +21,10 @@ type Field struct {
 
 // AppendMsgpack appends v encoded as notepack.io 3 does (smallest integer
 // forms, []byte as bin, map[string]any keys in JavaScript's Object.keys
-// order). Values nested deeper than 1000 levels are refused.
+// order). Values nested deeper than 1000 levels are refused. A struct (or
+// a pointer to one) is written as op.Normalize makes it (its encoding/json
+// form) when that can be done from its fields directly; otherwise it is
+// refused: normalize it first.
 func AppendMsgpack(b []byte, v any) ([]byte, error) { return appendMsgpack(b, v, 0) }
 
 // AppendJSON appends v as compact JSON, as JSON.stringify writes it (keys in

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"reflect"
 	"sort"
 	"strconv"
 	"time"
@@ -26,6 +27,10 @@ var errNotPlain = errors.New("not plain data")
 // forms, floats as float64, strings as str, []byte as bin, maps with
 // JavaScript's Object.keys order (integer-like keys ascending first, then
 // the others; Go maps have no insertion order, so those are sorted).
+// Structs, and pointers to structs, are written as op.Normalize and then
+// appendMsgpack would write them (their encoding/json form), straight from
+// their fields when the struct path reproduces that exactly (structenc.go);
+// otherwise the error wraps errNotPlain.
 func appendMsgpack(b []byte, v any, depth int) ([]byte, error) {
 	if depth > 1000 {
 		return nil, errors.New("node: value nested too deeply")
@@ -118,6 +123,11 @@ func appendMsgpack(b []byte, v any, depth int) ([]byte, error) {
 			}
 		}
 		return b, nil
+	}
+	if t := reflect.TypeOf(v); structArg(t) {
+		// what op.Normalize runs through json.Marshal: written
+		// directly when the struct path can (structenc.go)
+		return appendStructArg(b, reflect.ValueOf(v), depth)
 	}
 	return nil, fmt.Errorf("%w: node: cannot encode a value of type %T", errNotPlain, v)
 }
