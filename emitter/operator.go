@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/siobridge/siobridge/dialect"
+	"github.com/siobridge/siobridge/internal/bufpool"
 	"github.com/siobridge/siobridge/op"
+	"github.com/siobridge/siobridge/queue"
 )
 
 // Operator selects a namespace and sockets, and carries emit flags. Every
@@ -147,14 +150,41 @@ func (o *Operator) describe() string {
 // Emit sends event with args to the selected sockets. Arguments may be any
 // value op.Normalize accepts; []byte values arrive as binary.
 func (o *Operator) Emit(ctx context.Context, event string, args ...any) error {
-	m, err := o.emitOp(event, args)
-	if err == nil {
-		err = o.e.publish(ctx, m)
+	err := o.emitAsIs(ctx, event, args)
+	if errors.Is(err, dialect.ErrNoFastPath) {
+		var m *op.Emit
+		if m, err = o.emitOp(event, args); err == nil {
+			err = o.e.publish(ctx, m)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("emitter: emit %q to %s: %w", event, o.describe(), err)
 	}
 	return nil
+}
+
+// emitAsIs publishes an emit of args as they are, on a dialect that writes
+// plain data (and plain structs) straight into its encoding
+// (dialect.EmitAppender) without normalizing them first; it returns
+// dialect.ErrNoFastPath, having published nothing, when the dialect
+// cannot, or has no such path.
+func (o *Operator) emitAsIs(ctx context.Context, event string, args []any) error {
+	app, ok := o.e.d.(dialect.EmitAppender)
+	if !ok {
+		return dialect.ErrNoFastPath
+	}
+	var e op.Emit
+	if err := o.fillEmitAsIs(&e, event, args); err != nil {
+		return err
+	}
+	msgs := make([]queue.Message, 1)
+	buf, err := app.AppendEmit(bufpool.Get(64+len(event)+16*len(args)), &msgs[0], &e, nil)
+	if err != nil {
+		bufpool.Put(buf)
+		return err
+	}
+	msgs[0].Data = buf
+	return o.e.send(ctx, msgs)
 }
 
 // Send emits msg as an unnamed message (event "message"), like
