@@ -129,14 +129,23 @@ func newMember(s *Server, c adapterConfig, publishing bool) *member {
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), waits: map[string]*ackWait{}}
 	if publishing {
 		m.pub = newPublisher(m)
-		m.wg.Add(2)
-		go m.run()
-		go func() {
-			defer m.wg.Done()
-			m.pub.run()
-		}()
 	}
 	return m
+}
+
+// start starts a publishing member's subscription loop and publisher
+// (Server.New, once the server's recovery is bound to the member: the
+// loop reads it when its stream subscriptions start).
+func (m *member) start() {
+	if !m.publishing {
+		return
+	}
+	m.wg.Add(2)
+	go m.run()
+	go func() {
+		defer m.wg.Done()
+		m.pub.run()
+	}()
 }
 
 func originOf(o op.Op) string {

@@ -276,6 +276,9 @@ func New(opts ...Option) *Server {
 	}
 	s.Of("/")
 	s.recovery.start(s)
+	if s.member != nil {
+		s.member.start() // after recovery.start, which the member's loop reads
+	}
 	s.eio.OnConnection(s.onConnection)
 	return s
 }
