@@ -136,6 +136,18 @@ func TestStreamsCluster(t *testing.T) {
 	checkStream(t, b)
 }
 
+// TestStreamsDB: on a database other than 0 (redis://host/5) the fast
+// path appends to the URL's database (SELECT), where the reader follows
+// the stream.
+func TestStreamsDB(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	b := open(t, "redis://"+testenv.RedisAddr+"/5")
+	if b.fast == nil {
+		t.Fatal("not the fast path")
+	}
+	checkStream(t, b)
+}
+
 // TestStreamRefusals: a Stream message without fields is refused and
 // nothing of its Publish call is sent.
 func TestStreamRefusals(t *testing.T) {
