@@ -580,6 +580,11 @@ func redirected(err error) bool {
 // order, with Message.ID. After a connection loss (a Redis restart, a
 // failover) the reader reconnects and resumes after the last entry it
 // delivered, so no entry still in the stream is missed or delivered twice.
+// An entry's fields come in Message.Data in the entry's order. The reader
+// reads the replies itself, one entry at a time: an entry larger than
+// WithStreamEntryMaxBytes (default DefaultStreamEntryMaxBytes) is skipped
+// without being read into memory, counted (StreamEntriesDropped) and
+// logged, and the reader goes on after it.
 func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Handler) (queue.Subscriber, error) {
 	b.mu.Lock()
 	closed := b.closed

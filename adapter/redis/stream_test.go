@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,7 +74,8 @@ func checkStream(t *testing.T, b *Bus) {
 			}
 			continue
 		}
-		if want := "data=" + strconv.Itoa(n) + ",nsp=/,type=3,uid=u1"; m.Channel != key || fields(t, m) != want {
+		// the fields in the entry's order (go-redis's map lost it: they came sorted)
+		if want := "uid=u1,nsp=/,type=3,data=" + strconv.Itoa(n); m.Channel != key || fields(t, m) != want {
 			t.Fatalf("entry %d: %s on %s, want %s", n, fields(t, m), m.Channel, want)
 		}
 		if !idLess(prev, m.ID) {
@@ -245,5 +247,94 @@ func TestStreamRedisRestart(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "reading the stream failed") {
 		t.Fatalf("the lost stream connection was not logged:\n%s", logs.String())
+	}
+}
+
+// TestStreamEntryTooLarge: an entry larger than WithStreamEntryMaxBytes,
+// between two small ones, is skipped without being read into memory
+// (its bytes are discarded as they come), counted, logged once with the
+// stream, its id and its size; the entries around it are delivered in
+// order, and the reader goes on after it (it is not read again).
+func TestStreamEntryTooLarge(t *testing.T) {
+	testenv.Need(t, "redis", testenv.RedisAddr)
+	var logs testenv.LogBuffer
+	b := open(t, "redis://"+testenv.RedisAddr, WithStreamEntryMaxBytes(1<<20), WithLogger(logs.Logger()))
+	key := uniq(t)
+	ctx := context.Background()
+	t.Cleanup(func() { b.client.Del(context.Background(), key) })
+	var s testenv.Sink
+	held, gate := make(chan struct{}), make(chan struct{})
+	sub, err := b.Subscribe(ctx, queue.Subscription{Streams: []string{key}}, func(m queue.Message) {
+		s.Handle(m)
+		if s.Count() == 1 { // the reader waits here while the next entries are appended
+			close(held)
+			<-gate
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	xadd := func(p goredis.Pipeliner, v string) *goredis.StringCmd {
+		return p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []string{"n", v}})
+	}
+	if _, err := b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error { xadd(p, "0"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	big := strings.Repeat("x", 5<<20)
+	var bigID *goredis.StringCmd
+	if _, err := b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		xadd(p, "1")
+		bigID = xadd(p, big)
+		xadd(p, "2")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// what the reader allocates to read the three entries (one reply)
+	var got []queue.Message
+	alloc := testenv.AllocatedBytes(func() {
+		close(gate)
+		got = s.Wait(t, 3, 20*time.Second)
+	})
+	t.Logf("reading the entries allocated %d bytes", alloc)
+	time.Sleep(100 * time.Millisecond) // a delivered big entry would come now
+	got = s.Wait(t, 3, time.Second)
+	var l []string
+	for _, m := range got {
+		l = append(l, fields(t, m))
+	}
+	if strings.Join(l, " ") != "n=0 n=1 n=2" {
+		t.Fatalf("delivered %.80q, want n=0 n=1 n=2", l)
+	}
+	if d := b.StreamEntriesDropped(); d != 1 {
+		t.Fatalf("%d entries dropped, want 1", d)
+	}
+	if alloc > 2<<20 {
+		t.Fatalf("reading the entries allocated %d bytes: the %d-byte entry was read into memory", alloc, len(big))
+	}
+	line := regexp.MustCompile(`(?m)^.*stream entry.*$`).FindString(logs.String())
+	size := regexp.MustCompile(` bytes=(\d+)`).FindStringSubmatch(line)
+	if !strings.Contains(line, "stream="+key) || !strings.Contains(line, "id="+bigID.Val()) || size == nil {
+		t.Fatalf("the dropped entry was not logged with its stream, id %s and size:\n%s", bigID.Val(), logs.String())
+	}
+	if n, _ := strconv.Atoi(size[1]); n < len(big) {
+		t.Fatalf("logged size %d, want at least %d", n, len(big))
+	}
+	// too large and the stream's last entry: the reader goes on after it
+	if _, err := b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error { xadd(p, big); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the second big entry dropped", func() bool { return b.StreamEntriesDropped() == 2 })
+	if _, err := b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error { xadd(p, "3"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Wait(t, 4, 10*time.Second); len(got) != 4 || fields(t, got[3]) != "n=3" {
+		t.Fatalf("after the second big entry: %d entries, the last %.80s", len(got), fields(t, got[len(got)-1]))
+	}
+	time.Sleep(100 * time.Millisecond) // a reader that did not go past it reads it again
+	if d := b.StreamEntriesDropped(); d != 2 || strings.Count(logs.String(), "stream entry") != 2 {
+		t.Fatalf("%d entries dropped, %d logged, want 2", d, strings.Count(logs.String(), "stream entry"))
 	}
 }
