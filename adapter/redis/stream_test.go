@@ -187,6 +187,28 @@ func following(t *testing.T, b *Bus, key, first string) *testenv.Sink {
 	return s
 }
 
+// appendAfter appends an entry n=after to stream key through b after an
+// outage, again until the bus takes it (it reconnects in the background),
+// and checks that s, which had one entry, then delivers it, and nothing
+// else (a reader resuming from the stream's start would).
+func appendAfter(t *testing.T, b *Bus, key string, s *testenv.Sink) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := b.Publish(context.Background(), entry(key, 0, "n", "after"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish after the outage: %v", err)
+		}
+	}
+	s.Wait(t, 2, 30*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	if got := s.Wait(t, 2, time.Second); len(got) != 2 || fields(t, got[1]) != "n=after" || !idLess(got[0].ID, got[1].ID) {
+		t.Fatalf("after the outage: %d entries, the last %s %s", len(got), got[len(got)-1].ID, fields(t, got[len(got)-1]))
+	}
+}
+
 // TestStreamResumesAfterGap: the reader's connection is killed and it
 // cannot reconnect (a password appears) while entries are appended; once
 // it can, it delivers them, after the last one it had, each once.
@@ -231,20 +253,7 @@ func TestStreamRedisRestart(t *testing.T) {
 	s := following(t, b, "st", "before")
 	srv.Stop()
 	srv.Start()
-	// the bus reconnects in the background: append until it takes one
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		err := b.Publish(context.Background(), entry("st", 0, "n", "after"))
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("publish after the restart: %v", err)
-		}
-	}
-	got := s.Wait(t, 2, 30*time.Second)
-	if fields(t, got[1]) != "n=after" || len(got) != 2 {
-		t.Fatalf("after the restart: %s (%d entries)", fields(t, got[1]), len(got))
-	}
+	appendAfter(t, b, "st", s)
 	if !strings.Contains(logs.String(), "reading the stream failed") {
 		t.Fatalf("the lost stream connection was not logged:\n%s", logs.String())
 	}
@@ -336,5 +345,53 @@ func TestStreamEntryTooLarge(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // a reader that did not go past it reads it again
 	if d := b.StreamEntriesDropped(); d != 2 || strings.Count(logs.String(), "stream entry") != 2 {
 		t.Fatalf("%d entries dropped, %d logged, want 2", d, strings.Count(logs.String(), "stream entry"))
+	}
+}
+
+// TestStreamSentinelFailover: the reader of a redis+sentinel:// bus reads
+// on the master the sentinel names (its connection dialed as go-redis
+// dials: through the sentinel); after SENTINEL FAILOVER it moves to the
+// new master and delivers what is appended there, after the last entry
+// it had.
+func TestStreamSentinelFailover(t *testing.T) {
+	st := testenv.StartRedisSentinel(t)
+	b := open(t, st.URL())
+	s := following(t, b, "st", "before")
+	before, err := st.CurrentMaster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reading := func(addr string) bool {
+		out, err := testenv.RedisCommand(addr, "CLIENT", "LIST")
+		return err == nil && strings.Contains(out, "cmd=xread")
+	}
+	if !reading(before) {
+		t.Fatalf("no XREAD on the master %s", before)
+	}
+	st.Failover(t)
+	var now string
+	waitFor(t, 30*time.Second, "the sentinel to switch masters", func() bool {
+		now, err = st.CurrentMaster()
+		return err == nil && now != before
+	})
+	waitFor(t, 30*time.Second, "the reader on the new master", func() bool { return reading(now) })
+	appendAfter(t, b, "st", s)
+}
+
+// TestStreamClusterMasterKilled: the master of the stream's slot is
+// killed; its replica takes over (with the stream, replicated), and the
+// reader, reloading the slot map, follows it and delivers what is
+// appended there, after the last entry it had.
+func TestStreamClusterMasterKilled(t *testing.T) {
+	c := testenv.StartRedisCluster(t, 3, 1)
+	b := open(t, c.URL())
+	const key = "socket.io"
+	s := following(t, b, key, "before")
+	victim := c.Master(key)
+	victim.Stop()
+	now := c.WaitNewMaster(key, victim, 60*time.Second)
+	appendAfter(t, b, key, s)
+	if out, err := testenv.RedisCommand(now.Addr, "CLIENT", "LIST"); err != nil || !strings.Contains(out, "cmd=xread") {
+		t.Fatalf("no XREAD on the new master %s: %v", now.Addr, err)
 	}
 }
