@@ -385,23 +385,66 @@ func (p *publisher) close() {
 	}
 }
 
-// rawConn is one RESP connection used for PUBLISH only.
+// rawConn is one RESP2 connection of our own, without go-redis: the
+// publisher's pipeline, or a stream reader's (XREAD).
 type rawConn struct {
 	nc net.Conn
 	r  *bufio.Reader
 }
 
-func (p *publisher) dial() (*rawConn, error) {
-	o := p.opts
+func (p *publisher) dial() (*rawConn, error) { return dialRaw(p.opts, 0) }
+
+// dialRaw opens a connection to the server of o as go-redis does (with
+// o.Dialer: TLS, or a Sentinel's current master), authenticated (AUTH)
+// and on database o.DB (SELECT). With idle > 0, a read fails once the
+// server has sent nothing for idle.
+func dialRaw(o *goredis.Options, idle time.Duration) (*rawConn, error) {
 	timeout := o.DialTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	nc, err := dialNet(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	var rd io.Reader = nc
+	if idle > 0 {
+		rd = idleReader{nc, idle}
+	}
+	c := &rawConn{nc: nc, r: bufio.NewReaderSize(rd, 64<<10)}
+	var cmd []byte
+	n := 0
+	if o.Password != "" {
+		if o.Username != "" {
+			cmd = appendCommand(cmd, "AUTH", o.Username, o.Password)
+		} else {
+			cmd = appendCommand(cmd, "AUTH", o.Password)
+		}
+		n++
+	}
+	if o.DB != 0 {
+		cmd = appendCommand(cmd, "SELECT", strconv.Itoa(o.DB))
+		n++
+	}
+	if n > 0 {
+		if err := c.roundTrip(cmd, n); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// dialNet opens the network connection (TLS included) to o's server.
+func dialNet(ctx context.Context, o *goredis.Options) (net.Conn, error) {
 	network := o.Network
 	if network == "" {
 		network = "tcp"
+	}
+	if o.Dialer != nil { // always, for the Options of a go-redis client
+		return o.Dialer(ctx, network, o.Addr)
 	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, network, o.Addr)
@@ -416,22 +459,18 @@ func (p *publisher) dial() (*rawConn, error) {
 		}
 		nc = tc
 	}
-	c := &rawConn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
-	if o.Password != "" {
-		var cmd []byte
-		if o.Username != "" {
-			cmd = appendCommand(nil, "AUTH", o.Username, o.Password)
-		} else {
-			cmd = appendCommand(nil, "AUTH", o.Password)
-		}
-		nc.SetDeadline(time.Now().Add(timeout))
-		if err := c.roundTrip(cmd, 1); err != nil {
-			nc.Close()
-			return nil, err
-		}
-		nc.SetDeadline(time.Time{})
-	}
-	return c, nil
+	return nc, nil
+}
+
+// idleReader reads nc with a deadline idle after each read starts.
+type idleReader struct {
+	nc   net.Conn
+	idle time.Duration
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	r.nc.SetReadDeadline(time.Now().Add(r.idle))
+	return r.nc.Read(p)
 }
 
 func appendCommand(b []byte, args ...string) []byte {

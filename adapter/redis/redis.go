@@ -72,6 +72,8 @@ type config struct {
 	writers    int
 	shardQueue int
 	shardTotal int
+
+	streamEntryMax int
 }
 
 // WithLogger sets the logger (default: discard).
@@ -109,6 +111,9 @@ type Bus struct {
 
 	mux *shardMux // the sharded subscriptions
 
+	streamMax     int           // bound of a stream entry read (WithStreamEntryMaxBytes)
+	streamDropped atomic.Uint64 // the entries skipped for it
+
 	ctr   queue.Counters // Stats
 	state outage.Tracker
 }
@@ -132,6 +137,9 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 	if cfg.writers < 1 {
 		cfg.writers = 1
 	}
+	if cfg.streamEntryMax < 1 {
+		cfg.streamEntryMax = DefaultStreamEntryMaxBytes
+	}
 	client, err := NewClient(rawURL)
 	if err != nil {
 		return nil, err
@@ -141,13 +149,14 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 		return nil, fmt.Errorf("redis: connect to %s: %w", queue.Redact(rawURL), err)
 	}
 	b := &Bus{
-		client: client,
-		log:    cfg.log,
-		url:    queue.Redact(rawURL),
-		reqs:   make(chan *pubReq, 4096),
-		stop:   make(chan struct{}),
-		maxB:   cfg.maxBatch,
-		subs:   map[*subscriber]struct{}{},
+		client:    client,
+		log:       cfg.log,
+		url:       queue.Redact(rawURL),
+		reqs:      make(chan *pubReq, 4096),
+		stop:      make(chan struct{}),
+		maxB:      cfg.maxBatch,
+		streamMax: cfg.streamEntryMax,
+		subs:      map[*subscriber]struct{}{},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.state = outage.Tracker{Log: cfg.log, Bus: "redis", URL: b.url, Counters: &b.ctr}
@@ -571,6 +580,11 @@ func redirected(err error) bool {
 // order, with Message.ID. After a connection loss (a Redis restart, a
 // failover) the reader reconnects and resumes after the last entry it
 // delivered, so no entry still in the stream is missed or delivered twice.
+// An entry's fields come in Message.Data in the entry's order. The reader
+// reads the replies itself, one entry at a time: an entry larger than
+// WithStreamEntryMaxBytes (default DefaultStreamEntryMaxBytes) is skipped
+// without being read into memory, counted (StreamEntriesDropped) and
+// logged, and the reader goes on after it.
 func (b *Bus) Subscribe(ctx context.Context, sub queue.Subscription, h queue.Handler) (queue.Subscriber, error) {
 	b.mu.Lock()
 	closed := b.closed

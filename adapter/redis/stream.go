@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -17,32 +19,48 @@ import (
 // @socket.io/redis-streams-adapter reads its stream.
 const (
 	// StreamReadCount is the most entries one XREAD returns (the adapter's
-	// readCount). A reader holds one XREAD reply at a time and hands its
-	// entries to the handler before reading again, so a slow handler
-	// slows the reader instead of queueing: the entries wait in the
-	// stream (bounded by the writers' MAXLEN).
+	// readCount). A reader hands each entry of a reply to the handler as
+	// it reads it, before reading the next, so it holds one entry at a
+	// time (bounded by WithStreamEntryMaxBytes) and a slow handler slows
+	// the reader instead of queueing: the entries wait in the stream
+	// (bounded by the writers' MAXLEN) or in the socket.
 	StreamReadCount = 100
 	// StreamBlock is how long one XREAD waits for new entries
 	// (blockTimeInMs).
 	StreamBlock = 5 * time.Second
 	// streamRetryMax bounds the pause between reconnection attempts.
 	streamRetryMax = 2 * time.Second
+	// streamIdle is how long a reader's connection may stay silent (a
+	// blocked XREAD answers within StreamBlock) before it is dropped.
+	streamIdle = StreamBlock + 10*time.Second
+)
+
+// the XREAD arguments
+var (
+	streamCountArg = strconv.Itoa(StreamReadCount)
+	streamBlockArg = strconv.FormatInt(StreamBlock.Milliseconds(), 10)
 )
 
 // streamReader reads one stream for a subscription, on a connection of
-// its own (XREAD BLOCK holds it), from the entry after last.
+// its own (XREAD BLOCK holds it), from the entry after last. It reads the
+// replies itself (xreadParser): the entries reach the handler one at a
+// time as they are read, and one larger than the bus's bound is skipped.
 type streamReader struct {
 	b     *Bus
 	key   string
 	h     queue.Handler
 	start string // the stream's last entry when subscribing
-	last  string // id of the last entry delivered (start before the first)
+	last  string // id of the last entry delivered or skipped (start before the first)
+
+	// used by run only
+	conn *rawConn // to node's server
+	x    xreadParser
+	cmd  []byte
 
 	mu        sync.Mutex
-	node      *goredis.Client // the client conn comes from
-	conn      *goredis.Conn
-	id        int64 // conn's CLIENT ID, to unblock it
-	reconnect bool  // restart asked: drop conn after the current read
+	node      *goredis.Client // the client whose server conn is on (for CLIENT UNBLOCK)
+	id        int64           // conn's CLIENT ID, to unblock it
+	reconnect bool            // restart asked: drop conn after the current read
 
 	stop chan struct{}
 	done chan struct{}
@@ -87,20 +105,15 @@ func (r *streamReader) run() {
 		}
 		err := r.connect()
 		for err == nil {
-			var res []goredis.XStream
-			res, err = r.conn.XRead(r.b.ctx, &goredis.XReadArgs{Streams: []string{r.key, r.last}, Count: StreamReadCount, Block: StreamBlock}).Result()
+			err = r.read()
 			if r.stopped() {
 				return
-			}
-			if errors.Is(err, goredis.Nil) { // nothing new (or unblocked)
-				err = nil
 			}
 			if err == nil {
 				if failing {
 					r.b.log.Info("redis: reading the stream again", "url", r.b.url, "stream", r.key, "after", r.last)
 					failing, backoff = false, 100*time.Millisecond
 				}
-				r.deliver(res)
 				err = r.restartAsked()
 			}
 		}
@@ -137,18 +150,36 @@ func (r *streamReader) restartAsked() error {
 	return nil
 }
 
-// deliver hands the entries of res to the handler, in order.
-func (r *streamReader) deliver(res []goredis.XStream) {
-	for _, st := range res {
-		for _, e := range st.Messages {
-			if r.stopped() {
-				return
-			}
-			r.last = e.ID
-			r.b.ctr.Delivered.Add(1)
-			r.h(StreamMessage(r.key, e))
-		}
+// read sends one XREAD (after r.last) and hands the entries of its reply
+// to the handler as they are read, in order. A null reply (the BLOCK
+// timeout, or CLIENT UNBLOCK) has none.
+func (r *streamReader) read() error {
+	r.cmd = appendCommand(r.cmd[:0], "XREAD", "COUNT", streamCountArg, "BLOCK", streamBlockArg, "STREAMS", r.key, r.last)
+	r.conn.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := r.conn.nc.Write(r.cmd); err != nil {
+		return err
 	}
+	return r.x.read(r.deliver, r.skip)
+}
+
+// deliver hands the entry id to the handler (false once the reader
+// stopped: the rest of the reply is not read).
+func (r *streamReader) deliver(id string, data []byte) bool {
+	if r.stopped() {
+		return false
+	}
+	r.last = id
+	r.b.ctr.Delivered.Add(1)
+	r.h(queue.Message{Channel: r.key, Stream: true, ID: id, Data: data})
+	return true
+}
+
+// skip counts and logs entry id, of size bytes, too large to deliver.
+func (r *streamReader) skip(id string, size int64) {
+	r.last = id
+	r.b.streamDropped.Add(1)
+	r.b.log.Warn("redis: dropped a stream entry larger than the bound (WithStreamEntryMaxBytes)",
+		"url", r.b.url, "stream", r.key, "id", id, "bytes", size, "max", r.x.max)
 }
 
 // StreamMessage returns the queue.Message a subscription to stream
@@ -161,7 +192,8 @@ func StreamMessage(stream string, e goredis.XMessage) queue.Message {
 
 // entryData writes an entry's fields as a Stream message's Data, in field
 // name order (go-redis gives them as a map: the entry's order is lost; a
-// field written twice counts once, as the Node adapter reads it).
+// field written twice counts once, as the Node adapter reads it). A
+// subscription's reader keeps the entry's own order instead.
 func entryData(values map[string]any) []byte {
 	fields := make([]string, 0, len(values))
 	size := 0
@@ -196,14 +228,24 @@ func (r *streamReader) connect() error {
 	default:
 		return fmt.Errorf("streams need a Redis server, a Sentinel or a Cluster client, not %T", r.b.client)
 	}
-	conn := node.Conn()
-	id, err := conn.ClientID(ctx).Result()
+	conn, err := dialRaw(node.Options(), streamIdle)
 	if err != nil {
-		conn.Close()
-		return err
+		return fmt.Errorf("connect: %w", err)
 	}
+	conn.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err = conn.nc.Write(appendCommand(nil, "CLIENT", "ID"))
+	var id int64
+	if err == nil {
+		id, err = respReader{conn.r}.header(':', math.MaxInt64)
+	}
+	if err != nil {
+		conn.close()
+		return fmt.Errorf("CLIENT ID: %w", err)
+	}
+	r.conn = conn
+	r.x = xreadParser{p: respReader{conn.r}, key: r.key, max: r.b.streamMax, buf: r.x.buf}
 	r.mu.Lock()
-	r.node, r.conn, r.id = node, conn, id
+	r.node, r.id = node, id
 	r.mu.Unlock()
 	return nil
 }
@@ -211,11 +253,11 @@ func (r *streamReader) connect() error {
 // drop closes the reader's connection.
 func (r *streamReader) drop() {
 	r.mu.Lock()
-	conn := r.conn
-	r.node, r.conn, r.id = nil, nil, 0
+	r.node, r.id = nil, 0
 	r.mu.Unlock()
-	if conn != nil {
-		conn.Close()
+	if r.conn != nil {
+		r.conn.close()
+		r.conn = nil
 	}
 }
 
