@@ -106,6 +106,14 @@ type Bus struct {
 	closeMu sync.Once
 
 	fast *publisher // nil for sentinel and cluster clients: they use go-redis pipelines
+	// pub is the client those pipelines go through: for a Sentinel, a
+	// second client that never sends a pipeline again (MaxRetries -1).
+	// go-redis retries a whole pipeline on a read error, which sends again
+	// the publishes Redis had executed before the connection broke (a
+	// Sentinel kills the clients of a demoted master): subscribers got
+	// them twice. A cut-off publish fails instead, at most once, as Redis
+	// Pub/Sub is.
+	pub goredis.UniversalClient
 
 	sentinel *sentinelWatch // for redis+sentinel:// buses: moves subscriptions after a failover
 
@@ -160,9 +168,13 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.state = outage.Tracker{Log: cfg.log, Bus: "redis", URL: b.url, Counters: &b.ctr}
+	b.pub = client
 	if scheme, rest, _ := strings.Cut(rawURL, "://"); strings.EqualFold(scheme, "redis+sentinel") {
 		o, _ := parseSentinel(rest) // parsed by NewClient already
 		b.sentinel = newSentinelWatch(o)
+		po, _ := parseSentinel(rest)
+		po.MaxRetries = -1
+		b.pub = goredis.NewFailoverClient(po)
 	}
 	b.mux = newShardMux(b, cfg.shardQueue, cfg.shardTotal)
 	b.wg.Add(2)
@@ -431,7 +443,7 @@ func (b *Bus) flush(batch []*pubReq) {
 	if cc, ok := b.client.(*goredis.ClusterClient); ok {
 		err = publishCluster(ctx, cc, live, &cmds)
 	} else {
-		pipe := b.client.Pipeline()
+		pipe := b.pub.Pipeline()
 		for _, r := range live {
 			for _, m := range r.msgs {
 				cmds = append(cmds, publishCmd(ctx, pipe, m))
@@ -994,6 +1006,9 @@ func (b *Bus) Close() error {
 			break
 		}
 		err = b.client.Close()
+		if b.pub != b.client {
+			b.pub.Close()
+		}
 	})
 	return err
 }

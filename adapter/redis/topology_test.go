@@ -2,7 +2,9 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -245,4 +247,94 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatalf("new master %s: PUBSUB NUMSUB %q %v, want 1 subscriber", now, out, err)
 	}
 	tr.finish("SENTINEL FAILOVER")
+}
+
+// TestSentinelPublishNotRepeated: a publish cut off after Redis executed
+// part of it (its connection killed while Redis works through the
+// pipeline, as a Sentinel does to the clients of a demoted master) fails,
+// and is not sent again: go-redis retried the whole pipeline on a read
+// error, and the subscribers got its first messages twice.
+func TestSentinelPublishNotRepeated(t *testing.T) {
+	st := testenv.StartRedisSentinel(t)
+	master, err := st.CurrentMaster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPublishNotRepeated(t, st.URL(), []string{master})
+}
+
+// checkPublishNotRepeated publishes big batches on the bus of url and
+// kills the clients of the servers at addrs once the first message
+// arrives; no message may arrive twice.
+func checkPublishNotRepeated(t *testing.T, url string, addrs []string) {
+	b := open(t, url)
+	ch := uniq(t)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	first := make(chan struct{}, 1)
+	sub, err := b.Subscribe(context.Background(), queue.Subscription{Channels: []string{ch}}, func(m queue.Message) {
+		mu.Lock()
+		seen[string(m.Data)]++
+		mu.Unlock()
+		select {
+		case first <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	const n = 20000
+	payload := strings.Repeat("x", 200)
+	interrupted := 0
+	for attempt := 0; attempt < 10 && interrupted < 2; attempt++ {
+		mu.Lock()
+		clear(seen)
+		mu.Unlock()
+		for len(first) > 0 {
+			<-first
+		}
+		msgs := make([]queue.Message, n)
+		for i := range msgs {
+			msgs[i] = queue.Message{Channel: ch, Data: []byte(fmt.Sprintf("%d-%d-%s", attempt, i, payload))}
+		}
+		done := make(chan error, 1)
+		go func() { done <- b.Publish(context.Background(), msgs...) }()
+		select {
+		case <-first: // Redis is executing the pipeline: cut it off
+			for _, a := range addrs {
+				testenv.RedisCommand(a, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+			}
+		case err := <-done:
+			t.Fatalf("the publish ended before a message arrived: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no message arrived")
+		}
+		pubErr := <-done
+		time.Sleep(300 * time.Millisecond) // what was sent twice arrives
+		mu.Lock()
+		got, twice := len(seen), 0
+		for _, k := range seen {
+			if k > 1 {
+				twice++
+			}
+		}
+		mu.Unlock()
+		if twice > 0 {
+			t.Fatalf("attempt %d: %d messages delivered twice (publish error: %v)", attempt, twice, pubErr)
+		}
+		if pubErr != nil || got < n {
+			interrupted++ // the kill landed inside the pipeline
+		}
+	}
+	if interrupted == 0 {
+		t.Fatal("no attempt cut a publish off: the test proved nothing")
+	}
+}
+
+// TestClusterPublishNotRepeated: the same on a Redis Cluster.
+func TestClusterPublishNotRepeated(t *testing.T) {
+	c := testenv.StartRedisCluster(t, 3, 0)
+	checkPublishNotRepeated(t, c.URL(), c.Addrs())
 }
