@@ -112,8 +112,12 @@ type Bus struct {
 	// the publishes Redis had executed before the connection broke (a
 	// Sentinel kills the clients of a demoted master): subscribers got
 	// them twice. A cut-off publish fails instead, at most once, as Redis
-	// Pub/Sub is.
-	pub goredis.UniversalClient
+	// Pub/Sub is. After a failover the bus's own check found, it is
+	// replaced by one that asks the sentinels afresh (pubMu), so the
+	// publishes follow the master the subscriptions moved to.
+	pubMu sync.Mutex
+	pub   goredis.UniversalClient
+	pubOf string // the Sentinel URL's rest, to make pub again
 
 	sentinel *sentinelWatch // for redis+sentinel:// buses: moves subscriptions after a failover
 
@@ -172,9 +176,8 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bus, error) {
 	if scheme, rest, _ := strings.Cut(rawURL, "://"); strings.EqualFold(scheme, "redis+sentinel") {
 		o, _ := parseSentinel(rest) // parsed by NewClient already
 		b.sentinel = newSentinelWatch(o)
-		po, _ := parseSentinel(rest)
-		po.MaxRetries = -1
-		b.pub = goredis.NewFailoverClient(po)
+		b.pubOf = rest
+		b.pub = newSentinelPublisher(rest)
 	}
 	b.mux = newShardMux(b, cfg.shardQueue, cfg.shardTotal)
 	b.wg.Add(2)
@@ -443,7 +446,10 @@ func (b *Bus) flush(batch []*pubReq) {
 	if cc, ok := b.client.(*goredis.ClusterClient); ok {
 		err = publishCluster(ctx, cc, live, &cmds)
 	} else {
-		pipe := b.pub.Pipeline()
+		b.pubMu.Lock()
+		pub := b.pub
+		b.pubMu.Unlock()
+		pipe := pub.Pipeline()
 		for _, r := range live {
 			for _, m := range r.msgs {
 				cmds = append(cmds, publishCmd(ctx, pipe, m))
@@ -925,6 +931,14 @@ func (w *sentinelWatch) close() {
 	}
 }
 
+// newSentinelPublisher returns the client a Sentinel bus publishes
+// through (see Bus.pub): a failover client that does not retry.
+func newSentinelPublisher(rest string) *goredis.Client {
+	o, _ := parseSentinel(rest) // parsed by NewClient already
+	o.MaxRetries = -1
+	return goredis.NewFailoverClient(o)
+}
+
 // followMaster asks the sentinels for the master; when it changed since
 // the subscriptions were made, it moves them there (a failed move is tried
 // again at the next check).
@@ -946,6 +960,14 @@ func (b *Bus) followMaster(ctx context.Context) {
 		return
 	}
 	b.log.Warn("redis: the sentinel switched masters: moving the subscriptions", "url", b.url, "from", w.master, "to", now)
+	// the publishes first: a client still on the demoted master would
+	// have its writes (stream entries) dropped when it becomes a replica
+	pub := newSentinelPublisher(b.pubOf)
+	b.pubMu.Lock()
+	old := b.pub
+	b.pub = pub
+	b.pubMu.Unlock()
+	old.Close() // a pipeline still in flight on it fails
 	b.mux.restart()
 	b.mu.Lock()
 	subs := make([]*subscriber, 0, len(b.subs))
@@ -1006,9 +1028,11 @@ func (b *Bus) Close() error {
 			break
 		}
 		err = b.client.Close()
+		b.pubMu.Lock()
 		if b.pub != b.client {
 			b.pub.Close()
 		}
+		b.pubMu.Unlock()
 	})
 	return err
 }
