@@ -106,6 +106,10 @@ func TestPythonWorkerToOurServer(t *testing.T) {
 	if got := fmt.Sprint(multi[0].Args); got != "[a 1 [0 255] map[k:[1.5 <nil> true]]]" {
 		t.Fatalf("multi args %s", got)
 	}
+	// a message is counted once performed: a client can see its event
+	// just before
+	eventually(t, "6 queue messages applied", 5*time.Second, 10*time.Millisecond, func() bool { return srv.QueueStats().Applied >= 6 })
+	time.Sleep(100 * time.Millisecond) // nothing more arrives
 	if st := srv.QueueStats(); st.Applied != 6 || st.Malformed != 0 {
 		t.Fatalf("queue stats %+v, want 6 applied", st)
 	}
